@@ -1,0 +1,24 @@
+/**
+ * Time is an input. Everything that reads the wall clock or waits takes a
+ * Clock, so tests can drive it in simulated time.
+ */
+export interface Clock {
+  /** Milliseconds since the Unix epoch (wall clock; may jump). */
+  now(): number;
+  /** Monotonic milliseconds, for measuring intervals. */
+  monotonic(): number;
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle): void;
+}
+
+export interface TimerHandle {
+  /** Do not keep the process alive for this timer. */
+  unref?(): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  monotonic: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+};

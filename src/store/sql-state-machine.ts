@@ -1,0 +1,297 @@
+/**
+ * The deterministic state machine behind every database: one sql.js
+ * connection to which log entries are applied in index order.
+ *
+ * Determinism (the same entries give the same database on every replay and
+ * every replica):
+ *   - each entry carries a timestamp `ts` and a random `seed`, fixed when the
+ *     entry is created. While an entry is applied, SQLite's clock reads `ts`
+ *     (so datetime('now'), CURRENT_TIMESTAMP and DEFAULT CURRENT_TIMESTAMP all
+ *     give the entry's time) and random() / randomblob() draw from a PRNG seeded
+ *     with `seed` (so each row still gets its own random value);
+ *   - time zone is UTC (see sql-engine.ts);
+ *   - statements that depend on connection history are rejected before they
+ *     reach the log (statement-guard.ts).
+ * Reads run with PRAGMA query_only=1 and the real clock and randomness.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Database, Statement as SqlJsStatement } from 'sql.js';
+import type { SqlEngine } from './sql-engine';
+
+export type SqlValue = number | string | Uint8Array | null;
+export type Params = SqlValue[] | Record<string, SqlValue>;
+
+export interface Statement {
+  sql: string;
+  params?: Params;
+}
+
+/** A write request: the payload of one log entry. */
+export interface ExecuteCommand {
+  kind: 'execute';
+  statements: Statement[];
+  /** All statements apply atomically, or none does. */
+  transaction: boolean;
+}
+
+export interface LogEntry {
+  /** Wall-clock ms at creation; SQLite's "now" while the entry applies. */
+  ts: number;
+  /** Seed of random() / randomblob() while the entry applies. */
+  seed: number;
+  command: ExecuteCommand;
+}
+
+export interface ExecuteOk {
+  last_insert_id: number;
+  rows_affected: number;
+  /** Present when the statement returned rows (RETURNING). */
+  columns?: string[];
+  values?: SqlValue[][];
+}
+export interface StatementError {
+  error: string;
+}
+export type ExecuteResult = ExecuteOk | StatementError;
+
+export interface QueryOk {
+  columns: string[];
+  types: string[];
+  values: SqlValue[][];
+}
+export type QueryResult = QueryOk | StatementError;
+
+/** Largest randomblob() accepted while applying an entry (SQLite's own limit is 1e9). */
+const MAX_RANDOMBLOB = 16 * 1024 * 1024;
+
+export class SqlStateMachine {
+  private db: Database;
+  private helper!: SqlJsStatement;
+  private nextRandom: () => number = cryptoRandom32;
+
+  constructor(engine: SqlEngine, image?: Uint8Array) {
+    this.db = new engine.Database(image);
+    this.configure();
+  }
+
+  /** Per-connection setup; sql.js export() reopens the connection, so this runs again after it. */
+  private configure(): void {
+    this.db.create_function('random', () => random53(this.nextRandom));
+    this.db.create_function('randomblob', (n: unknown) => randomBlob(this.nextRandom, n));
+    this.db.run('PRAGMA query_only=1');
+    this.helper = this.db.prepare('SELECT last_insert_rowid(), total_changes()');
+  }
+
+  /** Applies one entry. Never throws for SQL errors: they are the statement's result. */
+  apply(entry: LogEntry): ExecuteResult[] {
+    const { command } = entry;
+    const realNow = Date.now;
+    Date.now = () => entry.ts;
+    this.nextRandom = seededRandom32(entry.seed);
+    this.db.run('PRAGMA query_only=0');
+    try {
+      return command.transaction ? this.applyTransaction(command.statements) : this.applyEach(command.statements);
+    } finally {
+      this.closeDanglingTransaction();
+      this.db.run('PRAGMA query_only=1');
+      this.nextRandom = cryptoRandom32;
+      Date.now = realNow;
+    }
+  }
+
+  private applyEach(statements: Statement[]): ExecuteResult[] {
+    return statements.map((s) => this.tryWrite(s));
+  }
+
+  private applyTransaction(statements: Statement[]): ExecuteResult[] {
+    const results: ExecuteResult[] = [];
+    this.db.run('BEGIN');
+    for (const s of statements) {
+      const r = this.tryWrite(s);
+      results.push(r);
+      if ('error' in r) {
+        this.db.run('ROLLBACK');
+        return results;
+      }
+    }
+    try {
+      this.db.run('COMMIT');
+    } catch (err) {
+      this.db.run('ROLLBACK');
+      results.push({ error: `commit failed: ${messageOf(err)}` });
+    }
+    return results;
+  }
+
+  /**
+   * A request may use explicit BEGIN/COMMIT; one that leaves a transaction
+   * open is rolled back here so that no entry leaks into the next one (the same
+   * happens on every replay, so replicas agree).
+   */
+  private closeDanglingTransaction(): void {
+    try {
+      this.db.run('BEGIN');
+      this.db.run('ROLLBACK');
+    } catch {
+      this.db.run('ROLLBACK');
+    }
+  }
+
+  private tryWrite(statement: Statement): ExecuteResult {
+    try {
+      return this.write(statement);
+    } catch (err) {
+      return { error: messageOf(err) };
+    }
+  }
+
+  private write({ sql, params }: Statement): ExecuteOk {
+    const hasParams = params !== undefined && (Array.isArray(params) ? params.length > 0 : Object.keys(params).length > 0);
+    const before = this.counters();
+    let count = 0;
+    let columns: string[] | undefined;
+    let values: SqlValue[][] | undefined;
+    let rowsModified = 0;
+    for (const stmt of this.db.iterateStatements(sql)) {
+      try {
+        count++;
+        if (hasParams) {
+          if (count > 1) throw new Error('parameters were given for a string that holds several statements');
+          stmt.bind(bindable(params!));
+        }
+        while (stmt.step()) {
+          columns ??= stmt.getColumnNames();
+          (values ??= []).push(stmt.get() as SqlValue[]);
+        }
+        rowsModified = this.db.getRowsModified();
+      } finally {
+        stmt.free();
+      }
+    }
+    if (count === 0) throw new Error('empty statement');
+    const after = this.counters();
+    const result: ExecuteOk = {
+      last_insert_id: after.lastInsertId,
+      rows_affected: after.totalChanges === before.totalChanges ? 0 : rowsModified,
+    };
+    if (columns) {
+      result.columns = columns;
+      result.values = values ?? [];
+    }
+    return result;
+  }
+
+  private counters(): { lastInsertId: number; totalChanges: number } {
+    this.helper.step();
+    const [lastInsertId, totalChanges] = this.helper.get() as number[];
+    this.helper.reset();
+    return { lastInsertId: lastInsertId!, totalChanges: totalChanges! };
+  }
+
+  /** Runs one read-only statement on the local state. */
+  query({ sql, params }: Statement): QueryResult {
+    let stmt: SqlJsStatement | undefined;
+    try {
+      stmt = this.db.prepare(sql);
+      if (params !== undefined) stmt.bind(bindable(params));
+      const columns = stmt.getColumnNames();
+      const values: SqlValue[][] = [];
+      while (stmt.step()) values.push(stmt.get() as SqlValue[]);
+      return { columns, types: columnTypes(columns.length, values), values };
+    } catch (err) {
+      return { error: messageOf(err) };
+    } finally {
+      stmt?.free();
+    }
+  }
+
+  /** The whole database as an SQLite file image (for snapshots). */
+  export(): Uint8Array {
+    this.helper.free();
+    const image = this.db.export();
+    this.configure();
+    return image;
+  }
+
+  /** Bytes the database occupies (page_count * page_size). */
+  sizeBytes(): number {
+    const r = this.db.exec('SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()');
+    return Number(r[0]?.values[0]?.[0] ?? 0);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** sql.js binds named parameters by their full name (":x"); rqlite clients send bare names. */
+function bindable(params: Params): SqlValue[] | Record<string, SqlValue> {
+  if (Array.isArray(params)) return params;
+  const out: Record<string, SqlValue> = {};
+  for (const [key, value] of Object.entries(params)) {
+    if (/^[:@$]/.test(key)) out[key] = value;
+    else {
+      out[`:${key}`] = value;
+      out[`@${key}`] = value;
+      out[`$${key}`] = value;
+    }
+  }
+  return out;
+}
+
+function columnTypes(width: number, rows: SqlValue[][]): string[] {
+  const types: string[] = new Array(width).fill('');
+  for (let c = 0; c < width; c++) {
+    for (const row of rows) {
+      const v = row[c];
+      if (v === null || v === undefined) continue;
+      types[c] = typeof v === 'string' ? 'text' : v instanceof Uint8Array ? 'blob' : Number.isInteger(v) ? 'integer' : 'real';
+      break;
+    }
+  }
+  return types;
+}
+
+function cryptoRandom32(): number {
+  return randomBytes(4).readUInt32LE(0);
+}
+
+/** splitmix32: small, fast, and the same sequence on every platform for a seed. */
+export function seededRandom32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x9e3779b9) >>> 0;
+    let z = state;
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+    return (z ^ (z >>> 16)) >>> 0;
+  };
+}
+
+/**
+ * SQLite's random() is a 64-bit integer; sql.js can return at most a double,
+ * so this returns an integer in ±(2^53 - 1).
+ */
+function random53(next: () => number): number {
+  const high = next() & 0x1fffff;
+  const value = high * 0x100000000 + next();
+  return next() & 1 ? -value : value;
+}
+
+function randomBlob(next: () => number, n: unknown): Uint8Array {
+  const size = Math.max(1, Math.floor(Number(n) || 0));
+  if (size > MAX_RANDOMBLOB) throw new Error(`randomblob(${size}) is larger than ${MAX_RANDOMBLOB} bytes`);
+  const out = new Uint8Array(size);
+  for (let i = 0; i < size; i += 4) {
+    const r = next();
+    out[i] = r & 0xff;
+    if (i + 1 < size) out[i + 1] = (r >>> 8) & 0xff;
+    if (i + 2 < size) out[i + 2] = (r >>> 16) & 0xff;
+    if (i + 3 < size) out[i + 3] = r >>> 24;
+  }
+  return out;
+}
