@@ -1,0 +1,141 @@
+/**
+ * rqlite-compatible data API: POST /db/execute, POST|GET /db/query.
+ * Requests are validated here, where they enter; the store only ever sees
+ * well-formed statements that passed the statement guard.
+ */
+import { GandalfError } from '../core/errors';
+import { DEFAULT_DATABASE, validateDatabaseName } from '../store/database-registry';
+import { checkReadStatement, checkWriteStatement } from '../store/statement-guard';
+import type {
+  ExecuteCommand,
+  ExecuteResult,
+  Params,
+  QueryResult,
+  SqlValue,
+  Statement,
+} from '../store/sql-state-machine';
+import type { RouteRequest, Routes } from './http-server';
+
+/** What these routes need from the store. */
+export interface DatabaseService {
+  get(name: string): QueryableDatabase | undefined;
+  getOrCreate(name: string): Promise<WritableDatabase>;
+}
+export interface QueryableDatabase {
+  query(statement: Statement): QueryResult;
+}
+export interface WritableDatabase extends QueryableDatabase {
+  execute(command: ExecuteCommand): Promise<ExecuteResult[]>;
+}
+
+const READ_LEVELS = ['none', 'weak', 'strong'];
+
+function invalid(message: string): never {
+  throw new GandalfError('invalid_request', message);
+}
+
+function flag(url: URL, name: string): boolean {
+  if (!url.searchParams.has(name)) return false;
+  const v = url.searchParams.get(name)!.toLowerCase();
+  return v !== 'false' && v !== '0';
+}
+
+function databaseName(url: URL): string {
+  return validateDatabaseName(url.searchParams.get('db') ?? DEFAULT_DATABASE);
+}
+
+function toSqlValue(v: unknown, where: string): SqlValue {
+  if (v === null || typeof v === 'string') return v;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) invalid(`${where}: numbers must be finite`);
+    return v;
+  }
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  return invalid(`${where}: parameters must be strings, numbers, booleans or null`);
+}
+
+/** Parses rqlite's statement list: each item a string, [sql, p1, p2…] or [sql, {name: value}]. */
+export function parseStatements(body: unknown): Statement[] {
+  if (!Array.isArray(body)) invalid('body must be a JSON array of statements');
+  if (body.length === 0) invalid('no statements given');
+  return body.map((item, i): Statement => {
+    const where = `statement ${i}`;
+    if (typeof item === 'string') return { sql: item };
+    if (!Array.isArray(item) || item.length === 0 || typeof item[0] !== 'string') {
+      return invalid(`${where}: expected a string or an array [sql, parameters…]`);
+    }
+    const [sql, ...rest] = item as [string, ...unknown[]];
+    if (rest.length === 1 && rest[0] !== null && typeof rest[0] === 'object' && !Array.isArray(rest[0])) {
+      const named: Record<string, SqlValue> = {};
+      for (const [k, v] of Object.entries(rest[0] as Record<string, unknown>)) named[k] = toSqlValue(v, `${where} parameter "${k}"`);
+      return { sql, params: named };
+    }
+    const params: Params = rest.map((v, j) => toSqlValue(v, `${where} parameter ${j + 1}`));
+    return params.length > 0 ? { sql, params } : { sql };
+  });
+}
+
+function guard(statements: Statement[], check: (sql: string) => void): void {
+  statements.forEach((s, i) => {
+    try {
+      check(s.sql);
+    } catch (err) {
+      if (err instanceof GandalfError) throw new GandalfError(err.code, `statement ${i}: ${err.message}`, err);
+      throw err;
+    }
+  });
+}
+
+function seconds(startNs: bigint): number {
+  return Number(process.hrtime.bigint() - startNs) / 1e9;
+}
+
+type AssociativeResult = { types: Record<string, string>; rows: Record<string, SqlValue>[] } | { error: string };
+
+function associative(r: QueryResult): AssociativeResult {
+  if ('error' in r) return r;
+  const types: Record<string, string> = {};
+  r.columns.forEach((c, i) => (types[c] = r.types[i]!));
+  const rows = r.values.map((row) => {
+    const o: Record<string, SqlValue> = {};
+    r.columns.forEach((c, i) => (o[c] = row[i]!));
+    return o;
+  });
+  return { types, rows };
+}
+
+export function dbRoutes(dbs: DatabaseService): Routes {
+  const execute = async (req: RouteRequest) => {
+    const start = process.hrtime.bigint();
+    const statements = parseStatements(req.body);
+    guard(statements, checkWriteStatement);
+    const db = await dbs.getOrCreate(databaseName(req.url));
+    const results = await db.execute({ kind: 'execute', statements, transaction: flag(req.url, 'transaction') });
+    return { status: 200, body: { results, time: seconds(start) } };
+  };
+
+  const query = (statements: Statement[], req: RouteRequest) => {
+    const start = process.hrtime.bigint();
+    const level = req.url.searchParams.get('level');
+    if (level !== null && !READ_LEVELS.includes(level)) invalid(`level must be one of ${READ_LEVELS.join(', ')}`);
+    guard(statements, checkReadStatement);
+    const name = databaseName(req.url);
+    const db = dbs.get(name);
+    if (!db) throw new GandalfError('unknown_database', `database "${name}" does not exist (a database is created by its first write)`);
+    const results = statements.map((s) => db.query(s));
+    return {
+      status: 200,
+      body: { results: flag(req.url, 'associative') ? results.map(associative) : results, time: seconds(start) },
+    };
+  };
+
+  return {
+    'POST /db/execute': execute,
+    'POST /db/query': (req) => query(parseStatements(req.body), req),
+    'GET /db/query': (req) => {
+      const q = req.url.searchParams.get('q');
+      if (!q) invalid('GET /db/query needs the statement in the "q" parameter');
+      return query([{ sql: q }], req);
+    },
+  };
+}

@@ -1,0 +1,181 @@
+/**
+ * A small HTTP server: exact-path routing, JSON bodies with a size limit,
+ * errors mapped from stable codes to HTTP statuses, and a graceful close that
+ * stops accepting and lets in-flight requests finish.
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { HostPort } from '../config/settings';
+import { GandalfError, type ErrorCode } from '../core/errors';
+import type { Logger } from '../core/logger';
+
+export interface RouteRequest {
+  method: string;
+  url: URL;
+  /** Parsed JSON body (undefined when the request had none). */
+  body: unknown;
+  raw: http.IncomingMessage;
+}
+
+export interface RouteResponse {
+  status: number;
+  body: unknown;
+}
+
+export type Handler = (req: RouteRequest) => Promise<RouteResponse> | RouteResponse;
+
+/** `"GET /status"` -> handler. */
+export type Routes = Record<string, Handler>;
+
+const STATUS_OF: Record<ErrorCode, number> = {
+  invalid_request: 400,
+  invalid_json: 400,
+  body_too_large: 413,
+  not_found: 404,
+  unknown_database: 404,
+  invalid_database_name: 400,
+  statement_rejected: 400,
+  disk_full: 507,
+  log_failed: 503,
+  corrupt_data: 500,
+  stopping: 503,
+  starting: 503,
+  data_dir_locked: 500,
+  invalid_config: 500,
+  internal: 500,
+};
+
+/** Error body: a stable `code`, a human `message`, and rqlite's `error` string for its clients. */
+export function errorBody(code: ErrorCode, message: string): { code: ErrorCode; message: string; error: string } {
+  return { code, message, error: message };
+}
+
+export function httpStatusOf(code: ErrorCode): number {
+  return STATUS_OF[code];
+}
+
+export interface ApiServerOptions {
+  name: string;
+  routes: Routes;
+  logger: Logger;
+  maxBodyBytes: number;
+  /** Grace period for in-flight requests on close. */
+  closeTimeoutMs?: number;
+}
+
+export class ApiServer {
+  private readonly server: http.Server;
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly options: ApiServerOptions) {
+    this.server = http.createServer((req, res) => {
+      this.inFlight++;
+      this.handle(req, res).finally(() => {
+        this.inFlight--;
+        if (this.inFlight === 0) this.idleWaiters.splice(0).forEach((w) => w());
+      });
+    });
+    this.server.keepAliveTimeout = 5000;
+  }
+
+  listen(bind: HostPort): Promise<HostPort> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => {
+        this.server.off('listening', onListening);
+        reject(new GandalfError('internal', `cannot listen on ${bind.host}:${bind.port} for the ${this.options.name}: ${err.message}`, err));
+      };
+      const onListening = () => {
+        this.server.off('error', onError);
+        const addr = this.server.address() as AddressInfo;
+        resolve({ host: addr.address, port: addr.port });
+      };
+      this.server.once('error', onError);
+      this.server.once('listening', onListening);
+      this.server.listen(bind.port, bind.host);
+    });
+  }
+
+  /** Stops accepting connections, waits for in-flight requests (up to the grace period), then closes the rest. */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    if (this.inFlight > 0) {
+      const timeout = this.options.closeTimeoutMs ?? 10_000;
+      await Promise.race([
+        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+        new Promise<void>((resolve) => setTimeout(resolve, timeout).unref()),
+      ]);
+    }
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    let response: RouteResponse;
+    try {
+      const url = new URL(req.url ?? '/', 'http://local');
+      const method = req.method ?? 'GET';
+      const handler = this.options.routes[`${method} ${url.pathname}`];
+      if (!handler) {
+        const allowed = Object.keys(this.options.routes).filter((k) => k.endsWith(` ${url.pathname}`));
+        response =
+          allowed.length > 0
+            ? { status: 405, body: errorBody('invalid_request', `${method} is not allowed on ${url.pathname}; use ${allowed.map((a) => a.split(' ')[0]).join(' or ')}`) }
+            : { status: 404, body: errorBody('not_found', `no endpoint ${method} ${url.pathname}`) };
+        req.resume();
+      } else {
+        const body = await readJsonBody(req, this.options.maxBodyBytes);
+        response = await handler({ method, url, body, raw: req });
+      }
+    } catch (err) {
+      response = this.errorResponse(err);
+    }
+    const text = JSON.stringify(response.body, jsonReplacer);
+    res.writeHead(response.status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+    });
+    res.end(text);
+  }
+
+  private errorResponse(err: unknown): RouteResponse {
+    if (err instanceof GandalfError) return { status: STATUS_OF[err.code], body: errorBody(err.code, err.message) };
+    this.options.logger.error('request failed', { err: err as Error });
+    return { status: 500, body: errorBody('internal', `internal error: ${(err as Error)?.message ?? String(err)}`) };
+  }
+}
+
+/** BLOBs (Uint8Array) are sent as base64 strings, as rqlite does. */
+function jsonReplacer(_key: string, value: unknown): unknown {
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+  if (value && typeof value === 'object' && (value as { type?: unknown }).type === 'Buffer' && Array.isArray((value as { data?: unknown }).data)) {
+    return Buffer.from((value as { data: number[] }).data).toString('base64');
+  }
+  return value;
+}
+
+async function readJsonBody(req: http.IncomingMessage, limit: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) {
+    req.resume();
+    throw new GandalfError('body_too_large', `request body of ${declared} bytes exceeds the limit of ${limit} bytes`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      req.resume();
+      throw new GandalfError('body_too_large', `request body exceeds the limit of ${limit} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return undefined;
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new GandalfError('invalid_json', `request body is not valid JSON: ${(err as Error).message}`);
+  }
+}

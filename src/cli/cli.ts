@@ -1,0 +1,316 @@
+/**
+ * `gandalf-node` command line: start, sql, status, version, help.
+ * Exit codes: 0 success, 1 runtime failure (node unreachable, request failed),
+ * 2 usage or configuration error.
+ */
+import * as readline from 'node:readline';
+import { parseArgs } from 'node:util';
+import { SETTINGS, envName, loadConfig, type HostPort } from '../config/settings';
+import { ConfigError } from '../core/errors';
+import { COMMIT, VERSION } from '../core/version';
+import { runNode } from '../node/node';
+import { checkReadStatement } from '../store/statement-guard';
+import { NodeUnreachableError, request, type ApiReply } from './api-client';
+import { renderTable } from './table';
+
+export class UsageError extends Error {}
+
+interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  isTTY: boolean;
+  env: NodeJS.ProcessEnv;
+}
+
+const COMMANDS: Record<string, { summary: string; usage: string; run: (args: string[], io: Io) => Promise<number> }> = {
+  start: { summary: 'Run a node in the foreground', usage: startUsage(), run: cmdStart },
+  sql: {
+    summary: 'Run SQL against a node (interactive shell when no SQL is given)',
+    usage: `Usage: gandalf-node sql [--db NAME] [--http-bind HOST:PORT] [--json] ["SQL"]
+
+Sends reads (SELECT, WITH, VALUES, EXPLAIN, PRAGMA) to /db/query and
+everything else to /db/execute. Prints a table on a terminal, JSON otherwise.
+Without SQL, starts an interactive shell (end statements with ";",
+".db NAME" switches database, ".exit" leaves).
+
+Options:
+  --db NAME              database (default main)
+  --http-bind HOST:PORT  the node's client API (env ${envName('http-bind')}, default 127.0.0.1:8420)
+  --config FILE          read --http-bind from a config file
+  --json                 print JSON even on a terminal
+`,
+    run: cmdSql,
+  },
+  status: {
+    summary: "Print a node's status",
+    usage: `Usage: gandalf-node status [--http-bind HOST:PORT] [--json]
+
+Options:
+  --http-bind HOST:PORT  the node's client API (env ${envName('http-bind')}, default 127.0.0.1:8420)
+  --config FILE          read --http-bind from a config file
+  --json                 print JSON even on a terminal
+`,
+    run: cmdStatus,
+  },
+  version: {
+    summary: 'Print version, architecture and runtime',
+    usage: 'Usage: gandalf-node version [--json]\n',
+    run: cmdVersion,
+  },
+};
+
+function mainUsage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  return `gandalf-node ${VERSION}: zero-configuration edge cluster node
+
+Usage: gandalf-node <command> [options]
+
+Commands:
+${Object.entries(COMMANDS)
+  .map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`)
+  .join('\n')}
+
+Run "gandalf-node <command> --help" for a command's options.
+`;
+}
+
+function startUsage(): string {
+  const rows = SETTINGS.map((s) => `  --${s.flag} VALUE\n      ${s.description}. Env ${envName(s.flag)}. Default: ${s.defaultText}.`);
+  return `Usage: gandalf-node start [options]
+
+Every option can also be set by its environment variable or in the config
+file (--config / GANDALF_CONFIG); precedence: option > environment > file > default.
+
+Options:
+  --config FILE
+      Config file: JSON object or "name = value" lines, keys are option names.
+${rows.join('\n')}
+`;
+}
+
+type Values = Record<string, string | boolean | undefined>;
+
+function parse(
+  args: string[],
+  options: Record<string, { type: 'string' | 'boolean' }>,
+  command: string,
+  positionals = false,
+): { values: Values; positionals: string[] } {
+  try {
+    const parsed = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals, strict: true });
+    return { values: parsed.values as Values, positionals: parsed.positionals };
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message.split('\n')[0]}; see "gandalf-node ${command} --help"`);
+  }
+}
+
+function clientBind(values: Values, env: NodeJS.ProcessEnv): HostPort {
+  return loadConfig({
+    flags: { 'http-bind': values['http-bind'] as string | undefined },
+    env,
+    configFile: (values.config as string | undefined) ?? env.GANDALF_CONFIG,
+  }).httpBind;
+}
+
+async function cmdStart(args: string[], io: Io): Promise<number> {
+  const options: Record<string, { type: 'string' }> = { config: { type: 'string' } };
+  for (const s of SETTINGS) options[s.flag] = { type: 'string' };
+  const { values } = parse(args, options, 'start');
+  if (values.help) {
+    io.out(COMMANDS.start!.usage);
+    return 0;
+  }
+  const flags = values as Record<string, string | undefined>;
+  const config = loadConfig({ flags, env: io.env, configFile: flags.config ?? io.env.GANDALF_CONFIG });
+  return runNode(config);
+}
+
+function failReply(reply: ApiReply): string {
+  const body = reply.body as { code?: string; message?: string } | undefined;
+  return `the node answered ${reply.status}${body?.code ? ` ${body.code}` : ''}: ${body?.message ?? JSON.stringify(reply.body)}`;
+}
+
+function isRead(sql: string): boolean {
+  try {
+    checkReadStatement(sql);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function runSql(bind: HostPort, db: string, sql: string, json: boolean, io: Io): Promise<boolean> {
+  const read = isRead(sql);
+  const path = `/db/${read ? 'query' : 'execute'}?db=${encodeURIComponent(db)}`;
+  const reply = await request(bind, 'POST', path, [sql]);
+  if (reply.status !== 200) {
+    io.err(`gandalf-node: ${failReply(reply)}\n`);
+    return false;
+  }
+  if (json) {
+    io.out(JSON.stringify(reply.body) + '\n');
+  }
+  const result = (reply.body as { results: Record<string, unknown>[] }).results[0]!;
+  if (typeof result.error === 'string') {
+    if (!json) io.err(`error: ${result.error}\n`);
+    return false;
+  }
+  if (json) return true;
+  if (Array.isArray(result.columns)) {
+    io.out(renderTable(result.columns as string[], (result.values as unknown[][]) ?? []));
+    if (read) io.out(`(${((result.values as unknown[]) ?? []).length} rows)\n`);
+  } else {
+    io.out(`rows affected: ${String(result.rows_affected)}, last insert id: ${String(result.last_insert_id)}\n`);
+  }
+  return true;
+}
+
+async function cmdSql(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    { db: { type: 'string' }, 'http-bind': { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } },
+    'sql',
+    true,
+  );
+  if (values.help) {
+    io.out(COMMANDS.sql!.usage);
+    return 0;
+  }
+  const bind = clientBind(values, io.env);
+  const json = Boolean(values.json) || !io.isTTY;
+  const db = (values.db as string | undefined) ?? 'main';
+  if (positionals.length > 0) return (await runSql(bind, db, positionals.join(' '), json, io)) ? 0 : 1;
+  return shell(bind, db, json, io);
+}
+
+async function shell(bind: HostPort, initialDb: string, json: boolean, io: Io): Promise<number> {
+  let db = initialDb;
+  await request(bind, 'GET', '/health'); // fail fast with one clear line when no node runs
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: io.isTTY });
+  const prompt = () => {
+    rl.setPrompt(`gandalf(${db})> `);
+    rl.prompt();
+  };
+  let buffer = '';
+  prompt();
+  for await (const line of rl) {
+    const trimmed = line.trim();
+    if (!buffer && trimmed.startsWith('.')) {
+      const [cmd, arg] = trimmed.split(/\s+/);
+      if (cmd === '.exit' || cmd === '.quit') break;
+      if (cmd === '.db' && arg) db = arg;
+      else io.out('commands: .db NAME, .exit; end SQL statements with ";"\n');
+      prompt();
+      continue;
+    }
+    buffer += (buffer ? '\n' : '') + line;
+    if (trimmed.endsWith(';')) {
+      try {
+        await runSql(bind, db, buffer, json, io);
+      } catch (err) {
+        io.err(`gandalf-node: ${(err as Error).message}\n`);
+      }
+      buffer = '';
+    }
+    prompt();
+  }
+  rl.close();
+  return 0;
+}
+
+async function cmdStatus(args: string[], io: Io): Promise<number> {
+  const { values } = parse(args, { 'http-bind': { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } }, 'status');
+  if (values.help) {
+    io.out(COMMANDS.status!.usage);
+    return 0;
+  }
+  const bind = clientBind(values, io.env);
+  const reply = await request(bind, 'GET', '/status');
+  if (reply.status !== 200) {
+    io.err(`gandalf-node: ${failReply(reply)}\n`);
+    return 1;
+  }
+  if (values.json || !io.isTTY) {
+    io.out(JSON.stringify(reply.body, null, 2) + '\n');
+    return 0;
+  }
+  const s = reply.body as Record<string, unknown> & { databases: Record<string, any>[] };
+  io.out(
+    `node ${String(s.node_id)} (${String(s.state)}) version ${String(s.version)} ${String(s.arch)} node ${String(s.node_version)}\n` +
+      `uptime ${String(s.uptime_s)} s, api ${String(s.http_bind)}, mgmt ${String(s.mgmt_bind)}, data ${String(s.data_dir)}\n\n`,
+  );
+  io.out(
+    renderTable(
+      ['database', 'size', 'applied', 'log entries', 'log bytes', 'snapshot', 'log state'],
+      s.databases.map((d) => [
+        d.name,
+        d.size_bytes,
+        d.applied_index,
+        d.log.entries_since_snapshot,
+        d.log.bytes_since_snapshot,
+        d.snapshot.index,
+        d.log.failed ?? 'ok',
+      ]),
+    ),
+  );
+  return 0;
+}
+
+async function cmdVersion(args: string[], io: Io): Promise<number> {
+  const { values } = parse(args, { json: { type: 'boolean' } }, 'version');
+  if (values.help) {
+    io.out(COMMANDS.version!.usage);
+    return 0;
+  }
+  const info = {
+    version: VERSION,
+    commit: COMMIT,
+    arch: process.arch,
+    platform: process.platform,
+    node: process.version,
+    single_executable: isSingleExecutable(),
+  };
+  if (values.json || !io.isTTY) io.out(JSON.stringify(info) + '\n');
+  else io.out(`gandalf-node ${info.version} (${info.commit}) ${info.platform}-${info.arch} node ${info.node}${info.single_executable ? ' single-executable' : ''}\n`);
+  return 0;
+}
+
+function isSingleExecutable(): boolean {
+  try {
+    // node:sea exists from Node 20; on Node 18 there is no SEA.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return Boolean((require('node:sea') as { isSea(): boolean }).isSea());
+  } catch {
+    return false;
+  }
+}
+
+export async function runCli(argv: string[], io: Io): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    const topic = command === 'help' ? rest[0] : undefined;
+    io.out(topic && COMMANDS[topic] ? COMMANDS[topic]!.usage : mainUsage());
+    return 0;
+  }
+  if (command === '--version') return cmdVersion([], io);
+  const cmd = COMMANDS[command];
+  if (!cmd) {
+    io.err(`gandalf-node: unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(', ')} (see gandalf-node --help)\n`);
+    return 2;
+  }
+  try {
+    return await cmd.run(rest, io);
+  } catch (err) {
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      io.err(`gandalf-node: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof NodeUnreachableError) {
+      io.err(`gandalf-node: ${err.message}\n`);
+      return 1;
+    }
+    io.err(`gandalf-node: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+

@@ -1,0 +1,242 @@
+/**
+ * Every setting of `gandalf-node start`: its flag, environment variable,
+ * default and validation. Precedence: flag > environment > config file >
+ * default. An invalid value is a ConfigError whose message names the setting,
+ * where the value came from, and what is accepted.
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../core/errors';
+import { LOG_LEVELS, type LogFormat, type LogLevel } from '../core/logger';
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface NodeConfig {
+  nodeId: string | undefined;
+  dataDir: string;
+  httpBind: HostPort;
+  mgmtBind: HostPort;
+  logLevel: LogLevel;
+  logFormat: LogFormat;
+  maxBodyBytes: number;
+  snapshotEntries: number;
+  snapshotBytes: number;
+}
+
+type Source = 'flag' | 'environment' | 'config file' | 'default';
+
+interface SettingSpec<K extends keyof NodeConfig> {
+  key: K;
+  flag: string;
+  description: string;
+  /** Shown in --help and README. */
+  defaultText: string;
+  default: () => string | undefined;
+  accepted: string;
+  parse(raw: string): NodeConfig[K] | undefined;
+}
+
+const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+export function parseHostPort(raw: string): HostPort | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(raw.trim());
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+export function formatHostPort({ host, port }: HostPort): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function positiveInt(min: number, max: number) {
+  return (raw: string): number | undefined => {
+    if (!/^\d+$/.test(raw.trim())) return undefined;
+    const n = Number(raw);
+    return n >= min && n <= max ? n : undefined;
+  };
+}
+
+function oneOf<T extends string>(values: readonly T[]) {
+  return (raw: string): T | undefined => (values as readonly string[]).includes(raw) ? (raw as T) : undefined;
+}
+
+/** The settings table; README's configuration table mirrors it. */
+export const SETTINGS = [
+  {
+    key: 'nodeId',
+    flag: 'node-id',
+    description: 'Unique id of this node in the cluster',
+    defaultText: 'generated once, kept in <data-dir>/node-id',
+    default: () => undefined,
+    accepted: '1-63 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit',
+    parse: (raw) => (NODE_ID_RE.test(raw) ? raw : undefined),
+  } satisfies SettingSpec<'nodeId'>,
+  {
+    key: 'dataDir',
+    flag: 'data-dir',
+    description: 'Directory of the databases, logs and snapshots',
+    defaultText: './data',
+    default: () => './data',
+    accepted: 'a directory path',
+    parse: (raw) => (raw.trim() ? raw : undefined),
+  } satisfies SettingSpec<'dataDir'>,
+  {
+    key: 'httpBind',
+    flag: 'http-bind',
+    description: 'Address of the client API (and later the dashboard)',
+    defaultText: '127.0.0.1:8420',
+    default: () => '127.0.0.1:8420',
+    accepted: 'HOST:PORT, e.g. 127.0.0.1:8420 or [::1]:8420',
+    parse: parseHostPort,
+  } satisfies SettingSpec<'httpBind'>,
+  {
+    key: 'mgmtBind',
+    flag: 'mgmt-bind',
+    description: 'Peer-facing management endpoint (signaling, health)',
+    defaultText: '0.0.0.0:8421',
+    default: () => '0.0.0.0:8421',
+    accepted: 'HOST:PORT, e.g. 0.0.0.0:8421',
+    parse: parseHostPort,
+  } satisfies SettingSpec<'mgmtBind'>,
+  {
+    key: 'logLevel',
+    flag: 'log-level',
+    description: 'Least severe log level written',
+    defaultText: 'info',
+    default: () => 'info',
+    accepted: `one of ${LOG_LEVELS.join(', ')}`,
+    parse: oneOf(LOG_LEVELS),
+  } satisfies SettingSpec<'logLevel'>,
+  {
+    key: 'logFormat',
+    flag: 'log-format',
+    description: 'Log line format',
+    defaultText: 'pretty on a terminal, json otherwise',
+    default: () => (process.stderr.isTTY ? 'pretty' : 'json'),
+    accepted: 'one of json, pretty',
+    parse: oneOf(['json', 'pretty'] as const),
+  } satisfies SettingSpec<'logFormat'>,
+  {
+    key: 'maxBodyBytes',
+    flag: 'max-body-bytes',
+    description: 'Largest accepted HTTP request body; larger ones get 413',
+    defaultText: '16777216 (16 MiB)',
+    default: () => String(16 * 1024 * 1024),
+    accepted: 'an integer from 1024 to 268435456',
+    parse: positiveInt(1024, 256 * 1024 * 1024),
+  } satisfies SettingSpec<'maxBodyBytes'>,
+  {
+    key: 'snapshotEntries',
+    flag: 'snapshot-entries',
+    description: 'Snapshot a database after this many log entries',
+    defaultText: '8192',
+    default: () => '8192',
+    accepted: 'an integer from 1 to 100000000',
+    parse: positiveInt(1, 100_000_000),
+  } satisfies SettingSpec<'snapshotEntries'>,
+  {
+    key: 'snapshotBytes',
+    flag: 'snapshot-bytes',
+    description: 'Snapshot a database once its log grew by this many bytes',
+    defaultText: '33554432 (32 MiB)',
+    default: () => String(32 * 1024 * 1024),
+    accepted: 'an integer from 4096 to 4294967296',
+    parse: positiveInt(4096, 4 * 1024 * 1024 * 1024),
+  } satisfies SettingSpec<'snapshotBytes'>,
+] as const;
+
+export function envName(flag: string): string {
+  return `GANDALF_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/**
+ * A config file holds settings by flag name, either as JSON
+ * (`{"cluster-name": "rack1"}`) or as `name = value` lines (`#` comments),
+ * the format of `gandalf.conf` on an SD card's boot partition.
+ */
+export function parseConfigFile(text: string, file: string): Record<string, string> {
+  const trimmed = text.trim();
+  const out: Record<string, string> = {};
+  if (trimmed.startsWith('{')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(trimmed);
+    } catch (err) {
+      throw new ConfigError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new ConfigError(`config file ${file} must hold a JSON object of settings`);
+    }
+    for (const [k, v] of Object.entries(parsed)) {
+      if (typeof v !== 'string' && typeof v !== 'number') {
+        throw new ConfigError(`config file ${file}: setting "${k}" must be a string or a number`);
+      }
+      out[k] = String(v);
+    }
+    return out;
+  }
+  text.split(/\r?\n/).forEach((line, i) => {
+    const l = line.trim();
+    if (!l || l.startsWith('#')) return;
+    const m = /^([A-Za-z0-9_-]+)\s*[=:]\s*(.*)$/.exec(l);
+    if (!m) throw new ConfigError(`config file ${file} line ${i + 1}: expected "name = value"`);
+    out[m[1]!.toLowerCase().replace(/_/g, '-')] = m[2]!.replace(/^"(.*)"$/, '$1');
+  });
+  return out;
+}
+
+export interface ConfigInputs {
+  flags: Record<string, string | undefined>;
+  env: Record<string, string | undefined>;
+  /** Path of the config file (from --config or GANDALF_CONFIG), if any. */
+  configFile?: string;
+  readFile?: (file: string) => string;
+}
+
+export function loadConfig(inputs: ConfigInputs): NodeConfig {
+  const file: Record<string, string> = {};
+  if (inputs.configFile) {
+    let text: string;
+    try {
+      text = (inputs.readFile ?? ((f) => readFileSync(f, 'utf8')))(inputs.configFile);
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${inputs.configFile}: ${(err as Error).message}`);
+    }
+    Object.assign(file, parseConfigFile(text, inputs.configFile));
+    const known = new Set<string>(SETTINGS.map((s) => s.flag));
+    for (const key of Object.keys(file)) {
+      if (!known.has(key)) {
+        throw new ConfigError(
+          `config file ${inputs.configFile}: unknown setting "${key}" (known: ${[...known].join(', ')})`,
+        );
+      }
+    }
+  }
+  const config: Partial<Record<keyof NodeConfig, unknown>> = {};
+  for (const spec of SETTINGS) {
+    const env = envName(spec.flag);
+    const candidates: [Source, string | undefined, string][] = [
+      ['flag', inputs.flags[spec.flag], `--${spec.flag}`],
+      ['environment', inputs.env[env], env],
+      ['config file', file[spec.flag], `${spec.flag} in ${inputs.configFile}`],
+      ['default', spec.default(), 'default'],
+    ];
+    const hit = candidates.find(([, v]) => v !== undefined);
+    if (!hit || hit[1] === undefined) {
+      config[spec.key] = undefined;
+      continue;
+    }
+    const [source, raw, where] = hit;
+    const value = (spec.parse as (raw: string) => unknown)(raw);
+    if (value === undefined) {
+      const origin = source === 'flag' ? '' : ` (from ${source === 'default' ? 'the default' : where})`;
+      throw new ConfigError(`invalid value "${raw}" for --${spec.flag}${origin}: expected ${spec.accepted}`);
+    }
+    config[spec.key] = value;
+  }
+  return config as NodeConfig;
+}

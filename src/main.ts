@@ -1,0 +1,19 @@
+/** Process entry point of gandalf-node (the bundle's and the single executable's main). */
+import { runCli } from './cli/cli';
+
+runCli(process.argv.slice(2), {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+  isTTY: Boolean(process.stdout.isTTY),
+  env: process.env,
+}).then(
+  (code) => {
+    process.exitCode = code;
+    // A stopped node leaves no work behind; exit promptly even if a client socket lingers.
+    if (process.argv[2] === 'start') setTimeout(() => process.exit(code), 50).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`gandalf-node: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

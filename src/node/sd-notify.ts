@@ -1,0 +1,47 @@
+/**
+ * systemd readiness and watchdog (sd_notify). Node cannot send unix datagrams,
+ * so messages go through `systemd-notify`, which waits until systemd has
+ * processed them (so it can still attribute them to this service; the unit
+ * sets NotifyAccess=all). Without NOTIFY_SOCKET every call is a no-op.
+ */
+import { execFile } from 'node:child_process';
+import type { Logger } from '../core/logger';
+
+export interface Notifier {
+  ready(): void;
+  stopping(): void;
+  /** Starts WATCHDOG=1 pings at half of WATCHDOG_USEC, if systemd asked for them. */
+  startWatchdog(): void;
+  close(): void;
+}
+
+export function createNotifier(env: NodeJS.ProcessEnv, logger: Logger): Notifier {
+  const socket = env.NOTIFY_SOCKET;
+  let timer: NodeJS.Timeout | undefined;
+  let warned = false;
+  const send = (...fields: string[]) => {
+    if (!socket) return;
+    execFile('systemd-notify', fields, { env: { ...env, NOTIFY_SOCKET: socket }, timeout: 10_000 }, (err) => {
+      if (err && !warned) {
+        warned = true;
+        logger.warn('systemd-notify failed; systemd may not see readiness or watchdog pings', { err });
+      }
+    });
+  };
+  return {
+    ready: () => send('READY=1', `MAINPID=${process.pid}`, 'STATUS=serving'),
+    stopping: () => send('STOPPING=1', 'STATUS=stopping'),
+    startWatchdog() {
+      const usec = Number(env.WATCHDOG_USEC);
+      const pid = env.WATCHDOG_PID ? Number(env.WATCHDOG_PID) : process.pid;
+      if (!socket || !Number.isFinite(usec) || usec <= 0 || pid !== process.pid) return;
+      const everyMs = Math.max(100, Math.floor(usec / 2000));
+      send('WATCHDOG=1');
+      timer = setInterval(() => send('WATCHDOG=1'), everyMs);
+      timer.unref();
+    },
+    close() {
+      if (timer) clearInterval(timer);
+    },
+  };
+}
