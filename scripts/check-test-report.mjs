@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+// Reads vitest's JSON report and fails unless every test ran and passed:
+// a skipped, todo or pending test is a failure here, never a silent pass.
+// Prints the plain closing line "N passed, N failed".
+import { readFileSync } from 'node:fs';
+
+const file = process.argv[2] ?? 'test-results/vitest.json';
+const report = JSON.parse(readFileSync(file, 'utf8'));
+let passed = 0;
+let failed = 0;
+const notRun = [];
+for (const suite of report.testResults) {
+  for (const t of suite.assertionResults) {
+    if (t.status === 'passed') passed++;
+    else if (t.status === 'failed') failed++;
+    else notRun.push(`${t.status}: ${suite.name.replace(process.cwd() + '/', '')} > ${t.fullName}`);
+  }
+  if (suite.status === 'failed' && suite.assertionResults.length === 0) {
+    failed++;
+    notRun.push(`failed to load: ${suite.name} ${suite.message ?? ''}`);
+  }
+}
+for (const line of notRun) console.error(`NOT RUN ${line}`);
+if (passed + failed === 0) {
+  console.error('no test ran');
+  process.exit(1);
+}
+console.log(`${passed} passed, ${failed + notRun.length} failed`);
+process.exit(failed === 0 && notRun.length === 0 ? 0 : 1);

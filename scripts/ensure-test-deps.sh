@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs and the machine lacks, idempotently:
+#  - Debian packages (python3 for the sd_notify listener, util-linux for tmpfs mounts);
+#  - a minimal Debian root file system with Debian's own Node 18 (the runtime of
+#    ARMv6 and x86 boards), to prove the bundle runs on Node 18.20.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v python3 >/dev/null || need+=(python3-minimal)
+command -v mount >/dev/null || need+=(mount)
+command -v dpkg-deb >/dev/null || need+=(dpkg)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "ensure-test-deps: installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+scripts/debian-node18-root.sh .cache/node18-root
