@@ -1,0 +1,126 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { dbRoutes, parseStatements } from '../../../src/api/db-routes';
+import { ApiServer } from '../../../src/api/http-server';
+import { nodeRoutes, type Lifecycle } from '../../../src/api/node-routes';
+import { systemClock } from '../../../src/core/clock';
+import { silentLogger } from '../../../src/core/logger';
+import { DatabaseRegistry } from '../../../src/store/database-registry';
+import { nodeDataFs } from '../../../src/store/data-fs';
+import { loadSqlEngine } from '../../../src/store/sql-engine';
+import { seededRandom32 } from '../../../src/store/sql-state-machine';
+import { tempDir } from '../../helpers/tmp';
+
+let server: ApiServer;
+let registry: DatabaseRegistry;
+let base: string;
+let lifecycle: Lifecycle = 'serving';
+
+beforeEach(async () => {
+  registry = new DatabaseRegistry({
+    dataDir: tempDir(),
+    engine: await loadSqlEngine(),
+    fs: nodeDataFs,
+    logger: silentLogger,
+    clock: systemClock,
+    random32: seededRandom32(3),
+    snapshotEntries: 1000,
+    snapshotBytes: 1 << 24,
+  });
+  server = new ApiServer({
+    name: 'test',
+    routes: { ...nodeRoutes({ lifecycle: () => lifecycle, status: () => ({ ok: true }) }), ...dbRoutes(registry) },
+    logger: silentLogger,
+    maxBodyBytes: 4096,
+  });
+  const bound = await server.listen({ host: '127.0.0.1', port: 0 });
+  base = `http://127.0.0.1:${bound.port}`;
+});
+
+afterEach(async () => {
+  await server.close();
+  await registry.closeAll();
+});
+
+async function call(method: string, path: string, body?: unknown, raw?: string) {
+  const res = await fetch(base + path, { method, body: raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+describe('data API', () => {
+  it('executes and queries in rqlite shapes, with named and positional parameters', async () => {
+    let r = await call('POST', '/db/execute', ['CREATE TABLE foo (id INTEGER PRIMARY KEY, name TEXT, b BLOB)', ['INSERT INTO foo(name, b) VALUES(?, ?)', 'fiona', null], ['INSERT INTO foo(name) VALUES(:n)', { n: 'bob' }]]);
+    expect(r.status).toBe(200);
+    expect(r.body.results).toEqual([{ last_insert_id: 0, rows_affected: 0 }, { last_insert_id: 1, rows_affected: 1 }, { last_insert_id: 2, rows_affected: 1 }]);
+    expect(typeof r.body.time).toBe('number');
+    r = await call('GET', '/db/query?q=' + encodeURIComponent("SELECT id, name, x'cafe' AS blob FROM foo ORDER BY id"));
+    expect(r.body.results).toEqual([{ columns: ['id', 'name', 'blob'], types: ['integer', 'text', 'blob'], values: [[1, 'fiona', 'yv4='], [2, 'bob', 'yv4=']] }]);
+    r = await call('POST', '/db/query?associative', [['SELECT name FROM foo WHERE id = ?', 2]]);
+    expect(r.body.results).toEqual([{ types: { name: 'text' }, rows: [{ name: 'bob' }] }]);
+  });
+
+  it('keeps databases apart (?db=) and answers 404 for a query on an unknown one', async () => {
+    await call('POST', '/db/execute?db=sensors', ['CREATE TABLE s(v)', 'INSERT INTO s VALUES(42)']);
+    expect((await call('GET', '/db/query?db=sensors&q=SELECT+v+FROM+s')).body.results[0].values).toEqual([[42]]);
+    const r = await call('GET', '/db/query?db=nothere&q=SELECT+1');
+    expect(r.status).toBe(404);
+    expect(r.body.code).toBe('unknown_database');
+    expect((await call('GET', '/db/query?q=SELECT+*+FROM+s')).status).toBe(404); // main was never written
+    expect((await call('POST', '/db/execute?db=Bad%20Name', ['SELECT 1'])).body.code).toBe('invalid_database_name');
+  });
+
+  it('applies ?transaction atomically', async () => {
+    await call('POST', '/db/execute', ['CREATE TABLE t(v UNIQUE)']);
+    const r = await call('POST', '/db/execute?transaction', ['INSERT INTO t VALUES(1)', 'INSERT INTO t VALUES(1)']);
+    expect(r.status).toBe(200);
+    expect(r.body.results[1].error).toMatch(/UNIQUE/);
+    expect((await call('GET', '/db/query?q=SELECT+count(*)+FROM+t')).body.results[0].values).toEqual([[0]]);
+  });
+
+  it('maps bad input to precise errors and keeps serving', async () => {
+    const cases: [string, string, unknown, string | undefined, number, string][] = [
+      ['POST', '/db/execute', undefined, '{not json', 400, 'invalid_json'],
+      ['POST', '/db/execute', { sql: 'x' }, undefined, 400, 'invalid_request'],
+      ['POST', '/db/execute', [], undefined, 400, 'invalid_request'],
+      ['POST', '/db/execute', [[1, 2]], undefined, 400, 'invalid_request'],
+      ['POST', '/db/execute', [['SELECT ?', { a: [1] }]], undefined, 400, 'invalid_request'],
+      ['POST', '/db/execute', ['ATTACH "x" AS y'], undefined, 400, 'statement_rejected'],
+      ['POST', '/db/query', ['DROP TABLE t'], undefined, 400, 'statement_rejected'],
+      ['GET', '/db/query', undefined, undefined, 400, 'invalid_request'],
+      ['GET', '/db/query?q=SELECT+1&level=eventual', undefined, undefined, 400, 'invalid_request'],
+      ['POST', '/db/execute', ['x'.repeat(5000)], undefined, 413, 'body_too_large'],
+      ['GET', '/nope', undefined, undefined, 404, 'not_found'],
+      ['DELETE', '/db/execute', undefined, undefined, 405, 'invalid_request'],
+    ];
+    for (const [method, path, body, raw, status, code] of cases) {
+      const r = await call(method, path, body, raw);
+      expect(r.status, `${method} ${path}`).toBe(status);
+      expect(r.body.code, `${method} ${path}`).toBe(code);
+      expect(typeof r.body.message).toBe('string');
+      expect(r.body.error).toBe(r.body.message);
+    }
+    // Invalid SQL is the statement's result and does not disturb the others.
+    const r = await call('POST', '/db/execute', ['CREATE TABLE ok(v)', 'INSERT INTO ok VALUES(', 'INSERT INTO ok VALUES(1)']);
+    expect(r.status).toBe(200);
+    expect(r.body.results[1].error).toMatch(/syntax error|incomplete input/);
+    expect(r.body.results[2]).toEqual({ last_insert_id: 1, rows_affected: 1 });
+  });
+
+  it('answers /health 200 only while serving', async () => {
+    expect((await call('GET', '/health')).status).toBe(200);
+    lifecycle = 'stopping';
+    expect(await call('GET', '/health')).toEqual({ status: 503, body: { status: 'stopping' } });
+    lifecycle = 'starting';
+    expect((await call('GET', '/health')).status).toBe(503);
+    lifecycle = 'serving';
+  });
+
+  it('parses every statement form and rejects malformed parameters', () => {
+    expect(parseStatements(['a', ['b', 1, 'x', null, true], ['c', { k: 2 }]])).toEqual([
+      { sql: 'a' },
+      { sql: 'b', params: [1, 'x', null, 1] },
+      { sql: 'c', params: { k: 2 } },
+    ]);
+    expect(() => parseStatements([['d', Infinity]])).toThrow(/finite/);
+    expect(() => parseStatements('SELECT 1')).toThrow(/JSON array/);
+  });
+});
