@@ -10,7 +10,7 @@ runCli(process.argv.slice(2), {
   (code) => {
     process.exitCode = code;
     // A stopped node leaves no work behind; exit promptly even if a client socket lingers.
-    if (process.argv[2] === 'start') setTimeout(() => process.exit(code), 50).unref();
+    if (process.argv[2] === 'start') setTimeout(() => process.exit(code), 3000).unref();
   },
   (err: unknown) => {
     process.stderr.write(`gandalf-node: ${(err as Error)?.stack ?? String(err)}\n`);

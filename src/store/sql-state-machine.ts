@@ -66,7 +66,8 @@ const MAX_RANDOMBLOB = 16 * 1024 * 1024;
 
 export class SqlStateMachine {
   private db: Database;
-  private helper!: SqlJsStatement;
+  /** Statements run for every entry, prepared once per connection. */
+  private control!: Record<'counters' | 'writable' | 'readOnly' | 'begin' | 'rollback', SqlJsStatement>;
   private nextRandom: () => number = cryptoRandom32;
 
   constructor(engine: SqlEngine, image?: Uint8Array) {
@@ -74,12 +75,33 @@ export class SqlStateMachine {
     this.configure();
   }
 
-  /** Per-connection setup; sql.js export() reopens the connection, so this runs again after it. */
+  /**
+   * Per-connection setup; sql.js export() reopens the connection, so this runs
+   * again after it. The rollback journal lives in memory: the database itself
+   * is in memory and durability comes from the command log, so a journal file
+   * in emscripten's in-memory file system would only cost time.
+   */
   private configure(): void {
     this.db.create_function('random', () => random53(this.nextRandom));
     this.db.create_function('randomblob', (n: unknown) => randomBlob(this.nextRandom, n));
-    this.db.run('PRAGMA query_only=1');
-    this.helper = this.db.prepare('SELECT last_insert_rowid(), total_changes()');
+    this.db.run('PRAGMA journal_mode=MEMORY');
+    this.db.run('PRAGMA temp_store=MEMORY');
+    this.control = {
+      counters: this.db.prepare('SELECT last_insert_rowid(), total_changes()'),
+      writable: this.db.prepare('PRAGMA query_only=0'),
+      readOnly: this.db.prepare('PRAGMA query_only=1'),
+      begin: this.db.prepare('BEGIN'),
+      rollback: this.db.prepare('ROLLBACK'),
+    };
+    this.run(this.control.readOnly);
+  }
+
+  private run(stmt: SqlJsStatement): void {
+    try {
+      stmt.step();
+    } finally {
+      stmt.reset();
+    }
   }
 
   /** Applies one entry. Never throws for SQL errors: they are the statement's result. */
@@ -88,12 +110,12 @@ export class SqlStateMachine {
     const realNow = Date.now;
     Date.now = () => entry.ts;
     this.nextRandom = seededRandom32(entry.seed);
-    this.db.run('PRAGMA query_only=0');
+    this.run(this.control.writable);
     try {
       return command.transaction ? this.applyTransaction(command.statements) : this.applyEach(command.statements);
     } finally {
       this.closeDanglingTransaction();
-      this.db.run('PRAGMA query_only=1');
+      this.run(this.control.readOnly);
       this.nextRandom = cryptoRandom32;
       Date.now = realNow;
     }
@@ -105,19 +127,19 @@ export class SqlStateMachine {
 
   private applyTransaction(statements: Statement[]): ExecuteResult[] {
     const results: ExecuteResult[] = [];
-    this.db.run('BEGIN');
+    this.run(this.control.begin);
     for (const s of statements) {
       const r = this.tryWrite(s);
       results.push(r);
       if ('error' in r) {
-        this.db.run('ROLLBACK');
+        this.run(this.control.rollback);
         return results;
       }
     }
     try {
       this.db.run('COMMIT');
     } catch (err) {
-      this.db.run('ROLLBACK');
+      this.run(this.control.rollback);
       results.push({ error: `commit failed: ${messageOf(err)}` });
     }
     return results;
@@ -130,11 +152,11 @@ export class SqlStateMachine {
    */
   private closeDanglingTransaction(): void {
     try {
-      this.db.run('BEGIN');
-      this.db.run('ROLLBACK');
+      this.run(this.control.begin);
     } catch {
-      this.db.run('ROLLBACK');
+      // BEGIN fails only inside a transaction: the request left one open.
     }
+    this.run(this.control.rollback);
   }
 
   private tryWrite(statement: Statement): ExecuteResult {
@@ -182,9 +204,10 @@ export class SqlStateMachine {
   }
 
   private counters(): { lastInsertId: number; totalChanges: number } {
-    this.helper.step();
-    const [lastInsertId, totalChanges] = this.helper.get() as number[];
-    this.helper.reset();
+    const c = this.control.counters;
+    c.step();
+    const [lastInsertId, totalChanges] = c.get() as number[];
+    c.reset();
     return { lastInsertId: lastInsertId!, totalChanges: totalChanges! };
   }
 
@@ -207,7 +230,7 @@ export class SqlStateMachine {
 
   /** The whole database as an SQLite file image (for snapshots). */
   export(): Uint8Array {
-    this.helper.free();
+    for (const stmt of Object.values(this.control)) stmt.free();
     const image = this.db.export();
     this.configure();
     return image;

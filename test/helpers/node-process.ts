@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { afterAll } from 'vitest';
 
 export const ROOT = path.resolve(__dirname, '../..');
 export const BUNDLE = path.join(ROOT, 'dist/gandalf-node.cjs');
@@ -27,6 +28,12 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/** Every process a test started; whatever still runs when its file ends is killed, pass or fail. */
+const started = new Set<ChildProcess>();
+afterAll(() => {
+  for (const p of started) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+});
 
 export interface Exit {
   code: number | null;
@@ -122,6 +129,8 @@ export async function startNode(options: StartOptions): Promise<NodeProcess> {
   delete env.NOTIFY_SOCKET;
   if (options.env?.NOTIFY_SOCKET) env.NOTIFY_SOCKET = options.env.NOTIFY_SOCKET;
   const proc = spawn(cmd!, args, { env: env as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  started.add(proc);
+  proc.once('exit', () => started.delete(proc));
   const node = new NodeProcess(proc, httpPort, mgmtPort);
   if (!options.noWait) await node.waitHealthy();
   return node;
