@@ -42,6 +42,7 @@ const STATUS_OF: Record<ErrorCode, number> = {
   starting: 503,
   data_dir_locked: 500,
   invalid_config: 500,
+  peer_rejected: 502,
   internal: 500,
 };
 

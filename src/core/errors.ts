@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'starting'
   | 'data_dir_locked'
   | 'invalid_config'
+  | 'peer_rejected'
   | 'internal';
 
 export class GandalfError extends Error {

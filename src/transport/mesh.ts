@@ -1,0 +1,266 @@
+/**
+ * The mesh: authenticated WebRTC links to peers, by node id. It connects
+ * (offer over the peer's mgmt endpoint), accepts offers (the mgmt HTTP route
+ * hands them to `acceptOffer`), resolves glare, replaces a stale link when a
+ * peer reconnects, and dispatches received messages to topic subscribers.
+ * Which peers to connect to is decided upstream (discovery, membership).
+ */
+import type { Clock } from '../core/clock';
+import { GandalfError } from '../core/errors';
+import type { Logger } from '../core/logger';
+import type { WireMessage } from './frames';
+import { PeerLink, type LinkStats } from './peer-link';
+import { sdpFingerprint, type ChannelKind, type RtcChannel, type RtcConnection, type RtcFactory, type RtcOptions } from './rtc';
+import { SIGNAL_VERSION, parseSignal, type SignalAnswer, type SignalAuth, type SignalOffer } from './signaling';
+
+export interface MeshSelf {
+  id: string;
+  /** Our mgmt endpoint as peers should reach it, e.g. http://10.0.0.5:8421. */
+  endpoint: string;
+}
+
+export interface PeerView {
+  id: string;
+  endpoint: string;
+  /** The peer's WebRTC implementation ("native" or "werift"). */
+  impl: string;
+  since: number;
+  stats: LinkStats;
+}
+
+export interface HttpReply {
+  status: number;
+  body: unknown;
+}
+
+export interface MeshOptions {
+  self: MeshSelf;
+  rtc: RtcFactory;
+  rtcOptions: RtcOptions;
+  auth: SignalAuth;
+  /** POSTs a signal to `${endpoint}/cluster/signal` and returns the reply. */
+  postSignal: (endpoint: string, offer: SignalOffer) => Promise<HttpReply>;
+  logger: Logger;
+  clock: Clock;
+}
+
+type TopicHandler = (from: string, body: unknown) => void;
+
+export class Mesh {
+  private readonly links = new Map<string, { link: PeerLink; since: number }>();
+  private readonly outgoing = new Map<string, Promise<string>>();
+  private readonly topics = new Map<string, TopicHandler>();
+  private readonly upListeners: ((peer: PeerView) => void)[] = [];
+  private readonly downListeners: ((id: string, reason: string) => void)[] = [];
+  /** Per endpoint: their clock minus ours, learned from a "stale" rejection. */
+  private readonly skew = new Map<string, number>();
+  private stopped = false;
+
+  constructor(private readonly options: MeshOptions) {}
+
+  get self(): MeshSelf {
+    return this.options.self;
+  }
+
+  get implementation(): string {
+    return this.options.rtc.name;
+  }
+
+  subscribe(topic: string, handler: TopicHandler): void {
+    this.topics.set(topic, handler);
+  }
+
+  onPeerUp(listener: (peer: PeerView) => void): void {
+    this.upListeners.push(listener);
+  }
+
+  onPeerDown(listener: (id: string, reason: string) => void): void {
+    this.downListeners.push(listener);
+  }
+
+  /** Queues a message to a connected peer; false if not connected or dropped. */
+  send(kind: ChannelKind, to: string, topic: string, body: unknown): boolean {
+    const entry = this.links.get(to);
+    return entry ? entry.link.send(kind, { topic, body }) : false;
+  }
+
+  isConnected(id: string): boolean {
+    return this.links.has(id);
+  }
+
+  isConnecting(key: string): boolean {
+    return this.outgoing.has(key);
+  }
+
+  peers(): PeerView[] {
+    return [...this.links.values()].map(({ link, since }) => ({
+      id: link.peerId,
+      endpoint: link.endpoint,
+      impl: link.remoteImpl,
+      since,
+      stats: link.stats,
+    }));
+  }
+
+  /**
+   * Connects to the node at `endpoint` (its mgmt URL) and returns its id.
+   * `expectedId` (when known, e.g. from membership) guards against an endpoint
+   * that now hosts another node. Concurrent calls for the same target share one attempt.
+   */
+  connect(endpoint: string, expectedId?: string): Promise<string> {
+    const key = expectedId ?? endpoint;
+    let attempt = this.outgoing.get(key);
+    if (!attempt) {
+      attempt = this.dial(endpoint, expectedId).finally(() => this.outgoing.delete(key));
+      this.outgoing.set(key, attempt);
+    }
+    return attempt;
+  }
+
+  private async dial(endpoint: string, expectedId: string | undefined): Promise<string> {
+    if (this.stopped) throw new GandalfError('stopping', 'the node is stopping');
+    const { rtc, rtcOptions, auth, self } = this.options;
+    const { connection, sdp } = await rtc.offer(rtcOptions);
+    try {
+      let reply: HttpReply | undefined;
+      let offer: SignalOffer | undefined;
+      for (let attempt = 0; attempt < 2; attempt++) {
+        offer = auth.sign<SignalOffer>({
+          v: SIGNAL_VERSION,
+          kind: 'offer',
+          from: self.id,
+          to: expectedId ?? '',
+          cluster: auth.cluster,
+          endpoint: self.endpoint,
+          impl: rtc.name,
+          ts: this.options.clock.now() + (this.skew.get(endpoint) ?? 0),
+          nonce: auth.nonce(),
+          sdp,
+        });
+        reply = await this.options.postSignal(endpoint, offer);
+        const body = reply.body as { code?: string; server_time?: unknown } | undefined;
+        // The peer's clock differs by more than the window (boards without RTC): retry once on its time.
+        if (reply.status === 401 && body?.code === 'stale' && typeof body.server_time === 'number' && attempt === 0) {
+          this.skew.set(endpoint, body.server_time - this.options.clock.now());
+          continue;
+        }
+        break;
+      }
+      if (reply!.status !== 200) {
+        const body = reply!.body as { code?: string; message?: string } | undefined;
+        throw new GandalfError('peer_rejected', `${endpoint} refused the connection (${reply!.status} ${body?.code ?? ''}): ${body?.message ?? ''}`);
+      }
+      const answer = parseSignal(reply!.body, 'answer');
+      if ('code' in answer) throw new GandalfError('peer_rejected', `${endpoint} sent an invalid answer: ${answer.message}`);
+      const rejected = auth.verify(answer, offer!.nonce);
+      if (rejected) throw new GandalfError('peer_rejected', `answer from ${endpoint} rejected: ${rejected.message}`);
+      if (answer.from === self.id) throw new GandalfError('peer_rejected', `${endpoint} is this node itself`);
+      if (expectedId && answer.from !== expectedId) {
+        throw new GandalfError('peer_rejected', `${endpoint} is now node ${answer.from}, not ${expectedId}`);
+      }
+      await rtc.complete(connection, answer.sdp);
+      const channels = await connection.ready;
+      this.adopt(answer as SignalAnswer, connection, channels);
+      return answer.from;
+    } catch (err) {
+      connection.close();
+      throw err;
+    }
+  }
+
+  /** Handles an offer from `POST /cluster/signal`; the reply is the HTTP response. */
+  async acceptOffer(body: unknown): Promise<HttpReply> {
+    if (this.stopped) return { status: 503, body: { code: 'stopping', message: 'the node is stopping' } };
+    const offer = parseSignal(body, 'offer');
+    if ('code' in offer) return { status: 400, body: { code: offer.code, message: offer.message } };
+    const { auth, self, rtc, rtcOptions } = this.options;
+    const rejected = auth.verify(offer);
+    if (rejected) {
+      const status = rejected.code === 'wrong_cluster' ? 403 : rejected.code === 'invalid_request' ? 400 : 401;
+      this.options.logger.warn('refused a signal', { from: offer.from, endpoint: offer.endpoint, code: rejected.code });
+      return {
+        status,
+        body: { code: rejected.code, message: rejected.message, ...(rejected.code === 'stale' ? { server_time: this.options.clock.now() } : {}) },
+      };
+    }
+    if (offer.from === self.id) return { status: 409, body: { code: 'self', message: 'an offer from this node itself' } };
+    if (offer.to !== '' && offer.to !== self.id) {
+      return { status: 409, body: { code: 'wrong_node', message: `this endpoint is node ${self.id}, not ${offer.to}` } };
+    }
+    // Glare: both sides dialing each other. The lower id's offer wins.
+    if (this.outgoing.has(offer.from) && self.id < offer.from) {
+      return { status: 409, body: { code: 'glare', message: `${self.id} is connecting to ${offer.from} already` } };
+    }
+    let answered: { connection: RtcConnection; sdp: string };
+    try {
+      answered = await rtc.answer(rtcOptions, offer.sdp);
+    } catch (err) {
+      return { status: 400, body: { code: 'invalid_request', message: `cannot answer the offer: ${(err as Error).message}` } };
+    }
+    const answer = auth.sign<SignalAnswer>({
+      v: SIGNAL_VERSION,
+      kind: 'answer',
+      from: self.id,
+      to: offer.from,
+      cluster: auth.cluster,
+      endpoint: self.endpoint,
+      impl: rtc.name,
+      ts: this.options.clock.now(),
+      nonce: auth.nonce(),
+      re: offer.nonce,
+      sdp: answered.sdp,
+    });
+    answered.connection.ready.then(
+      (channels) => this.adopt(offer as SignalOffer, answered.connection, channels),
+      (err: Error) => this.options.logger.debug('incoming connection did not open', { from: offer.from, err }),
+    );
+    return { status: 200, body: answer };
+  }
+
+  /** Takes a connection whose channels are open; the newest connection to a peer replaces older ones. */
+  private adopt(signal: SignalOffer | SignalAnswer, connection: RtcConnection, channels: { reliable: RtcChannel; datagram: RtcChannel }): void {
+    const signed = sdpFingerprint(signal.sdp);
+    const actual = connection.remoteFingerprint();
+    if (actual !== undefined && actual !== signed) {
+      this.options.logger.warn('DTLS fingerprint differs from the signed one; closing', { peer: signal.from });
+      connection.close();
+      return;
+    }
+    if (this.stopped) {
+      connection.close();
+      return;
+    }
+    const id = signal.from;
+    const link = new PeerLink(id, signal.endpoint, signal.impl, connection, channels, this.handler, this.options.logger, () => this.options.clock.now());
+    const previous = this.links.get(id);
+    this.links.set(id, { link, since: this.options.clock.now() });
+    previous?.link.close('replaced by a newer connection');
+    connection.onClose((reason) => {
+      if (this.links.get(id)?.link !== link) return;
+      this.links.delete(id);
+      this.options.logger.info('peer link down', { peer: id, reason });
+      for (const l of this.downListeners) l(id, reason);
+    });
+    this.options.logger.info('peer link up', { peer: id, endpoint: signal.endpoint, impl: signal.impl });
+    const view = this.peers().find((p) => p.id === id)!;
+    for (const l of this.upListeners) l(view);
+  }
+
+  private readonly handler = {
+    deliver: (from: string, message: WireMessage): boolean => {
+      const handler = this.topics.get(message.topic);
+      if (!handler) return false;
+      handler(from, message.body);
+      return true;
+    },
+  };
+
+  disconnect(id: string, reason: string): void {
+    this.links.get(id)?.link.close(reason);
+  }
+
+  close(): void {
+    this.stopped = true;
+    for (const { link } of this.links.values()) link.close('node stopping');
+  }
+}

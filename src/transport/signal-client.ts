@@ -1,0 +1,50 @@
+/** POST /cluster/signal to a peer's mgmt endpoint over HTTP. */
+import * as http from 'node:http';
+import type { HttpReply } from './mesh';
+import type { SignalOffer } from './signaling';
+
+const TIMEOUT_MS = 10_000;
+const MAX_REPLY_BYTES = 256 * 1024;
+
+/** Parses "http://host:port" (an optional trailing slash); undefined when it is not such a URL. */
+export function parseEndpoint(endpoint: string): { host: string; port: number } | undefined {
+  const m = /^http:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\/?$/.exec(endpoint);
+  if (!m || Number(m[2]) > 65535 || Number(m[2]) === 0) return undefined;
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+export function postSignal(endpoint: string, offer: SignalOffer): Promise<HttpReply> {
+  const target = parseEndpoint(endpoint);
+  if (!target) return Promise.reject(new Error(`invalid endpoint "${endpoint}": expected http://HOST:PORT`));
+  const data = JSON.stringify(offer);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        ...target,
+        method: 'POST',
+        path: '/cluster/signal',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+        timeout: TIMEOUT_MS,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > MAX_REPLY_BYTES) req.destroy(new Error('signal reply too large'));
+          else chunks.push(c);
+        });
+        res.on('end', () => {
+          try {
+            resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+          } catch {
+            reject(new Error(`${endpoint} answered ${res.statusCode} with a body that is not JSON`));
+          }
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no signal reply from ${endpoint} within ${TIMEOUT_MS} ms`)));
+    req.on('error', reject);
+    req.end(data);
+  });
+}

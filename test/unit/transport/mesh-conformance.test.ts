@@ -1,0 +1,182 @@
+/**
+ * The same behaviour from every transport implementation: in-memory,
+ * node-datachannel <-> node-datachannel, werift <-> werift, and both mixed
+ * directions. Real WebRTC runs on 127.0.0.1 only.
+ */
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { systemClock, type Clock } from '../../../src/core/clock';
+import { silentLogger } from '../../../src/core/logger';
+import { memoryRtc } from '../../../src/transport/memory-rtc';
+import { Mesh, type HttpReply } from '../../../src/transport/mesh';
+import { loadNativeRtc } from '../../../src/transport/native-rtc';
+import type { RtcFactory } from '../../../src/transport/rtc';
+import { SignalAuth, type SignalOffer } from '../../../src/transport/signaling';
+import { loadWeriftRtc } from '../../../src/transport/werift-rtc';
+
+const factories: Record<string, () => Promise<RtcFactory>> = {
+  memory: async () => memoryRtc(),
+  native: loadNativeRtc,
+  werift: loadWeriftRtc,
+};
+const PAIRS: [string, string][] = [
+  ['memory', 'memory'],
+  ['native', 'native'],
+  ['werift', 'werift'],
+  ['native', 'werift'],
+  ['werift', 'native'],
+];
+
+const meshes: Mesh[] = [];
+const endpoints = new Map<string, Mesh>();
+afterEach(() => {
+  for (const m of meshes.splice(0)) m.close();
+  endpoints.clear();
+});
+afterAll(async () => {
+  (await import('node-datachannel')).cleanup();
+});
+
+interface NodeSpec {
+  id: string;
+  impl: string;
+  cookie?: string;
+  cluster?: string;
+  clock?: Clock;
+}
+
+async function makeMesh(spec: NodeSpec): Promise<Mesh> {
+  const endpoint = `http://127.0.0.1:${10000 + endpoints.size}`;
+  const clock = spec.clock ?? systemClock;
+  const mesh = new Mesh({
+    self: { id: spec.id, endpoint },
+    rtc: await factories[spec.impl]!(),
+    rtcOptions: { iceAddresses: ['127.0.0.1'], iceServers: [] },
+    auth: new SignalAuth(spec.cookie, spec.cluster ?? 'test', clock),
+    postSignal: async (to: string, offer: SignalOffer): Promise<HttpReply> => {
+      const target = endpoints.get(to);
+      if (!target) throw new Error(`nothing at ${to}`);
+      return target.acceptOffer(JSON.parse(JSON.stringify(offer)));
+    },
+    logger: silentLogger,
+    clock,
+  });
+  endpoints.set(endpoint, mesh);
+  meshes.push(mesh);
+  return mesh;
+}
+
+function inbox(mesh: Mesh, topic: string): { from: string; body: any }[] {
+  const got: { from: string; body: any }[] = [];
+  mesh.subscribe(topic, (from, body) => got.push({ from, body }));
+  return got;
+}
+
+async function until(cond: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+for (const [left, right] of PAIRS) {
+  describe(`mesh over ${left} <-> ${right}`, () => {
+    it('connects through signed signaling and carries both channel kinds both ways', async () => {
+      const a = await makeMesh({ id: 'node-a', impl: left, cookie: 'secret' });
+      const b = await makeMesh({ id: 'node-b', impl: right, cookie: 'secret' });
+      const atA = inbox(a, 'test');
+      const atB = inbox(b, 'test');
+      const id = await a.connect(b.self.endpoint);
+      expect(id).toBe('node-b');
+      await until(() => b.isConnected('node-a'), 10_000, 'b to see a');
+      expect(a.peers().map((p) => [p.id, p.impl])).toEqual([['node-b', right === 'memory' ? 'werift' : right]]);
+      expect(b.peers().map((p) => [p.id, p.endpoint])).toEqual([['node-a', a.self.endpoint]]);
+
+      for (let i = 0; i < 1000; i++) a.send('reliable', 'node-b', 'test', { i });
+      b.send('reliable', 'node-a', 'test', 'hello');
+      b.send('datagram', 'node-a', 'test', { probe: 1 });
+      await until(() => atB.length === 1000 && atA.length === 2, 10_000, 'messages');
+      expect(atB.map((m) => m.body.i)).toEqual(Array.from({ length: 1000 }, (_, i) => i)); // in order
+      expect(atB.every((m) => m.from === 'node-a')).toBe(true);
+      expect(atA.map((m) => m.body)).toEqual(expect.arrayContaining(['hello', { probe: 1 }]));
+      // 1000 messages queued in one tick travel in a handful of frames.
+      expect(a.peers()[0]!.stats.framesSent).toBeLessThanOrEqual(10);
+    });
+
+    it('delivers large messages intact and refuses ones larger than a frame', async () => {
+      const a = await makeMesh({ id: 'a', impl: left });
+      const b = await makeMesh({ id: 'b', impl: right });
+      const got = inbox(b, 'blob');
+      await a.connect(b.self.endpoint);
+      const big = Buffer.alloc(60 * 1024, 7);
+      a.send('reliable', 'b', 'blob', big);
+      a.send('reliable', 'b', 'blob', Buffer.alloc(100 * 1024, 1)); // over the 64 KiB frame limit: dropped by the sender
+      a.send('reliable', 'b', 'blob', 'after');
+      await until(() => got.length === 2, 10_000, 'blobs');
+      expect(Buffer.from(got[0]!.body).equals(big)).toBe(true);
+      expect(got[1]!.body).toBe('after');
+    });
+
+    it('drops malformed frames and disconnects a peer that keeps sending them', async () => {
+      const a = await makeMesh({ id: 'a', impl: left });
+      const b = await makeMesh({ id: 'b', impl: right });
+      const got = inbox(b, 'ok');
+      const downs: string[] = [];
+      b.onPeerDown((id) => downs.push(id));
+      await a.connect(b.self.endpoint);
+      await until(() => b.isConnected('a'));
+      const raw = (a as any).links.get('b').link.channels.reliable;
+      raw.send(Buffer.from('not cbor at all'));
+      a.send('reliable', 'b', 'nosuchtopic', 1);
+      a.send('reliable', 'b', 'ok', 'still fine');
+      await until(() => got.length === 1);
+      expect(b.peers()[0]!.stats.badFrames).toBe(2);
+      for (let i = 0; i < 25; i++) raw.send(Buffer.from([0xff, i]));
+      await until(() => downs.includes('a'), 10_000, 'b to drop a');
+      expect(b.isConnected('a')).toBe(false);
+    });
+  });
+}
+
+describe('signaling authentication (in-memory transport)', () => {
+  it('refuses a wrong cookie, another cluster, a replayed offer, and heals clock skew', async () => {
+    const b = await makeMesh({ id: 'b', impl: 'memory', cookie: 'right' });
+    const wrong = await makeMesh({ id: 'w', impl: 'memory', cookie: 'wrong' });
+    await expect(wrong.connect(b.self.endpoint)).rejects.toThrow(/401 unauthorized/);
+    const open = await makeMesh({ id: 'o', impl: 'memory' });
+    await expect(open.connect(b.self.endpoint)).rejects.toThrow(/401 unauthorized/);
+    const other = await makeMesh({ id: 'x', impl: 'memory', cookie: 'right', cluster: 'elsewhere' });
+    await expect(other.connect(b.self.endpoint)).rejects.toThrow(/403 wrong_cluster/);
+    expect(b.peers()).toEqual([]);
+
+    // Replay: the same signed offer twice.
+    const auth = new SignalAuth('right', 'test', systemClock);
+    const offer = auth.sign<SignalOffer>({ v: 1, kind: 'offer', from: 'r', to: '', cluster: 'test', endpoint: 'http://127.0.0.1:1', impl: 'werift', ts: Date.now(), nonce: auth.nonce(), sdp: (await memoryRtc().offer({ iceAddresses: [], iceServers: [] })).sdp });
+    expect((await b.acceptOffer(offer)).status).toBe(200);
+    expect(await b.acceptOffer(offer)).toMatchObject({ status: 401, body: { code: 'replayed' } });
+    expect((await b.acceptOffer({ ...offer, sdp: offer.sdp + 'a=x\r\n', nonce: auth.nonce() })).status).toBe(401); // tampered SDP
+    expect((await b.acceptOffer({ garbage: true })).status).toBe(400);
+
+    // A board whose clock is an hour off still joins: the stale reply carries the peer's time.
+    const skewed: Clock = { ...systemClock, now: () => Date.now() - 3_600_000 };
+    const late = await makeMesh({ id: 'late', impl: 'memory', cookie: 'right', clock: skewed });
+    expect(await late.connect(b.self.endpoint)).toBe('b');
+  });
+
+  it('resolves glare (both sides dialing) to one link each way, and the newest connection wins', async () => {
+    const a = await makeMesh({ id: 'a', impl: 'memory' });
+    const b = await makeMesh({ id: 'b', impl: 'memory' });
+    const results = await Promise.allSettled([a.connect(b.self.endpoint, 'b'), b.connect(a.self.endpoint, 'a')]);
+    expect(results.filter((r) => r.status === 'fulfilled').length).toBeGreaterThanOrEqual(1);
+    await until(() => a.isConnected('b') && b.isConnected('a'));
+    expect(a.peers()).toHaveLength(1);
+    expect(b.peers()).toHaveLength(1);
+    // A reconnect (e.g. after a restart of a) replaces the old link.
+    const before = b.peers()[0]!.since;
+    await new Promise((r) => setTimeout(r, 5));
+    await a.connect(b.self.endpoint);
+    await until(() => b.peers()[0]!.since > before);
+    expect(b.peers()).toHaveLength(1);
+    await expect(a.connect(b.self.endpoint, 'not-b')).rejects.toThrow(/wrong_node/);
+  });
+});
