@@ -23,6 +23,18 @@ export interface NodeConfig {
   maxBodyBytes: number;
   snapshotEntries: number;
   snapshotBytes: number;
+  clusterName: string;
+  discovery: 'mdns' | 'manual' | 'none';
+  /** Interface names or IPv4 addresses for mDNS; empty = all non-loopback IPv4 interfaces. */
+  mdnsInterface: string[];
+  /** Mgmt endpoints to join (http://HOST:PORT). */
+  join: string[];
+  webrtc: 'auto' | 'native' | 'werift';
+  iceServer: string[];
+  clusterCookie: string | undefined;
+  clusterCookieFile: string | undefined;
+  /** How peers reach our mgmt endpoint; derived from --mgmt-bind when unset. */
+  advertiseEndpoint: string | undefined;
 }
 
 type Source = 'flag' | 'environment' | 'config file' | 'default';
@@ -46,6 +58,26 @@ export function parseHostPort(raw: string): HostPort | undefined {
   const port = Number(m[3]);
   if (port > 65535) return undefined;
   return { host: (m[1] ?? m[2])!, port };
+}
+
+/** Parses a mgmt endpoint "http://HOST:PORT" (optional trailing slash). */
+export function parseEndpoint(endpoint: string): { host: string; port: number } | undefined {
+  const m = /^http:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\/?$/.exec(endpoint.trim());
+  if (!m || Number(m[2]) > 65535 || Number(m[2]) === 0) return undefined;
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+function list<T>(item: (raw: string) => T | undefined) {
+  return (raw: string): T[] | undefined => {
+    const parts = raw.split(',').map((p) => p.trim()).filter((p) => p !== '');
+    const out: T[] = [];
+    for (const p of parts) {
+      const v = item(p);
+      if (v === undefined) return undefined;
+      out.push(v);
+    }
+    return out;
+  };
 }
 
 export function formatHostPort({ host, port }: HostPort): string {
@@ -147,6 +179,87 @@ export const SETTINGS = [
     accepted: 'an integer from 4096 to 4294967296',
     parse: positiveInt(4096, 4 * 1024 * 1024 * 1024),
   } satisfies SettingSpec<'snapshotBytes'>,
+  {
+    key: 'clusterName',
+    flag: 'cluster-name',
+    description: 'Name of the cluster; nodes of other clusters are never joined',
+    defaultText: 'gandalf',
+    default: () => 'gandalf',
+    accepted: '1-32 characters of a-z, 0-9 and "-", starting with a letter or digit',
+    parse: (raw) => (/^[a-z0-9][a-z0-9-]{0,31}$/.test(raw) ? raw : undefined),
+  } satisfies SettingSpec<'clusterName'>,
+  {
+    key: 'discovery',
+    flag: 'discovery',
+    description: 'How peers are found: mDNS (plus --join), only --join, or not at all',
+    defaultText: 'mdns',
+    default: () => 'mdns',
+    accepted: 'one of mdns, manual, none',
+    parse: oneOf(['mdns', 'manual', 'none'] as const),
+  } satisfies SettingSpec<'discovery'>,
+  {
+    key: 'mdnsInterface',
+    flag: 'mdns-interface',
+    description: 'Interfaces (names or IPv4 addresses, comma-separated) that mDNS uses',
+    defaultText: 'all non-loopback IPv4 interfaces',
+    default: () => '',
+    accepted: 'a comma-separated list of interface names or IPv4 addresses',
+    parse: list((p) => (/^[A-Za-z0-9._:-]{1,64}$/.test(p) ? p : undefined)),
+  } satisfies SettingSpec<'mdnsInterface'>,
+  {
+    key: 'join',
+    flag: 'join',
+    description: 'Mgmt endpoints of nodes to join, retried with backoff for as long as the node runs',
+    defaultText: 'none',
+    default: () => '',
+    accepted: 'a comma-separated list of http://HOST:PORT',
+    parse: list((p) => (parseEndpoint(p) ? p.replace(/\/$/, '') : undefined)),
+  } satisfies SettingSpec<'join'>,
+  {
+    key: 'webrtc',
+    flag: 'webrtc',
+    description: 'WebRTC implementation: node-datachannel where its addon loads, else werift',
+    defaultText: 'auto',
+    default: () => 'auto',
+    accepted: 'one of auto, native, werift',
+    parse: oneOf(['auto', 'native', 'werift'] as const),
+  } satisfies SettingSpec<'webrtc'>,
+  {
+    key: 'iceServer',
+    flag: 'ice-server',
+    description: 'STUN/TURN servers for routed networks (none by default: a LAN needs none)',
+    defaultText: 'none',
+    default: () => '',
+    accepted: 'a comma-separated list of stun: or turn: URLs',
+    parse: list((p) => (/^(stun|turns?):[^\s,]+$/.test(p) ? p : undefined)),
+  } satisfies SettingSpec<'iceServer'>,
+  {
+    key: 'clusterCookie',
+    flag: 'cluster-cookie',
+    description: 'Shared secret: signaling is authenticated with HMAC-SHA256 keyed by it',
+    defaultText: 'none (an open cluster, with a warning)',
+    default: () => undefined,
+    accepted: 'a secret of 8 to 1024 characters',
+    parse: (raw) => (raw.length >= 8 && raw.length <= 1024 ? raw : undefined),
+  } satisfies SettingSpec<'clusterCookie'>,
+  {
+    key: 'clusterCookieFile',
+    flag: 'cluster-cookie-file',
+    description: 'File holding the cluster cookie (instead of --cluster-cookie)',
+    defaultText: 'none',
+    default: () => undefined,
+    accepted: 'a file path',
+    parse: (raw) => (raw.trim() ? raw : undefined),
+  } satisfies SettingSpec<'clusterCookieFile'>,
+  {
+    key: 'advertiseEndpoint',
+    flag: 'advertise-endpoint',
+    description: 'How peers reach this node\'s mgmt endpoint',
+    defaultText: '--mgmt-bind when it names an address, else http://<first non-loopback IPv4>:<mgmt port>',
+    default: () => undefined,
+    accepted: 'http://HOST:PORT',
+    parse: (raw) => (parseEndpoint(raw) ? raw.replace(/\/$/, '') : undefined),
+  } satisfies SettingSpec<'advertiseEndpoint'>,
 ] as const;
 
 export function envName(flag: string): string {
@@ -237,6 +350,9 @@ export function loadConfig(inputs: ConfigInputs): NodeConfig {
       throw new ConfigError(`invalid value "${raw}" for --${spec.flag}${origin}: expected ${spec.accepted}`);
     }
     config[spec.key] = value;
+  }
+  if (config.clusterCookie !== undefined && config.clusterCookieFile !== undefined) {
+    throw new ConfigError('--cluster-cookie and --cluster-cookie-file exclude each other: set one');
   }
   return config as NodeConfig;
 }

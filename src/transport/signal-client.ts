@@ -1,17 +1,11 @@
 /** POST /cluster/signal to a peer's mgmt endpoint over HTTP. */
 import * as http from 'node:http';
+import { parseEndpoint } from '../config/settings';
 import type { HttpReply } from './mesh';
 import type { SignalOffer } from './signaling';
 
 const TIMEOUT_MS = 10_000;
 const MAX_REPLY_BYTES = 256 * 1024;
-
-/** Parses "http://host:port" (an optional trailing slash); undefined when it is not such a URL. */
-export function parseEndpoint(endpoint: string): { host: string; port: number } | undefined {
-  const m = /^http:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\/?$/.exec(endpoint);
-  if (!m || Number(m[2]) > 65535 || Number(m[2]) === 0) return undefined;
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
-}
 
 export function postSignal(endpoint: string, offer: SignalOffer): Promise<HttpReply> {
   const target = parseEndpoint(endpoint);
