@@ -22,8 +22,9 @@ const result = await build({
   platform: 'node',
   format: 'cjs',
   target: 'node18.20',
-  // cbor-x tries its optional native accelerator and falls back to pure JS without it.
-  external: ['cbor-extract'],
+  // cbor-x tries its optional native accelerator and falls back to pure JS without it;
+  // node-datachannel is a native addon, loaded from node_modules when present (else werift is used).
+  external: ['cbor-extract', 'node-datachannel'],
   define: {
     __GANDALF_VERSION__: JSON.stringify(pkg.version),
     __GANDALF_COMMIT__: JSON.stringify(commit),

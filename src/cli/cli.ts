@@ -52,6 +52,20 @@ Options:
 `,
     run: cmdStatus,
   },
+  nodes: {
+    summary: 'Print the cluster members as this node sees them',
+    usage: `Usage: gandalf-node nodes [--http-bind HOST:PORT] [--json]
+
+Shows GET /cluster/nodes: every member with its state (alive, suspect, dead,
+left), incarnation, architecture, WebRTC transport and round-trip time.
+
+Options:
+  --http-bind HOST:PORT  the node's client API (env ${envName('http-bind')}, default 127.0.0.1:8420)
+  --config FILE          read --http-bind from a config file
+  --json                 print JSON even on a terminal
+`,
+    run: cmdNodes,
+  },
   version: {
     summary: 'Print version, architecture and runtime',
     usage: 'Usage: gandalf-node version [--json]\n',
@@ -253,6 +267,27 @@ async function cmdStatus(args: string[], io: Io): Promise<number> {
       ]),
     ),
   );
+  return 0;
+}
+
+async function cmdNodes(args: string[], io: Io): Promise<number> {
+  const { values } = parse(args, { 'http-bind': { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } }, 'nodes');
+  if (values.help) {
+    io.out(COMMANDS.nodes!.usage);
+    return 0;
+  }
+  const reply = await request(clientBind(values, io.env), 'GET', '/cluster/nodes');
+  if (reply.status !== 200) {
+    io.err(`gandalf-node: ${failReply(reply)}\n`);
+    return 1;
+  }
+  if (values.json || !io.isTTY) {
+    io.out(JSON.stringify(reply.body, null, 2) + '\n');
+    return 0;
+  }
+  const nodes = (reply.body as { nodes: Record<string, unknown>[] }).nodes;
+  const columns = ['node-id', 'endpoint', 'state', 'incarnation', 'arch', 'transport', 'rtt-ms'];
+  io.out(renderTable(columns, nodes.map((n) => columns.map((c) => n[c] ?? ''))));
   return 0;
 }
 

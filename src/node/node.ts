@@ -4,25 +4,36 @@
  *
  *   start: lock data dir -> node id -> SQL engine -> HTTP servers (health
  *          answers 503 "starting") -> open databases (snapshot + replay) ->
- *          serving, READY=1, watchdog
- *   stop:  stopping (health 503), STOPPING=1 -> HTTP servers stop accepting
- *          and finish in-flight requests -> databases drain and snapshot ->
- *          unlock
+ *          WebRTC mesh, membership, discovery -> serving, READY=1, watchdog
+ *   stop:  stopping (health 503), STOPPING=1 -> leave the cluster (SWIM
+ *          "left", links closed) -> HTTP servers stop accepting and finish
+ *          in-flight requests -> databases drain and snapshot -> unlock
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { clusterViewRoutes, signalRoutes } from '../api/cluster-routes';
 import { dbRoutes } from '../api/db-routes';
 import { ApiServer } from '../api/http-server';
 import { nodeRoutes, type Lifecycle } from '../api/node-routes';
 import { formatHostPort, type HostPort, type NodeConfig } from '../config/settings';
 import { systemClock } from '../core/clock';
+import { ConfigError } from '../core/errors';
 import { createLogger, type Logger } from '../core/logger';
+import { JoinLoop } from '../discovery/join-loop';
+import { MdnsDiscovery } from '../discovery/mdns';
 import { COMMIT, VERSION } from '../core/version';
 import { DatabaseRegistry } from '../store/database-registry';
 import { nodeDataFs } from '../store/data-fs';
 import { loadSqlEngine } from '../store/sql-engine';
+import { Mesh } from '../transport/mesh';
+import { loadNativeRtc } from '../transport/native-rtc';
+import type { RtcFactory } from '../transport/rtc';
+import { postSignal } from '../transport/signal-client';
+import { SignalAuth } from '../transport/signaling';
+import { loadWeriftRtc } from '../transport/werift-rtc';
+import { Cluster } from './cluster';
 import { lockDataDir, type DataDirLock } from './data-dir-lock';
 import { resolveNodeId } from './node-id';
 import { createNotifier, type Notifier } from './sd-notify';
@@ -37,6 +48,8 @@ export class GandalfNode {
   private notifier: Notifier;
   private nodeId = '';
   private bound: { http?: HostPort; mgmt?: HostPort } = {};
+  private mesh: Mesh | undefined;
+  private cluster: Cluster | undefined;
   private stopping: Promise<void> | undefined;
 
   constructor(private readonly config: NodeConfig) {
@@ -51,6 +64,7 @@ export class GandalfNode {
     this.lock = lockDataDir(dataDir);
     this.nodeId = resolveNodeId(dataDir, config.nodeId);
     const engine = await loadSqlEngine();
+    const cookie = readCookie(config);
 
     const info = { lifecycle: () => this.state, status: () => this.status() };
     this.registry = new DatabaseRegistry({
@@ -63,17 +77,22 @@ export class GandalfNode {
       snapshotEntries: config.snapshotEntries,
       snapshotBytes: config.snapshotBytes,
     });
+    const clusterView = { nodes: () => this.cluster?.nodes() ?? [] };
+    const signals = {
+      acceptOffer: async (body: unknown) =>
+        this.mesh ? this.mesh.acceptOffer(body) : { status: 503, body: { code: 'starting', message: 'the node is starting' } },
+    };
     const api = new ApiServer({
       name: 'client API',
-      routes: { ...nodeRoutes(info), ...dbRoutes(this.registry) },
+      routes: { ...nodeRoutes(info), ...dbRoutes(this.registry), ...clusterViewRoutes(clusterView) },
       logger: logger.child({ part: 'api' }),
       maxBodyBytes: config.maxBodyBytes,
     });
     const mgmt = new ApiServer({
       name: 'mgmt endpoint',
-      routes: nodeRoutes(info),
+      routes: { ...nodeRoutes(info), ...signalRoutes(signals), ...clusterViewRoutes(clusterView) },
       logger: logger.child({ part: 'mgmt' }),
-      maxBodyBytes: 64 * 1024,
+      maxBodyBytes: 256 * 1024,
     });
     this.bound.http = await api.listen(config.httpBind);
     this.servers.push(api);
@@ -81,6 +100,7 @@ export class GandalfNode {
     this.servers.push(mgmt);
 
     await this.registry.openAll();
+    await this.startCluster(cookie);
     this.state = 'serving';
     this.notifier.ready();
     this.notifier.startWatchdog();
@@ -94,13 +114,72 @@ export class GandalfNode {
     });
   }
 
+  private async startCluster(cookie: string | undefined): Promise<void> {
+    const { config, logger } = this;
+    const mgmt = this.bound.mgmt!;
+    const endpoint = config.advertiseEndpoint ?? advertisedEndpoint(mgmt);
+    const rtc = await loadRtc(config.webrtc, logger);
+    const auth = new SignalAuth(cookie, config.clusterName, systemClock);
+    if (auth.open) {
+      logger.warn('no --cluster-cookie: this is an open cluster; any host that reaches the mgmt endpoint can join');
+    }
+    const iceHost = isWildcard(mgmt.host) ? '0.0.0.0' : mgmt.host;
+    this.mesh = new Mesh({
+      self: { id: this.nodeId, endpoint },
+      rtc,
+      rtcOptions: { iceAddresses: [iceHost], iceServers: config.iceServer },
+      auth,
+      postSignal,
+      logger: logger.child({ part: 'mesh' }),
+      clock: systemClock,
+    });
+    const random = Math.random;
+    const joinLoop =
+      config.discovery !== 'none' && config.join.length > 0
+        ? new JoinLoop({
+            endpoints: config.join,
+            connect: (e) => this.mesh!.connect(e),
+            isConnected: (id) => this.mesh!.isConnected(id),
+            clock: systemClock,
+            random,
+            logger: logger.child({ part: 'join' }),
+          })
+        : undefined;
+    const mdnsInterfaces = mdnsAddresses(config.mdnsInterface, mgmt);
+    if (config.discovery === 'mdns' && mdnsInterfaces.length === 0) {
+      logger.warn('mDNS has no interface to use (the mgmt endpoint is loopback-only, or none matched --mdns-interface)');
+    }
+    const mdns =
+      config.discovery === 'mdns' && mdnsInterfaces.length > 0
+        ? new MdnsDiscovery({
+            interfaces: mdnsInterfaces,
+            self: { id: this.nodeId, cluster: config.clusterName, port: mgmt.port, arch: process.arch, roles: '' },
+            onDiscovered: (peer) => this.cluster?.discovered(peer),
+            logger: logger.child({ part: 'mdns' }),
+          })
+        : undefined;
+    this.cluster = new Cluster({
+      self: { id: this.nodeId, endpoint, arch: process.arch },
+      mesh: this.mesh,
+      clock: systemClock,
+      random,
+      logger: logger.child({ part: 'cluster' }),
+      ...(joinLoop ? { joinLoop } : {}),
+      ...(mdns ? { mdns } : {}),
+    });
+    this.cluster.start();
+    logger.info('cluster member', { cluster: config.clusterName, endpoint, webrtc: rtc.name, discovery: config.discovery, join: config.join });
+  }
+
   /** Graceful stop; safe to call more than once and from a failed start. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       const wasServing = this.state === 'serving';
       this.state = 'stopping';
       this.notifier.stopping();
-      if (wasServing) this.logger.info('stopping: finishing in-flight requests');
+      if (wasServing) this.logger.info('stopping: leaving the cluster, finishing in-flight requests');
+      await this.cluster?.stop().catch((err: unknown) => this.logger.warn('leaving the cluster failed', { err: err as Error }));
+      this.mesh?.close();
       await Promise.all(this.servers.map((s) => s.close()));
       await this.registry?.closeAll();
       this.notifier.close();
@@ -124,9 +203,67 @@ export class GandalfNode {
       http_bind: this.bound.http ? formatHostPort(this.bound.http) : null,
       mgmt_bind: this.bound.mgmt ? formatHostPort(this.bound.mgmt) : null,
       data_dir: path.resolve(this.config.dataDir),
+      cluster: {
+        name: this.config.clusterName,
+        open: this.config.clusterCookie === undefined && this.config.clusterCookieFile === undefined,
+        webrtc: this.mesh?.implementation ?? null,
+        peers: this.mesh?.peers().length ?? 0,
+        members: this.cluster?.nodes().length ?? 0,
+      },
       databases: this.registry?.list().map((db) => db.status()) ?? [],
     };
   }
+}
+
+function readCookie(config: NodeConfig): string | undefined {
+  if (config.clusterCookie !== undefined) return config.clusterCookie;
+  if (config.clusterCookieFile === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(config.clusterCookieFile, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError(`cannot read --cluster-cookie-file ${config.clusterCookieFile}: ${(err as Error).message}`);
+  }
+  if (text.length < 8) throw new ConfigError(`--cluster-cookie-file ${config.clusterCookieFile}: the cookie must have at least 8 characters`);
+  return text;
+}
+
+async function loadRtc(choice: NodeConfig['webrtc'], logger: Logger): Promise<RtcFactory> {
+  if (choice === 'werift') return loadWeriftRtc();
+  try {
+    return await loadNativeRtc();
+  } catch (err) {
+    if (choice === 'native') throw new ConfigError(`--webrtc native: node-datachannel does not load here: ${(err as Error).message}`);
+    logger.info('node-datachannel is not available here; using werift', { reason: (err as Error).message.split('\n')[0] });
+    return loadWeriftRtc();
+  }
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::';
+}
+
+function ipv4Addresses(): { name: string; address: string }[] {
+  return Object.entries(os.networkInterfaces()).flatMap(([name, addrs]) =>
+    (addrs ?? []).filter((a) => a.family === 'IPv4' && !a.internal).map((a) => ({ name, address: a.address })),
+  );
+}
+
+/** The mgmt endpoint peers dial: the bound address, or the first non-loopback IPv4 one for a wildcard bind. */
+function advertisedEndpoint(mgmt: HostPort): string {
+  const host = isWildcard(mgmt.host) ? (ipv4Addresses()[0]?.address ?? '127.0.0.1') : mgmt.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${mgmt.port}`;
+}
+
+/**
+ * Interfaces for mDNS: the configured ones, else every non-loopback IPv4
+ * interface; none when the mgmt endpoint listens on loopback only (peers on
+ * the LAN could not reach what we would advertise).
+ */
+function mdnsAddresses(configured: string[], mgmt: HostPort): string[] {
+  const all = ipv4Addresses();
+  if (configured.length === 0) return mgmt.host.startsWith('127.') || mgmt.host === '::1' ? [] : all.map((a) => a.address);
+  return configured.flatMap((c) => (/^\d+\.\d+\.\d+\.\d+$/.test(c) ? [c] : all.filter((a) => a.name === c).map((a) => a.address)));
 }
 
 /**

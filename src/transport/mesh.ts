@@ -84,6 +84,15 @@ export class Mesh {
     return entry ? entry.link.send(kind, { topic, body }) : false;
   }
 
+  /**
+   * Bytes waiting to go to a peer on a channel (undefined when not connected).
+   * A reliable backlog above RELIABLE_QUEUE_BYTES closes the link, so bulk
+   * senders (snapshots, catch-up) pace themselves on this.
+   */
+  backlog(to: string, kind: ChannelKind): number | undefined {
+    return this.links.get(to)?.link.backlog(kind);
+  }
+
   isConnected(id: string): boolean {
     return this.links.has(id);
   }

@@ -84,6 +84,11 @@ export class PeerLink {
     return this.isClosed;
   }
 
+  /** Bytes waiting to go out on a channel: queued here plus buffered in the channel. Bulk senders pace on it. */
+  backlog(kind: ChannelKind): number {
+    return this.out[kind].bytes + this.channels[kind].bufferedAmount();
+  }
+
   /** Queues a message; returns false if it was dropped (link closed, or datagram queue full). */
   send(kind: ChannelKind, message: WireMessage): boolean {
     if (this.isClosed) return false;

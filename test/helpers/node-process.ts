@@ -123,6 +123,8 @@ export async function startNode(options: StartOptions): Promise<NodeProcess> {
     `127.0.0.1:${mgmtPort}`,
     '--log-format',
     'json',
+    // Never multicast on this machine's interfaces: tests that want discovery say so.
+    ...(options.args?.includes('--discovery') ? [] : ['--discovery', 'none']),
     ...(options.args ?? []),
   ];
   const env: Record<string, string | undefined> = { ...process.env, ...options.env };

@@ -28,6 +28,14 @@ describe('node process', () => {
     expect(r.code).toBe(2);
   });
 
+  it('never runs mDNS on other interfaces when its mgmt endpoint is loopback-only', async () => {
+    const node = await startNode({ dataDir: tempDir(), args: ['--discovery', 'mdns'] });
+    expect(node.log).toMatch(/mDNS has no interface to use/);
+    expect(node.log).not.toMatch(/mDNS discovery on/);
+    expect((await node.get('/status')).body.cluster).toMatchObject({ name: 'gandalf', open: true, members: 1 });
+    expect((await node.stop()).code).toBe(0);
+  });
+
   it('refuses a second node on the same data dir', async () => {
     const dataDir = tempDir();
     const first = await startNode({ dataDir });

@@ -1,0 +1,34 @@
+/**
+ * Cluster endpoints. On the mgmt endpoint: POST /cluster/signal (WebRTC
+ * signaling between nodes; authenticated by the signal's own MAC, see
+ * transport/signaling.ts) and GET /cluster/nodes. On the client API:
+ * GET /cluster/nodes.
+ */
+import type { Routes } from './http-server';
+
+/** One row of GET /cluster/nodes: FlowG's shape, extended. */
+export interface NodeView {
+  'node-id': string;
+  endpoint: string;
+  state: string;
+  incarnation: number;
+  arch: string;
+  transport: string;
+  'rtt-ms': number | null;
+}
+
+export interface ClusterView {
+  nodes(): NodeView[];
+}
+
+export interface SignalReceiver {
+  acceptOffer(body: unknown): Promise<{ status: number; body: unknown }>;
+}
+
+export function clusterViewRoutes(cluster: ClusterView): Routes {
+  return { 'GET /cluster/nodes': () => ({ status: 200, body: { nodes: cluster.nodes() } }) };
+}
+
+export function signalRoutes(receiver: SignalReceiver): Routes {
+  return { 'POST /cluster/signal': (req) => receiver.acceptOffer(req.body) };
+}
