@@ -42,9 +42,10 @@ describe('cluster of real processes', () => {
       '--webrtc', i % 2 === 0 ? 'native' : 'werift',
       ...(join ? ['--join', join] : []),
     ];
-    nodes.push(await startNode({ dataDir: tempDir(), args: args(0) }));
+    const dirs = [0, 1, 2, 3, 4].map(() => tempDir());
+    nodes.push(await startNode({ dataDir: dirs[0]!, args: args(0) }));
     const seed = `http://127.0.0.1:${nodes[0]!.mgmtPort}`;
-    for (let i = 1; i < 5; i++) nodes.push(await startNode({ dataDir: tempDir(), args: args(i, seed) }));
+    for (let i = 1; i < 5; i++) nodes.push(await startNode({ dataDir: dirs[i]!, args: args(i, seed) }));
 
     const ids = nodes.map((_, i) => `n${i}`);
     await until('all five to see five alive members', async () => {
@@ -78,6 +79,18 @@ describe('cluster of real processes', () => {
     for (const v of await Promise.all(nodes.slice(0, 4).map(view))) {
       for (const id of ids.slice(0, 4)) expect(stateOf(v, id), `${id} is alive`).toBe('alive');
     }
+
+    // n4 comes back (same id, data dir and ports): it refutes its death and is alive everywhere again.
+    const deadAt = (await view(nodes[0]!)).find((r) => r['node-id'] === 'n4')!.incarnation;
+    nodes[4] = await startNode({ dataDir: dirs[4]!, args: args(4, seed), httpPort: nodes[4]!.httpPort, mgmtPort: nodes[4]!.mgmtPort });
+    const rejoin = await until('n4 alive again on every node', async () => {
+      const views = await Promise.all(nodes.map(view));
+      return views.every((v) => ids.every((id) => stateOf(v, id) === 'alive'));
+    }, 30_000);
+    console.log(`restarted n4 alive everywhere again in ${rejoin} ms`);
+    expect((await view(nodes[1]!)).find((r) => r['node-id'] === 'n4')!.incarnation).toBeGreaterThan(deadAt);
+    await nodes[4]!.stop('SIGKILL');
+    await until('n4 dead again', async () => (await Promise.all(nodes.slice(0, 4).map(view))).every((v) => stateOf(v, 'n4') === 'dead'), DEAD_BOUND_MS);
 
     // SIGTERM n3: "left" everywhere, promptly.
     const exit = nodes[3]!.stop('SIGTERM');

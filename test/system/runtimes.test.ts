@@ -1,7 +1,9 @@
 /**
  * The shipped artifacts on the runtimes they promise:
  *  - the single executable in a root file system that has no Node at all;
- *  - the bundle on Debian's own Node 18.20 (the runtime of ARMv6 and x86 boards).
+ *  - the bundle on Debian's own Node 18.20 (the runtime of ARMv6 and x86 boards);
+ * each serving SQL and joining a cluster over WebRTC with werift, the
+ * transport of every board without node-datachannel.
  * Both run chrooted (as root) in roots built from Debian packages by
  * scripts/debian-node18-root.sh.
  */
@@ -20,6 +22,35 @@ function requireRootFs(): void {
   if (!existsSync(path.join(NODE18_ROOT, '.complete'))) {
     throw new Error('.cache/node18-root is missing: run scripts/ensure-test-deps.sh (npm test does)');
   }
+}
+
+/**
+ * Joins a node on the runtime under test to a node of this checkout over
+ * WebRTC (the runtime under test has no node-datachannel: it uses werift) and
+ * waits until both see each other alive.
+ */
+async function joinsCluster(command: string[], dataDir: string): Promise<void> {
+  const cookie = ['--cluster-cookie', 'runtime-test-cookie'];
+  const host = await startNode({ dataDir: tempDir(), args: ['--node-id', 'host', '--discovery', 'manual', '--webrtc', 'native', ...cookie] });
+  const guest = await startNode({
+    dataDir,
+    command,
+    env: { NODE_EXTRA_CA_CERTS: undefined },
+    args: ['--node-id', 'guest', '--discovery', 'manual', '--join', `http://127.0.0.1:${host.mgmtPort}`, ...cookie],
+  });
+  const both = async () => {
+    const rows = (await host.get('/cluster/nodes')).body.nodes as { 'node-id': string; state: string; transport: string }[];
+    return rows.length === 2 && rows.every((r) => r.state === 'alive') ? rows : undefined;
+  };
+  let rows: Awaited<ReturnType<typeof both>>;
+  for (let i = 0; !(rows = await both()); i++) {
+    if (i > 300) throw new Error(`the runtime under test never joined:\n${guest.log}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  expect(rows.find((r) => r['node-id'] === 'guest')!.transport).toBe('werift');
+  expect((await guest.get('/status')).body.cluster.webrtc).toBe('werift');
+  expect((await guest.stop()).code).toBe(0);
+  expect((await host.stop()).code).toBe(0);
 }
 
 async function exercise(command: string[], dataDir: string, expectNode: RegExp) {
@@ -53,6 +84,7 @@ describe('shipped runtimes', () => {
     expect(existsSync(path.join(root, 'usr/bin/node'))).toBe(false);
     const info = await exercise(['chroot', root, '/app/gandalf-node'], '/tmp/data', /^v2\d\./);
     expect(info.single_executable).toBe(true);
+    await joinsCluster(['chroot', root, '/app/gandalf-node'], '/tmp/cluster');
   });
 
   it("the bundle runs on Debian's Node 18.20", async () => {
@@ -62,5 +94,7 @@ describe('shipped runtimes', () => {
     cleanup.push(path.join(NODE18_ROOT, dataDir));
     const info = await exercise(['chroot', NODE18_ROOT, '/usr/bin/node', '/app/gandalf-node.cjs'], dataDir, /^v18\.20\./);
     expect(info.single_executable).toBe(false);
+    cleanup.push(path.join(NODE18_ROOT, `${dataDir}-cluster`));
+    await joinsCluster(['chroot', NODE18_ROOT, '/usr/bin/node', '/app/gandalf-node.cjs'], `${dataDir}-cluster`);
   });
 });
