@@ -4,6 +4,12 @@
  * hands them to `acceptOffer`), resolves glare, replaces a stale link when a
  * peer reconnects, and dispatches received messages to topic subscribers.
  * Which peers to connect to is decided upstream (discovery, membership).
+ *
+ * When a known peer's mgmt endpoint cannot be reached, the offer travels
+ * through a peer both are linked to instead (topic "signal", one hop): the
+ * relay forwards the signed offer to the target and the signed answer back.
+ * Offer and answer are authenticated end to end by their MACs, so a relay
+ * cannot alter them; it only forwards between its own authenticated links.
  */
 import type { Clock } from '../core/clock';
 import { GandalfError } from '../core/errors';
@@ -46,6 +52,25 @@ export interface MeshOptions {
 
 type TopicHandler = (from: string, body: unknown) => void;
 
+export const SIGNAL_TOPIC = 'signal';
+/** Relays tried, one after the other, when the target's endpoint is unreachable. */
+export const MAX_RELAYS_TRIED = 3;
+export const RELAY_TIMEOUT_MS = 10_000;
+
+/** Messages of the "signal" topic. */
+type RelayMessage =
+  | { kind: 'relay-offer'; to: string; hops: number; offer: unknown }
+  | { kind: 'relay-reply'; to: string; hops: number; re: string; status: number; body: unknown };
+
+function parseRelay(body: unknown): RelayMessage | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const m = body as Record<string, unknown>;
+  if (typeof m.to !== 'string' || m.to.length > 128 || typeof m.hops !== 'number' || !Number.isInteger(m.hops) || m.hops < 0 || m.hops > 1) return undefined;
+  if (m.kind === 'relay-offer' && typeof m.offer === 'object') return m as unknown as RelayMessage;
+  if (m.kind === 'relay-reply' && typeof m.re === 'string' && typeof m.status === 'number') return m as unknown as RelayMessage;
+  return undefined;
+}
+
 export class Mesh {
   private readonly links = new Map<string, { link: PeerLink; since: number }>();
   private readonly outgoing = new Map<string, Promise<string>>();
@@ -54,9 +79,13 @@ export class Mesh {
   private readonly downListeners: ((id: string, reason: string) => void)[] = [];
   /** Per endpoint: their clock minus ours, learned from a "stale" rejection. */
   private readonly skew = new Map<string, number>();
+  /** Relayed offers of ours awaiting their reply, by offer nonce. */
+  private readonly relayWaiters = new Map<string, (reply: HttpReply) => void>();
   private stopped = false;
 
-  constructor(private readonly options: MeshOptions) {}
+  constructor(private readonly options: MeshOptions) {
+    this.topics.set(SIGNAL_TOPIC, (from, body) => this.onRelayMessage(from, body));
+  }
 
   get self(): MeshSelf {
     return this.options.self;
@@ -146,7 +175,7 @@ export class Mesh {
           nonce: auth.nonce(),
           sdp,
         });
-        reply = await this.options.postSignal(endpoint, offer);
+        reply = await this.deliverOffer(endpoint, expectedId, offer);
         const body = reply.body as { code?: string; server_time?: unknown } | undefined;
         // The peer's clock differs by more than the window (boards without RTC): retry once on its time.
         if (reply.status === 401 && body?.code === 'stale' && typeof body.server_time === 'number' && attempt === 0) {
@@ -175,6 +204,67 @@ export class Mesh {
       connection.close();
       throw err;
     }
+  }
+
+  /** Sends an offer to the peer's endpoint, or through a relay when the endpoint is unreachable. */
+  private async deliverOffer(endpoint: string, expectedId: string | undefined, offer: SignalOffer): Promise<HttpReply> {
+    try {
+      return await this.options.postSignal(endpoint, offer);
+    } catch (err) {
+      const relays = expectedId ? [...this.links.keys()].filter((id) => id !== expectedId).slice(0, MAX_RELAYS_TRIED) : [];
+      if (relays.length === 0) throw err;
+      this.options.logger.debug('endpoint unreachable; relaying the offer', { endpoint, peer: expectedId, err: err as Error });
+      for (const relay of relays) {
+        const reply = await this.relayOffer(relay, expectedId!, offer);
+        if (reply) return reply;
+      }
+      throw new GandalfError('peer_rejected', `${endpoint} is unreachable, directly and through ${relays.length} relay(s): ${(err as Error).message}`);
+    }
+  }
+
+  private relayOffer(relay: string, to: string, offer: SignalOffer): Promise<HttpReply | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.relayWaiters.delete(offer.nonce);
+        resolve(undefined);
+      }, RELAY_TIMEOUT_MS);
+      timer.unref();
+      this.relayWaiters.set(offer.nonce, (reply) => {
+        clearTimeout(timer);
+        this.relayWaiters.delete(offer.nonce);
+        resolve(reply);
+      });
+      const message: RelayMessage = { kind: 'relay-offer', to, hops: 0, offer };
+      if (!this.send('reliable', relay, SIGNAL_TOPIC, message)) {
+        clearTimeout(timer);
+        this.relayWaiters.delete(offer.nonce);
+        resolve(undefined);
+      }
+    });
+  }
+
+  private onRelayMessage(from: string, body: unknown): void {
+    const message = parseRelay(body);
+    if (!message) {
+      this.options.logger.debug('dropped a malformed signal relay message', { from });
+      return;
+    }
+    if (message.to !== this.options.self.id) {
+      // Forward once, along our own links only.
+      if (message.hops === 0) this.send('reliable', message.to, SIGNAL_TOPIC, { ...message, hops: 1 });
+      return;
+    }
+    if (message.kind === 'relay-reply') {
+      this.relayWaiters.get(message.re)?.({ status: message.status, body: message.body });
+      return;
+    }
+    const offer = message.offer as { from?: unknown; nonce?: unknown };
+    void this.acceptOffer(message.offer).then((reply) => {
+      if (typeof offer.from !== 'string' || typeof offer.nonce !== 'string') return;
+      const back: RelayMessage = { kind: 'relay-reply', to: offer.from, hops: 0, re: offer.nonce, status: reply.status, body: reply.body };
+      // Straight back if linked to the originator, else through the relay it came from.
+      if (!this.send('reliable', offer.from, SIGNAL_TOPIC, back)) this.send('reliable', from, SIGNAL_TOPIC, back);
+    });
   }
 
   /** Handles an offer from `POST /cluster/signal`; the reply is the HTTP response. */

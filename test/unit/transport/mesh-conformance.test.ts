@@ -28,9 +28,12 @@ const PAIRS: [string, string][] = [
 
 const meshes: Mesh[] = [];
 const endpoints = new Map<string, Mesh>();
+/** "from->endpoint" pairs whose HTTP signaling fails (a firewalled or unroutable mgmt endpoint). */
+const unreachable = new Set<string>();
 afterEach(() => {
   for (const m of meshes.splice(0)) m.close();
   endpoints.clear();
+  unreachable.clear();
 });
 afterAll(async () => {
   (await import('node-datachannel')).cleanup();
@@ -54,7 +57,7 @@ async function makeMesh(spec: NodeSpec): Promise<Mesh> {
     auth: new SignalAuth(spec.cookie, spec.cluster ?? 'test', clock),
     postSignal: async (to: string, offer: SignalOffer): Promise<HttpReply> => {
       const target = endpoints.get(to);
-      if (!target) throw new Error(`nothing at ${to}`);
+      if (!target || unreachable.has(`${spec.id}->${to}`)) throw new Error(`connect ECONNREFUSED ${to}`);
       return target.acceptOffer(JSON.parse(JSON.stringify(offer)));
     },
     logger: silentLogger,
@@ -179,4 +182,26 @@ describe('signaling authentication (in-memory transport)', () => {
     expect(b.peers()).toHaveLength(1);
     await expect(a.connect(b.self.endpoint, 'not-b')).rejects.toThrow(/wrong_node/);
   });
+});
+
+describe('signaling relayed over mesh links', () => {
+  for (const impl of ['memory', 'native', 'werift']) {
+    it(`reaches a peer whose endpoint is unreachable through a common peer (${impl})`, async () => {
+      const a = await makeMesh({ id: 'a', impl, cookie: 'relay-secret' });
+      const b = await makeMesh({ id: 'b', impl, cookie: 'relay-secret' });
+      const c = await makeMesh({ id: 'c', impl, cookie: 'relay-secret' });
+      await a.connect(b.self.endpoint);
+      await c.connect(b.self.endpoint);
+      await until(() => b.isConnected('a') && b.isConnected('c'));
+      unreachable.add(`a->${c.self.endpoint}`);
+      // Without a known id there is nobody to relay to: the failure stands.
+      await expect(a.connect(c.self.endpoint)).rejects.toThrow(/ECONNREFUSED/);
+      expect(await a.connect(c.self.endpoint, 'c')).toBe('c');
+      await until(() => c.isConnected('a'));
+      const got = inbox(c, 'hello');
+      a.send('reliable', 'c', 'hello', 'direct now');
+      await until(() => got.length === 1);
+      expect(got[0]).toEqual({ from: 'a', body: 'direct now' });
+    });
+  }
 });
