@@ -22,6 +22,13 @@ interface Io {
   env: NodeJS.ProcessEnv;
 }
 
+/** Options every command that talks to a running node takes. */
+const CLIENT_OPTIONS = `  --http-bind HOST:PORT  the node's client API (env ${envName('http-bind')}, default 127.0.0.1:8420)
+  --config FILE          read --http-bind from a config file
+  --json                 print JSON even on a terminal
+`;
+const CLIENT_FLAGS = { 'http-bind': { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } } as const;
+
 const COMMANDS: Record<string, { summary: string; usage: string; run: (args: string[], io: Io) => Promise<number> }> = {
   start: { summary: 'Run a node in the foreground', usage: startUsage(), run: cmdStart },
   sql: {
@@ -35,10 +42,7 @@ Without SQL, starts an interactive shell (end statements with ";",
 
 Options:
   --db NAME              database (default main)
-  --http-bind HOST:PORT  the node's client API (env ${envName('http-bind')}, default 127.0.0.1:8420)
-  --config FILE          read --http-bind from a config file
-  --json                 print JSON even on a terminal
-`,
+${CLIENT_OPTIONS}`,
     run: cmdSql,
   },
   status: {
@@ -46,10 +50,7 @@ Options:
     usage: `Usage: gandalf-node status [--http-bind HOST:PORT] [--json]
 
 Options:
-  --http-bind HOST:PORT  the node's client API (env ${envName('http-bind')}, default 127.0.0.1:8420)
-  --config FILE          read --http-bind from a config file
-  --json                 print JSON even on a terminal
-`,
+${CLIENT_OPTIONS}`,
     run: cmdStatus,
   },
   nodes: {
@@ -60,10 +61,7 @@ Shows GET /cluster/nodes: every member with its state (alive, suspect, dead,
 left), incarnation, architecture, WebRTC transport and round-trip time.
 
 Options:
-  --http-bind HOST:PORT  the node's client API (env ${envName('http-bind')}, default 127.0.0.1:8420)
-  --config FILE          read --http-bind from a config file
-  --json                 print JSON even on a terminal
-`,
+${CLIENT_OPTIONS}`,
     run: cmdNodes,
   },
   version: {
@@ -182,7 +180,7 @@ async function runSql(bind: HostPort, db: string, sql: string, json: boolean, io
 async function cmdSql(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     args,
-    { db: { type: 'string' }, 'http-bind': { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } },
+    { db: { type: 'string' }, ...CLIENT_FLAGS },
     'sql',
     true,
   );
@@ -232,63 +230,49 @@ async function shell(bind: HostPort, initialDb: string, json: boolean, io: Io): 
   return 0;
 }
 
-async function cmdStatus(args: string[], io: Io): Promise<number> {
-  const { values } = parse(args, { 'http-bind': { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } }, 'status');
+/**
+ * A command that GETs one endpoint of a running node and prints it: JSON
+ * when asked or not on a terminal, else through `render`.
+ */
+async function getAndPrint(command: string, path: string, args: string[], io: Io, render: (body: any) => string): Promise<number> {
+  const { values } = parse(args, { ...CLIENT_FLAGS }, command);
   if (values.help) {
-    io.out(COMMANDS.status!.usage);
+    io.out(COMMANDS[command]!.usage);
     return 0;
   }
-  const bind = clientBind(values, io.env);
-  const reply = await request(bind, 'GET', '/status');
+  const reply = await request(clientBind(values, io.env), 'GET', path);
   if (reply.status !== 200) {
     io.err(`gandalf-node: ${failReply(reply)}\n`);
     return 1;
   }
-  if (values.json || !io.isTTY) {
-    io.out(JSON.stringify(reply.body, null, 2) + '\n');
-    return 0;
-  }
-  const s = reply.body as Record<string, unknown> & { databases: Record<string, any>[] };
-  io.out(
-    `node ${String(s.node_id)} (${String(s.state)}) version ${String(s.version)} ${String(s.arch)} node ${String(s.node_version)}\n` +
-      `uptime ${String(s.uptime_s)} s, api ${String(s.http_bind)}, mgmt ${String(s.mgmt_bind)}, data ${String(s.data_dir)}\n\n`,
-  );
-  io.out(
-    renderTable(
-      ['database', 'size', 'applied', 'log entries', 'log bytes', 'snapshot', 'log state'],
-      s.databases.map((d) => [
-        d.name,
-        d.size_bytes,
-        d.applied_index,
-        d.log.entries_since_snapshot,
-        d.log.bytes_since_snapshot,
-        d.snapshot.index,
-        d.log.failed ?? 'ok',
-      ]),
-    ),
-  );
+  io.out(values.json || !io.isTTY ? JSON.stringify(reply.body, null, 2) + '\n' : render(reply.body));
   return 0;
 }
 
-async function cmdNodes(args: string[], io: Io): Promise<number> {
-  const { values } = parse(args, { 'http-bind': { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } }, 'nodes');
-  if (values.help) {
-    io.out(COMMANDS.nodes!.usage);
-    return 0;
-  }
-  const reply = await request(clientBind(values, io.env), 'GET', '/cluster/nodes');
-  if (reply.status !== 200) {
-    io.err(`gandalf-node: ${failReply(reply)}\n`);
-    return 1;
-  }
-  if (values.json || !io.isTTY) {
-    io.out(JSON.stringify(reply.body, null, 2) + '\n');
-    return 0;
-  }
-  const nodes = (reply.body as { nodes: Record<string, unknown>[] }).nodes;
+function cmdStatus(args: string[], io: Io): Promise<number> {
+  return getAndPrint('status', '/status', args, io, (s: Record<string, any>) => {
+    const head =
+      `node ${s.node_id} (${s.state}) version ${s.version} ${s.arch} node ${s.node_version}\n` +
+      `uptime ${s.uptime_s} s, api ${s.http_bind}, mgmt ${s.mgmt_bind}, data ${s.data_dir}\n` +
+      `cluster ${s.cluster.name}${s.cluster.open ? ' (open)' : ''}: ${s.cluster.members} members, ${s.cluster.peers} linked over ${s.cluster.webrtc}\n\n`;
+    const rows = (s.databases as Record<string, any>[]).map((d) => [
+      d.name,
+      d.size_bytes,
+      d.applied_index,
+      d.log.entries_since_snapshot,
+      d.log.bytes_since_snapshot,
+      d.snapshot.index,
+      d.log.failed ?? 'ok',
+    ]);
+    return head + renderTable(['database', 'size', 'applied', 'log entries', 'log bytes', 'snapshot', 'log state'], rows);
+  });
+}
+
+function cmdNodes(args: string[], io: Io): Promise<number> {
   const columns = ['node-id', 'endpoint', 'state', 'incarnation', 'arch', 'transport', 'rtt-ms'];
-  io.out(renderTable(columns, nodes.map((n) => columns.map((c) => n[c] ?? ''))));
-  return 0;
+  return getAndPrint('nodes', '/cluster/nodes', args, io, (body: { nodes: Record<string, unknown>[] }) =>
+    renderTable(columns, body.nodes.map((n) => columns.map((c) => n[c] ?? ''))),
+  );
 }
 
 async function cmdVersion(args: string[], io: Io): Promise<number> {

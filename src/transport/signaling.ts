@@ -23,11 +23,10 @@ const MAX_NONCES = 100_000;
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const MAX_SDP_BYTES = 64 * 1024;
 
-export interface SignalOffer {
+interface SignalCommon {
   v: number;
-  kind: 'offer';
   from: string;
-  /** The intended receiver's id, when the sender knows it ("" when joining an endpoint). */
+  /** The intended receiver's id ("" when dialling an endpoint whose node is unknown). */
   to: string;
   cluster: string;
   /** The sender's mgmt endpoint (how others reach it for signaling). */
@@ -40,20 +39,14 @@ export interface SignalOffer {
   mac: string;
 }
 
-export interface SignalAnswer {
-  v: number;
+export interface SignalOffer extends SignalCommon {
+  kind: 'offer';
+}
+
+export interface SignalAnswer extends SignalCommon {
   kind: 'answer';
-  from: string;
-  to: string;
-  cluster: string;
-  endpoint: string;
-  impl: string;
-  ts: number;
-  nonce: string;
   /** Nonce of the offer this answers. */
   re: string;
-  sdp: string;
-  mac: string;
 }
 
 export type SignalRejection = { code: 'unauthorized' | 'stale' | 'replayed' | 'wrong_cluster' | 'invalid_request'; message: string };
