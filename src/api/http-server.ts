@@ -51,10 +51,6 @@ export function errorBody(code: ErrorCode, message: string): { code: ErrorCode; 
   return { code, message, error: message };
 }
 
-export function httpStatusOf(code: ErrorCode): number {
-  return STATUS_OF[code];
-}
-
 export interface ApiServerOptions {
   name: string;
   routes: Routes;

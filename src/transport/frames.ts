@@ -35,11 +35,6 @@ export function encodeFrame(messages: readonly WireMessage[]): Buffer {
   return encoder.encode([PROTOCOL_VERSION, messages.map((m) => [m.topic, m.body])]);
 }
 
-/** Size of one message inside a frame (used to split batches under MAX_FRAME_BYTES). */
-export function encodedSize(message: WireMessage): number {
-  return encoder.encode([message.topic, message.body]).length;
-}
-
 export type DecodeResult = { ok: true; messages: WireMessage[] } | { ok: false; error: string };
 
 export function decodeFrame(data: Uint8Array): DecodeResult {

@@ -126,10 +126,6 @@ export class Mesh {
     return this.links.has(id);
   }
 
-  isConnecting(key: string): boolean {
-    return this.outgoing.has(key);
-  }
-
   peers(): PeerView[] {
     return [...this.links.values()].map(({ link, since }) => ({
       id: link.peerId,
