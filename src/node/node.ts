@@ -268,7 +268,9 @@ function mdnsAddresses(configured: string[], mgmt: HostPort): string[] {
 
 /**
  * Runs a node in the foreground until SIGTERM or SIGINT. Resolves with the
- * process exit code: 0 after a clean stop, 1 when the node could not start.
+ * process exit code: 0 after a clean stop, 2 when a setting turned out
+ * invalid while starting (e.g. an unreadable cookie file), 1 when the node
+ * could not start for another reason.
  */
 export async function runNode(config: NodeConfig): Promise<number> {
   const node = new GandalfNode(config);
@@ -291,7 +293,7 @@ export async function runNode(config: NodeConfig): Promise<number> {
   } catch (err) {
     process.stderr.write(`gandalf-node: ${(err as Error).message}\n`);
     await node.stop().catch(() => {});
-    return 1;
+    return err instanceof ConfigError ? 2 : 1;
   }
   return exit;
 }
