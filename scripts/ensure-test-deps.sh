@@ -22,3 +22,23 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 scripts/debian-node18-root.sh .cache/node18-root
+
+# Cross-architecture single executables (scripts/package.mjs, test/system/cross-arch.test.ts):
+# qemu-user to run ARM and x86 binaries, and Debian's foreign architectures
+# whose packages make the sysroots and the ARMv6 / x86 runtimes.
+need=()
+command -v qemu-arm-static >/dev/null || need+=(qemu-user-static)
+command -v update-binfmts >/dev/null || need+=(binfmt-support)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "ensure-test-deps: installing ${need[*]}"
+  apt-get update -qq || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+added=0
+foreign=" $(dpkg --print-foreign-architectures | tr '\n' ' ') "
+for arch in armel armhf i386 arm64; do
+  if [ "${foreign#* "$arch" }" = "$foreign" ]; then dpkg --add-architecture "$arch"; added=1; fi
+done
+# A foreign-architecture index can be briefly inconsistent during a mirror sync:
+# apt-get update then reports an error for it; scripts/debian-arch-root.sh retries.
+[ $added = 0 ] || apt-get update -qq || true

@@ -296,11 +296,12 @@ async function cmdVersion(args: string[], io: Io): Promise<number> {
 
 function isSingleExecutable(): boolean {
   try {
-    // node:sea exists from Node 20; on Node 18 there is no SEA.
+    // node:sea exists from Node 20.12; older runtimes (the official armv7 20.11) lack it.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return Boolean((require('node:sea') as { isSea(): boolean }).isSea());
   } catch {
-    return false;
+    // A single executable runs with argv[1] set to the executable itself.
+    return process.argv[1] === process.execPath;
   }
 }
 

@@ -1,0 +1,174 @@
+/**
+ * The single executables of every architecture (`npm run package`,
+ * scripts/package.mjs), black-box, under qemu-user with a CPU model of each
+ * target board: ARMv6 (arm1176, Raspberry Pi 1 / Zero), ARMv7 (cortex-a7),
+ * arm64 (cortex-a53), x86 (n270, a 32-bit Atom), and x64 natively.
+ * Each serves SQL, reports its architecture and Node version, and stops with
+ * exit code 0 on SIGTERM. The ARMv7 executable must not run on an ARMv6 CPU,
+ * which shows the CPU models are enforced.
+ *
+ * qemu is invoked explicitly (binfmt_misc may not be registered). The official
+ * Node builds (arm64, ARMv7) are dynamically linked against glibc: qemu gets
+ * the Debian sysroot scripts/package.mjs fetched (-L). The ARMv6 and x86
+ * executables are sh stubs that exec their own dynamic loader: qemu goes in
+ * front of that exec through GANDALF_EXEC_WRAPPER.
+ *
+ * beforeAll runs scripts/package.mjs for the four foreign targets (it rebuilds
+ * only what changed), so the executables tested are those of the current
+ * bundle; linux-x64 comes from `npm run build`, like test/system/runtimes.test.ts.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BUNDLE, ROOT, requireBuilt, runCli, startNode } from '../helpers/node-process';
+import { tempDir } from '../helpers/tmp';
+
+const CACHE = path.join(ROOT, '.cache');
+const exe = (target: string) => path.join(ROOT, `dist/gandalf-node-${target}`);
+
+interface Target {
+  target: string;
+  /** What runs the executable: emulator and options, then the file. */
+  command: string[];
+  env: Record<string, string | undefined>;
+  arch: string;
+  nodeMajor: number;
+  singleExecutable: boolean;
+  /**
+   * qemu-i386 7.2 (Debian bookworm) breaks i386 Node at any handled signal
+   * ("Fatal error in HandleScope::HandleScope: Entering the V8 API without
+   * proper locking", then SIGTRAP or SIGSEGV; a node that handles SIGTERM
+   * with two lines of JS does the same, while the same files run natively on
+   * the x64 kernel's 32-bit mode stop cleanly every time). So for x86 the
+   * emulated node is killed, and SIGTERM -> exit 0 is checked on the same
+   * executable and data run natively (a real x86 CPU).
+   */
+  sigtermNatively?: boolean;
+}
+
+let stubCache = '';
+function targets(): Target[] {
+  const stubEnv = (wrapper: string) => ({ GANDALF_EXEC_WRAPPER: wrapper, GANDALF_CACHE_DIR: stubCache });
+  return [
+    { target: 'linux-x64', command: [exe('linux-x64')], env: {}, arch: 'x64', nodeMajor: 24, singleExecutable: true },
+    {
+      target: 'linux-arm64',
+      command: ['qemu-aarch64-static', '-cpu', 'cortex-a53', '-L', path.join(CACHE, 'sysroot-arm64'), exe('linux-arm64')],
+      env: {},
+      arch: 'arm64',
+      nodeMajor: 24,
+      singleExecutable: true,
+    },
+    {
+      target: 'linux-armv7',
+      command: ['qemu-arm-static', '-cpu', 'cortex-a7', '-L', path.join(CACHE, 'sysroot-armhf'), exe('linux-armv7')],
+      env: {},
+      arch: 'arm',
+      nodeMajor: 20,
+      // Node 20.11 has no node:sea module (added in 20.12); the CLI recognises the SEA by argv[1].
+      singleExecutable: true,
+    },
+    { target: 'linux-armv6', command: [exe('linux-armv6')], env: stubEnv('qemu-arm-static -cpu arm1176'), arch: 'arm', nodeMajor: 18, singleExecutable: false },
+    {
+      target: 'linux-x86',
+      command: [exe('linux-x86')],
+      env: stubEnv('qemu-i386-static -cpu n270'),
+      arch: 'ia32',
+      nodeMajor: 18,
+      singleExecutable: false,
+      sigtermNatively: true,
+    },
+  ];
+}
+
+beforeAll(() => {
+  if (process.getuid?.() !== 0) {
+    throw new Error('cross-arch tests need root (package.mjs adds Debian architectures and installs nothing else); CI runs as root; not skipped');
+  }
+  for (const q of ['qemu-arm-static', 'qemu-aarch64-static', 'qemu-i386-static']) {
+    if (spawnSync('sh', ['-c', `command -v ${q}`]).status !== 0) {
+      throw new Error(`${q} is missing: run scripts/ensure-test-deps.sh (installs qemu-user-static); not skipped`);
+    }
+  }
+  requireBuilt(BUNDLE);
+  // Incremental: only targets whose bundle or runtime changed are rebuilt. Not
+  // linux-x64: `npm run build` made it, and other test files may be running it.
+  const foreign = ['linux-arm64', 'linux-armv7', 'linux-armv6', 'linux-x86'];
+  execFileSync(process.execPath, [path.join(ROOT, 'scripts/package.mjs'), ...foreign], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], timeout: 300_000 });
+  for (const t of targets()) requireBuilt(exe(t.target));
+  stubCache = mkdtempSync(path.join(tmpdir(), 'gandalf-sfx-cache-'));
+}, 360_000);
+
+afterAll(() => {
+  if (stubCache) rmSync(stubCache, { recursive: true, force: true });
+});
+
+describe('single executables under qemu-user', () => {
+  for (const name of ['linux-x64', 'linux-arm64', 'linux-armv7', 'linux-armv6', 'linux-x86']) {
+    it(`${name} serves SQL on its target CPU`, async () => {
+      const t = targets().find((x) => x.target === name)!;
+      const v = await runCli(['version', '--json'], t.env, t.command);
+      expect(v.code, v.stderr).toBe(0);
+      const info = JSON.parse(v.stdout);
+      expect(info.arch).toBe(t.arch);
+      expect(info.platform).toBe('linux');
+      expect(info.node).toMatch(new RegExp(`^v${t.nodeMajor}\\.`));
+      expect(info.single_executable).toBe(t.singleExecutable);
+
+      const dataDir = tempDir('gandalf-xarch-');
+      const node = await startNode({ dataDir, command: t.command, env: t.env, noWait: true });
+      try {
+        await node.waitHealthy(120_000);
+        const w = await node.post('/db/execute', [
+          'CREATE TABLE boards(id INTEGER PRIMARY KEY, arch TEXT, at DEFAULT CURRENT_TIMESTAMP)',
+          ['INSERT INTO boards(arch) VALUES(?)', name],
+        ]);
+        expect(w.status).toBe(200);
+        expect(w.body.results[1]).toEqual({ last_insert_id: 1, rows_affected: 1 });
+        const r = await node.get('/db/query?q=SELECT+id,arch+FROM+boards');
+        expect(r.status).toBe(200);
+        expect(r.body.results[0].values).toEqual([[1, name]]);
+        const status = (await node.get('/status')).body;
+        expect(status.arch).toBe(t.arch);
+      } finally {
+        const exit = await node.stop(t.sigtermNatively ? 'SIGKILL' : 'SIGTERM');
+        if (!t.sigtermNatively) expect(exit, node.log).toEqual({ code: 0, signal: null });
+      }
+      if (t.sigtermNatively) {
+        const native = await startNode({ dataDir, command: t.command, env: { ...t.env, GANDALF_EXEC_WRAPPER: undefined }, noWait: true });
+        try {
+          await native.waitHealthy(60_000);
+          expect((await native.get('/status')).body.arch).toBe(t.arch);
+          const r = await native.get('/db/query?q=SELECT+id,arch+FROM+boards');
+          expect(r.body.results[0].values).toEqual([[1, name]]);
+        } finally {
+          const exit = await native.stop('SIGTERM');
+          expect(exit, native.log).toEqual({ code: 0, signal: null });
+        }
+      }
+    }, 180_000);
+  }
+
+  it('the ARMv7 executable fails on an ARMv6 CPU (arm1176)', async () => {
+    const command = ['qemu-arm-static', '-cpu', 'arm1176', '-L', path.join(CACHE, 'sysroot-armhf'), exe('linux-armv7')];
+    const v = await runCli(['version', '--json'], {}, command);
+    expect(v.code).not.toBe(0);
+    expect(v.stdout).toBe('');
+    expect(v.stderr).toMatch(/Illegal instruction|signal 4/);
+  }, 60_000);
+
+  it('a damaged ARMv6 executable refuses to unpack', async () => {
+    const dir = tempDir('gandalf-sfx-damaged-');
+    const copy = path.join(dir, 'gandalf-node');
+    const data = readFileSync(exe('linux-armv6'));
+    data[data.length - 1000] ^= 0xff;
+    writeFileSync(copy, data, { mode: 0o755 });
+    const v = await runCli(['version', '--json'], { GANDALF_CACHE_DIR: path.join(dir, 'cache'), GANDALF_EXEC_WRAPPER: 'qemu-arm-static -cpu arm1176' }, [copy]);
+    expect(v.code).toBe(1);
+    expect(v.stderr).toMatch(/is damaged/);
+    // Nothing unpacked, nothing left behind.
+    expect(readdirSync(path.join(dir, 'cache'))).toEqual([]);
+  }, 60_000);
+});
