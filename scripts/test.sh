@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 scripts/ensure-test-deps.sh
 npx tsc -p .
 npm run --silent build
+# Every architecture's executable (unchanged ones are skipped), for the
+# cross-architecture and Debian package tests.
+node scripts/package.mjs
 mkdir -p test-results
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile=test-results/vitest.json "$@" || status=$?
