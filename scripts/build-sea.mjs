@@ -33,6 +33,8 @@ execFileSync(node, ['--experimental-sea-config', config], { stdio: 'inherit' });
 const out = path.join(root, `dist/gandalf-node-${target}`);
 copyFileSync(node, out);
 chmodSync(out, 0o755);
+// The official binary carries symbols; strip them before the blob goes in.
+execFileSync('strip', ['--strip-all', out]);
 await postject.inject(out, 'NODE_SEA_BLOB', readFileSync(blob), {
   sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
 });

@@ -24,11 +24,15 @@ fi
 scripts/debian-node18-root.sh .cache/node18-root
 
 # Cross-architecture single executables (scripts/package.mjs, test/system/cross-arch.test.ts):
-# qemu-user to run ARM and x86 binaries, and Debian's foreign architectures
+# qemu-user to run ARM and x86 binaries, binutils to strip the official Node
+# binaries of every architecture, and Debian's foreign architectures
 # whose packages make the sysroots and the ARMv6 / x86 runtimes.
 need=()
 command -v qemu-arm-static >/dev/null || need+=(qemu-user-static)
 command -v update-binfmts >/dev/null || need+=(binfmt-support)
+command -v strip >/dev/null || need+=(binutils)
+command -v aarch64-linux-gnu-strip >/dev/null || need+=(binutils-aarch64-linux-gnu)
+command -v arm-linux-gnueabihf-strip >/dev/null || need+=(binutils-arm-linux-gnueabihf)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ensure-test-deps: installing ${need[*]}"
   apt-get update -qq || true

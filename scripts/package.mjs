@@ -41,8 +41,8 @@ const BUILTINS = ['cjs-module-lexer/lexer.js', 'cjs-module-lexer/dist/lexer.js',
 
 const TARGETS = {
   'linux-x64': { kind: 'host-sea' },
-  'linux-arm64': { kind: 'sea', qemu: ['qemu-aarch64-static', '-cpu', 'cortex-a53'], sysroot: 'arm64', sysrootPackages: ['libc6', 'libstdc++6', 'libgcc-s1'] },
-  'linux-armv7': { kind: 'sea', qemu: ['qemu-arm-static', '-cpu', 'cortex-a7'], sysroot: 'armhf', sysrootPackages: ['libc6', 'libstdc++6', 'libgcc-s1', 'libatomic1'] },
+  'linux-arm64': { kind: 'sea', qemu: ['qemu-aarch64-static', '-cpu', 'cortex-a53'], strip: 'aarch64-linux-gnu-strip', sysroot: 'arm64', sysrootPackages: ['libc6', 'libstdc++6', 'libgcc-s1'] },
+  'linux-armv7': { kind: 'sea', qemu: ['qemu-arm-static', '-cpu', 'cortex-a7'], strip: 'arm-linux-gnueabihf-strip', sysroot: 'armhf', sysrootPackages: ['libc6', 'libstdc++6', 'libgcc-s1', 'libatomic1'] },
   'linux-armv6': { kind: 'debian', debArch: 'armel', triplet: 'arm-linux-gnueabi', ldso: 'ld-linux.so.3', qemu: ['qemu-arm-static', '-cpu', 'arm1176'] },
   'linux-x86': { kind: 'debian', debArch: 'i386', triplet: 'i386-linux-gnu', ldso: 'ld-linux.so.2', qemu: ['qemu-i386-static'] },
 };
@@ -99,6 +99,9 @@ async function buildSea(target, t) {
   const tmp = `${out}.tmp`;
   copyFileSync(node, tmp);
   chmodSync(tmp, 0o755);
+  // The official binaries carry symbols (armv7l even debug info): strip them before the blob goes in.
+  requireTool(t.strip);
+  execFileSync(t.strip, ['--strip-all', tmp]);
   await postject.inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2' });
   renameSync(tmp, out);
   state.save();
