@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import postject from 'postject';
-import { fetchRuntime, runtimeSpec } from './runtime.mjs';
+import { fetchAddon, fetchRuntime, runtimeSpec, seaConfig } from './runtime.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const target = process.argv[2] ?? `${process.platform}-${process.arch}`;
@@ -26,7 +26,7 @@ const blob = path.join(work, 'sea-prep.blob');
 const config = path.join(work, 'sea-config.json');
 writeFileSync(
   config,
-  JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false }, null, 2),
+  JSON.stringify(seaConfig(bundle, blob, fetchAddon(target)), null, 2),
 );
 execFileSync(node, ['--experimental-sea-config', config], { stdio: 'inherit' });
 

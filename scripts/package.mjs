@@ -19,7 +19,7 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import postject from 'postject';
-import { fetchRuntime, runtimeSpec } from './runtime.mjs';
+import { addonSpec, fetchAddon, fetchRuntime, runtimeSpec, seaConfig } from './runtime.mjs';
 
 const root = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
 const cache = path.join(root, '.cache');
@@ -84,7 +84,13 @@ async function buildSea(target, t) {
   const spec = runtimeSpec(target);
   const work = path.join(root, 'dist/sea', target);
   mkdirSync(work, { recursive: true });
-  const state = upToDate(target, out, [sha256(readFileSync(bundle)), JSON.stringify(spec), sha256(readFileSync(new URL(import.meta.url)))]);
+  const state = upToDate(target, out, [
+    sha256(readFileSync(bundle)),
+    JSON.stringify(spec),
+    JSON.stringify(addonSpec(target) ?? null),
+    sha256(readFileSync(new URL(import.meta.url))),
+    sha256(readFileSync(new URL('./runtime.mjs', import.meta.url))),
+  ]);
   if (state.fresh) return `${target}: up to date`;
   const node = fetchRuntime(target);
   const sysroot = debianRoot(`sysroot-${t.sysroot}`, t.sysroot, t.sysrootPackages);
@@ -92,7 +98,7 @@ async function buildSea(target, t) {
   const config = path.join(work, 'sea-config.json');
   writeFileSync(
     config,
-    JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useSnapshot: false, useCodeCache: false }, null, 2),
+    JSON.stringify(seaConfig(bundle, blob, fetchAddon(target)), null, 2),
   );
   // The blob must come from the same Node version: run the target's own binary.
   execFileSync(t.qemu[0], [...t.qemu.slice(1), '-L', sysroot, node, '--experimental-sea-config', config], { stdio: 'inherit' });
@@ -282,7 +288,13 @@ for (const target of wanted) {
   let line;
   if (t.kind === 'host-sea') {
     const out = path.join(root, `dist/gandalf-node-${target}`);
-    const state = upToDate(target, out, [sha256(readFileSync(bundle)), JSON.stringify(runtimeSpec(target)), sha256(readFileSync(path.join(root, 'scripts/build-sea.mjs')))]);
+    const state = upToDate(target, out, [
+      sha256(readFileSync(bundle)),
+      JSON.stringify(runtimeSpec(target)),
+      JSON.stringify(addonSpec(target) ?? null),
+      sha256(readFileSync(path.join(root, 'scripts/build-sea.mjs'))),
+      sha256(readFileSync(path.join(root, 'scripts/runtime.mjs'))),
+    ]);
     if (state.fresh) line = `${target}: up to date`;
     else {
       execFileSync(process.execPath, [path.join(root, 'scripts/build-sea.mjs'), target], { stdio: 'inherit' });

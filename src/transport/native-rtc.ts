@@ -1,9 +1,17 @@
 /**
  * WebRTC through node-datachannel (libdatachannel). Its prebuilt addon exists
  * for linux x64 and arm64 only; `loadNativeRtc` throws elsewhere, or when the
- * addon is missing (e.g. inside a single executable without it), and the
- * caller falls back to werift.
+ * addon cannot be loaded, and the caller falls back to werift.
+ *
+ * Where the addon comes from: inside a single executable, the SEA asset
+ * "node_datachannel.node" (scripts/runtime.mjs embeds it), written once to a
+ * private cache under a name holding its SHA-256 and loaded with
+ * process.dlopen; otherwise the node-datachannel package in node_modules.
  */
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type * as NdcModule from 'node-datachannel';
 import { BaseConnection, withTimeout } from './rtc-connection';
 import {
@@ -95,9 +103,53 @@ function gathered(pc: NdcPeer): Promise<string> {
   );
 }
 
+const ADDON_ASSET = 'node_datachannel.node';
+
+/** Where an embedded addon is unpacked: $GANDALF_CACHE_DIR, else the user's cache, else the temp dir. */
+function addonCacheDir(): string {
+  if (process.env.GANDALF_CACHE_DIR) return process.env.GANDALF_CACHE_DIR;
+  const home = process.env.XDG_CACHE_HOME ?? (process.env.HOME ? path.join(process.env.HOME, '.cache') : undefined);
+  return home ? path.join(home, 'gandalf-node') : path.join(os.tmpdir(), `gandalf-node-${process.getuid?.() ?? 'user'}`);
+}
+
+/** The addon embedded in this single executable, loaded; undefined when this is no SEA or it embeds none. */
+function loadEmbeddedAddon(): Ndc | undefined {
+  let sea: { isSea(): boolean; getAsset(key: string): ArrayBuffer };
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    sea = require('node:sea');
+  } catch {
+    return undefined; // not bundled for CommonJS, or a Node without node:sea
+  }
+  if (!sea.isSea()) return undefined;
+  let bytes: Buffer;
+  try {
+    bytes = Buffer.from(sea.getAsset(ADDON_ASSET));
+  } catch {
+    return undefined; // this executable embeds no addon (no prebuilt for its architecture)
+  }
+  const sum = createHash('sha256').update(bytes).digest('hex');
+  const dir = addonCacheDir();
+  const file = path.join(dir, `node_datachannel-${sum.slice(0, 16)}.node`);
+  const intact = () => existsSync(file) && createHash('sha256').update(readFileSync(file)).digest('hex') === sum;
+  if (!intact()) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, bytes, { mode: 0o700 });
+    renameSync(tmp, file);
+    chmodSync(file, 0o700);
+  }
+  const module = { exports: {} as Ndc };
+  process.dlopen(module, file);
+  return module.exports;
+}
+
 export async function loadNativeRtc(): Promise<RtcFactory> {
-  const mod = (await import('node-datachannel')) as Ndc & { default?: Ndc };
-  const ndc: Ndc = mod.PeerConnection ? mod : mod.default!;
+  let ndc = loadEmbeddedAddon();
+  if (!ndc) {
+    const mod = (await import('node-datachannel')) as Ndc & { default?: Ndc };
+    ndc = mod.PeerConnection ? mod : mod.default!;
+  }
   if (typeof ndc?.PeerConnection !== 'function') throw new Error('node-datachannel loaded without PeerConnection');
   let counter = 0;
   const create = (options: RtcOptions) => {

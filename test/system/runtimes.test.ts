@@ -2,12 +2,11 @@
  * The shipped artifacts on the runtimes they promise:
  *  - the single executable in a root file system that has no Node at all;
  *  - the bundle on Debian's own Node 18.20 (the runtime of ARMv6 and x86 boards);
- * each serving SQL and joining a cluster over WebRTC with werift, the
- * transport of every board without node-datachannel.
+ * each serving SQL and joining a cluster over WebRTC.
  * Both run chrooted (as root) in roots built from Debian packages by
  * scripts/debian-node18-root.sh.
  */
-import { cpSync, existsSync, mkdirSync, copyFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, copyFileSync, readdirSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BUNDLE, ROOT, SEA, requireBuilt, runCli, startNode } from '../helpers/node-process';
@@ -26,10 +25,11 @@ function requireRootFs(): void {
 
 /**
  * Joins a node on the runtime under test to a node of this checkout over
- * WebRTC (the runtime under test has no node-datachannel: it uses werift) and
- * waits until both see each other alive.
+ * WebRTC and waits until both see each other alive; `transport` is what the
+ * runtime under test must use (the single executable loads its embedded
+ * node-datachannel addon; Debian's Node 18 has none and uses werift).
  */
-async function joinsCluster(command: string[], dataDir: string): Promise<void> {
+async function joinsCluster(command: string[], dataDir: string, transport: 'native' | 'werift'): Promise<void> {
   const cookie = ['--cluster-cookie', 'runtime-test-cookie'];
   const host = await startNode({ dataDir: tempDir(), args: ['--node-id', 'host', '--discovery', 'manual', '--webrtc', 'native', ...cookie] });
   const guest = await startNode({
@@ -47,8 +47,8 @@ async function joinsCluster(command: string[], dataDir: string): Promise<void> {
     if (i > 300) throw new Error(`the runtime under test never joined:\n${guest.log}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  expect(rows.find((r) => r['node-id'] === 'guest')!.transport).toBe('werift');
-  expect((await guest.get('/status')).body.cluster.webrtc).toBe('werift');
+  expect(rows.find((r) => r['node-id'] === 'guest')!.transport).toBe(transport);
+  expect((await guest.get('/status')).body.cluster.webrtc).toBe(transport);
   expect((await guest.stop()).code).toBe(0);
   expect((await host.stop()).code).toBe(0);
 }
@@ -84,7 +84,9 @@ describe('shipped runtimes', () => {
     expect(existsSync(path.join(root, 'usr/bin/node'))).toBe(false);
     const info = await exercise(['chroot', root, '/app/gandalf-node'], '/tmp/data', /^v2\d\./);
     expect(info.single_executable).toBe(true);
-    await joinsCluster(['chroot', root, '/app/gandalf-node'], '/tmp/cluster');
+    await joinsCluster(['chroot', root, '/app/gandalf-node'], '/tmp/cluster', 'native');
+    // The addon was unpacked once, under a name holding its checksum, in the user's cache.
+    expect(readdirSync(path.join(root, 'root/.cache/gandalf-node')).filter((f) => /^node_datachannel-[0-9a-f]{16}\.node$/.test(f))).toHaveLength(1);
   });
 
   it("the bundle runs on Debian's Node 18.20", async () => {
@@ -95,6 +97,6 @@ describe('shipped runtimes', () => {
     const info = await exercise(['chroot', NODE18_ROOT, '/usr/bin/node', '/app/gandalf-node.cjs'], dataDir, /^v18\.20\./);
     expect(info.single_executable).toBe(false);
     cleanup.push(path.join(NODE18_ROOT, `${dataDir}-cluster`));
-    await joinsCluster(['chroot', NODE18_ROOT, '/usr/bin/node', '/app/gandalf-node.cjs'], `${dataDir}-cluster`);
+    await joinsCluster(['chroot', NODE18_ROOT, '/usr/bin/node', '/app/gandalf-node.cjs'], `${dataDir}-cluster`, 'werift');
   });
 });
