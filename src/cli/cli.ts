@@ -10,6 +10,7 @@ import { ConfigError } from '../core/errors';
 import { COMMIT, VERSION } from '../core/version';
 import { runNode } from '../node/node';
 import { checkReadStatement } from '../store/statement-guard';
+import { loadNativeRtc } from '../transport/native-rtc';
 import { NodeUnreachableError, request, type ApiReply } from './api-client';
 import { renderTable } from './table';
 
@@ -288,10 +289,26 @@ async function cmdVersion(args: string[], io: Io): Promise<number> {
     platform: process.platform,
     node: process.version,
     single_executable: isSingleExecutable(),
+    transport: await webrtcTransport(),
   };
   if (values.json || !io.isTTY) io.out(JSON.stringify(info) + '\n');
-  else io.out(`gandalf-node ${info.version} (${info.commit}) ${info.platform}-${info.arch} node ${info.node}${info.single_executable ? ' single-executable' : ''}\n`);
+  else {
+    io.out(
+      `gandalf-node ${info.version} (${info.commit}) ${info.platform}-${info.arch} node ${info.node}` +
+        `${info.single_executable ? ' single-executable' : ''} webrtc ${info.transport}\n`,
+    );
+  }
   return 0;
+}
+
+/** The WebRTC implementation `--webrtc auto` picks here: node-datachannel when its addon loads, else werift. */
+async function webrtcTransport(): Promise<'native' | 'werift'> {
+  try {
+    await loadNativeRtc();
+    return 'native';
+  } catch {
+    return 'werift';
+  }
 }
 
 function isSingleExecutable(): boolean {

@@ -116,6 +116,8 @@ describe('single executables under qemu-user', () => {
       expect(info.platform).toBe('linux');
       expect(info.node).toMatch(new RegExp(`^v${t.nodeMajor}\\.`));
       expect(info.single_executable).toBe(t.singleExecutable);
+      // node-datachannel ships prebuilt addons for 64-bit targets only; they are embedded in those SEAs.
+      expect(info.transport).toBe(t.arch === 'x64' || t.arch === 'arm64' ? 'native' : 'werift');
 
       const dataDir = tempDir('gandalf-xarch-');
       const node = await startNode({ dataDir, command: t.command, env: t.env, noWait: true });

@@ -123,7 +123,7 @@ while True: print(s.recv(65536).decode().replace("\\n"," "),flush=True)`,
     expect(status).toMatchObject({ state: 'serving', arch: process.arch, databases: [{ name: 'main' }] });
     expect(typeof status.node_id).toBe('string');
     r = await runCli(['version']);
-    expect(JSON.parse(r.stdout)).toMatchObject({ version: expect.any(String), arch: process.arch, node: process.version });
+    expect(JSON.parse(r.stdout)).toMatchObject({ version: expect.any(String), arch: process.arch, node: process.version, transport: 'native' });
     for (const args of [['--help'], ['start', '--help'], ['sql', '--help'], ['status', '--help'], ['version', '--help'], ['help', 'sql']]) {
       r = await runCli(args);
       expect(r.code, args.join(' ')).toBe(0);

@@ -53,11 +53,12 @@ async function joinsCluster(command: string[], dataDir: string, transport: 'nati
   expect((await host.stop()).code).toBe(0);
 }
 
-async function exercise(command: string[], dataDir: string, expectNode: RegExp) {
+async function exercise(command: string[], dataDir: string, expectNode: RegExp, transport: 'native' | 'werift') {
   const v = await runCli(['version', '--json'], { NODE_EXTRA_CA_CERTS: undefined }, command);
   expect(v.code, v.stderr).toBe(0);
   const info = JSON.parse(v.stdout);
   expect(info.node).toMatch(expectNode);
+  expect(info.transport).toBe(transport);
   let node = await startNode({ dataDir, command, env: { NODE_EXTRA_CA_CERTS: undefined } });
   let r = await node.post('/db/execute', ['CREATE TABLE t(id INTEGER PRIMARY KEY, r, ts DEFAULT CURRENT_TIMESTAMP)', 'INSERT INTO t(r) VALUES(random())']);
   expect(r.status).toBe(200);
@@ -82,7 +83,7 @@ describe('shipped runtimes', () => {
     for (const d of ['tmp', 'app', 'proc']) mkdirSync(path.join(root, d), { recursive: true });
     copyFileSync(SEA, path.join(root, 'app/gandalf-node'));
     expect(existsSync(path.join(root, 'usr/bin/node'))).toBe(false);
-    const info = await exercise(['chroot', root, '/app/gandalf-node'], '/tmp/data', /^v2\d\./);
+    const info = await exercise(['chroot', root, '/app/gandalf-node'], '/tmp/data', /^v2\d\./, 'native');
     expect(info.single_executable).toBe(true);
     await joinsCluster(['chroot', root, '/app/gandalf-node'], '/tmp/cluster', 'native');
     // The addon was unpacked once, under a name holding its checksum, in the user's cache.
@@ -94,7 +95,7 @@ describe('shipped runtimes', () => {
     copyFileSync(requireBuilt(BUNDLE), path.join(NODE18_ROOT, 'app/gandalf-node.cjs'));
     const dataDir = `/tmp/node18-${process.pid}-${Date.now()}`;
     cleanup.push(path.join(NODE18_ROOT, dataDir));
-    const info = await exercise(['chroot', NODE18_ROOT, '/usr/bin/node', '/app/gandalf-node.cjs'], dataDir, /^v18\.20\./);
+    const info = await exercise(['chroot', NODE18_ROOT, '/usr/bin/node', '/app/gandalf-node.cjs'], dataDir, /^v18\.20\./, 'werift');
     expect(info.single_executable).toBe(false);
     cleanup.push(path.join(NODE18_ROOT, `${dataDir}-cluster`));
     await joinsCluster(['chroot', NODE18_ROOT, '/usr/bin/node', '/app/gandalf-node.cjs'], `${dataDir}-cluster`, 'werift');
