@@ -22,7 +22,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUNDLE, ROOT, requireBuilt, runCli, startNode } from '../helpers/node-process';
+import { BUNDLE, ROOT, requireBuilt, runCli, startNode, type NodeProcess } from '../helpers/node-process';
 import { tempDir } from '../helpers/tmp';
 
 const CACHE = path.join(ROOT, '.cache');
@@ -173,4 +173,33 @@ describe('single executables under qemu-user', () => {
     // Nothing unpacked, nothing left behind.
     expect(readdirSync(path.join(dir, 'cache'))).toEqual([]);
   }, 60_000);
+
+  it('x64, ARMv7 and ARMv6 nodes form one mesh on loopback (native and werift mixed)', async () => {
+    const byTarget = new Map(targets().map((t) => [t.target, t]));
+    const cookie = ['--cluster-cookie', 'cross-arch-cookie', '--discovery', 'manual'];
+    const seed = await startNode({ dataDir: tempDir('gandalf-xmesh-'), command: byTarget.get('linux-x64')!.command, args: ['--node-id', 'x64', ...cookie] });
+    const join = ['--join', `http://127.0.0.1:${seed.mgmtPort}`];
+    const guests: NodeProcess[] = [];
+    for (const [id, target] of [['armv7', 'linux-armv7'], ['armv6', 'linux-armv6']] as const) {
+      const t = byTarget.get(target)!;
+      const node = await startNode({ dataDir: tempDir('gandalf-xmesh-'), command: t.command, env: t.env, args: ['--node-id', id, ...cookie, ...join], noWait: true });
+      await node.waitHealthy(120_000);
+      guests.push(node);
+    }
+    type Row = { 'node-id': string; state: string; transport: string; arch: string };
+    const views = async () => Promise.all([seed, ...guests].map(async (n) => (await n.get('/cluster/nodes')).body.nodes as Row[]));
+    const deadline = Date.now() + 120_000;
+    let last: Row[][] = [];
+    while (Date.now() < deadline) {
+      last = await views();
+      if (last.every((v) => v.length === 3 && v.every((r) => r.state === 'alive'))) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(last.map((v) => v.map((r) => `${r['node-id']}:${r.state}`).sort())).toEqual(Array(3).fill(['armv6:alive', 'armv7:alive', 'x64:alive']));
+    const fromSeed = new Map(last[0]!.map((r) => [r['node-id'], r]));
+    expect(fromSeed.get('armv7')).toMatchObject({ arch: 'arm', transport: 'werift' });
+    expect(fromSeed.get('armv6')).toMatchObject({ arch: 'arm', transport: 'werift' });
+    expect(fromSeed.get('x64')).toMatchObject({ arch: 'x64', transport: 'native' });
+    for (const n of [...guests, seed]) await n.stop('SIGKILL');
+  }, 300_000);
 });
