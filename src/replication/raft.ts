@@ -627,7 +627,8 @@ export class RaftNode {
     pr.recentActive = true;
     if (!m.success) {
       if (pr.state === 'snapshot') return;
-      if (pr.state === 'replicate' ? m.index <= pr.match : m.index !== pr.next - 1) return; // stale
+      // stale: an answer to an append sent before the match index moved (or before the last probe)
+      if (m.index <= pr.match || (pr.state === 'probe' && m.index !== pr.next - 1)) return;
       const j = this.log.findConflictByTerm(Math.min(m.hintIndex, m.index), m.hintTerm);
       pr.becomeProbe(Math.max(1, Math.min(m.index, j + 1)));
       this.sendAppend(m.from);
