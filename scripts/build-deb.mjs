@@ -33,7 +33,8 @@ function build(arch) {
     };
     put('usr/bin/gandalf-node', exe, 0o755);
     put('lib/systemd/system/gandalf-node.service', path.join(root, 'platform/systemd/gandalf-node.service'), 0o644);
-    put('etc/gandalf-node/gandalf.conf', path.join(root, 'platform/debian/gandalf.conf'), 0o644);
+    // Root-only: it will hold the cluster cookie (the unit passes it on with LoadCredential).
+    put('etc/gandalf-node/gandalf.conf', path.join(root, 'platform/debian/gandalf.conf'), 0o600);
     for (const script of ['postinst', 'prerm', 'postrm']) put(`DEBIAN/${script}`, path.join(root, 'platform/debian', script), 0o755);
     writeFileSync(path.join(stage, 'DEBIAN/conffiles'), '/etc/gandalf-node/gandalf.conf\n');
     const installedKiB = Math.ceil(statSync(exe).size / 1024) + 8;

@@ -33,6 +33,16 @@ command -v update-binfmts >/dev/null || need+=(binfmt-support)
 command -v strip >/dev/null || need+=(binutils)
 command -v aarch64-linux-gnu-strip >/dev/null || need+=(binutils-aarch64-linux-gnu)
 command -v arm-linux-gnueabihf-strip >/dev/null || need+=(binutils-arm-linux-gnueabihf)
+# SD-card images: build (mmdebstrap, arch-test, genimage, mtools, dosfstools, e2fsprogs, fdisk) and boot (qemu-system-arm)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v arch-test >/dev/null || need+=(arch-test)
+command -v genimage >/dev/null || need+=(genimage)
+command -v mcopy >/dev/null || need+=(mtools)
+command -v mkfs.vfat >/dev/null || need+=(dosfstools)
+command -v mke2fs >/dev/null || need+=(e2fsprogs)
+command -v sfdisk >/dev/null || need+=(fdisk)
+command -v xz >/dev/null || need+=(xz-utils)
+command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ensure-test-deps: installing ${need[*]}"
   apt-get update -qq || true
@@ -46,3 +56,6 @@ done
 # A foreign-architecture index can be briefly inconsistent during a mirror sync:
 # apt-get update then reports an error for it; scripts/debian-arch-root.sh retries.
 [ $added = 0 ] || apt-get update -qq || true
+# mmdebstrap runs the image's maintainer scripts through binfmt (qemu-user-static registers it).
+[ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || true
+update-binfmts --enable >/dev/null 2>&1 || true

@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 scripts/ensure-test-deps.sh
 npx tsc -p .
 npm run --silent build
-# Every architecture's executable (unchanged ones are skipped), for the
-# cross-architecture and Debian package tests.
+# Every architecture's executable (unchanged ones are skipped) and its .deb,
+# for the cross-architecture, Debian package and SD-card image tests.
 node scripts/package.mjs
+node scripts/build-deb.mjs
 mkdir -p test-results
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile=test-results/vitest.json "$@" || status=$?

@@ -23,9 +23,9 @@ const deb = (arch: string) => path.join(ROOT, 'dist', `gandalf-node_${VERSION}_$
 const run = (cmd: string, args: string[]) => execFileSync(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
 
 beforeAll(() => {
-  for (const exe of Object.values(ARCHES)) requireBuilt(path.join(ROOT, 'dist', exe));
-  run(process.execPath, [path.join(ROOT, 'scripts/build-deb.mjs')]);
-}, 180_000);
+  // scripts/test.sh builds the executables and the packages before the tests run.
+  for (const arch of Object.keys(ARCHES)) requireBuilt(deb(arch));
+});
 
 describe('Debian packages', () => {
   for (const [arch, exe] of Object.entries(ARCHES)) {
@@ -38,7 +38,7 @@ describe('Debian packages', () => {
       expect(contents).toMatch(/^drwxr-xr-x root\/root +0 .* \.\/$/m);
       expect(contents).toMatch(/^-rwxr-xr-x root\/root .* \.\/usr\/bin\/gandalf-node$/m);
       expect(contents).toMatch(/^-rw-r--r-- root\/root .* \.\/lib\/systemd\/system\/gandalf-node\.service$/m);
-      expect(contents).toMatch(/^-rw-r--r-- root\/root .* \.\/etc\/gandalf-node\/gandalf\.conf$/m);
+      expect(contents).toMatch(/^-rw------- root\/root .* \.\/etc\/gandalf-node\/gandalf\.conf$/m);
 
       const root = tempDir('gandalf-deb-');
       run('dpkg-deb', ['--extract', file, root]);
@@ -56,7 +56,7 @@ describe('Debian packages', () => {
       const unit = path.join(root, 'lib/systemd/system/gandalf-node.service');
       run('systemd-analyze', ['verify', `--root=${root}`, unit]);
       const text = readFileSync(unit, 'utf8');
-      for (const line of ['Type=notify', 'Restart=on-failure', 'DynamicUser=yes', 'StateDirectory=gandalf-node', 'ProtectSystem=strict', 'NoNewPrivileges=yes', 'PrivateTmp=yes']) {
+      for (const line of ['LoadCredential=gandalf.conf:/etc/gandalf-node/gandalf.conf', 'Type=notify', 'Restart=on-failure', 'DynamicUser=yes', 'StateDirectory=gandalf-node', 'ProtectSystem=strict', 'NoNewPrivileges=yes', 'PrivateTmp=yes']) {
         expect(text).toContain(`${line}\n`);
       }
       if (arch === 'amd64') {
