@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds a flashable SD-card image for a board (platform/image/boards.json),
+// Builds a flashable SD-card image for a board (images/boards.json),
 // only from Debian's packages and without loop mounts:
 //   mmdebstrap (root file system with the kernel, firmware, systemd and the
 //   gandalf-node .deb, enabled) -> FAT boot partition (mtools) and ext4 root
@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { hostDebianSources } from './apt-sources.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
-const boards = JSON.parse(readFileSync(path.join(root, 'platform/image/boards.json'), 'utf8'));
+const boards = JSON.parse(readFileSync(path.join(root, 'images/boards.json'), 'utf8'));
 const [board, ...flags] = process.argv.slice(2);
 const BOOT_MIB = 256;
 const BASE_PACKAGES = [
@@ -53,7 +53,7 @@ try {
   const rootfs = path.join(work, 'rootfs');
   const sources = path.join(work, 'sources');
   writeFileSync(sources, hostDebianSources('bookworm', ['main', 'non-free-firmware']));
-  const image = path.join(root, 'platform/image');
+  const image = path.join(root, 'images');
   step(`root file system for ${board} (${spec.arch}) with mmdebstrap`);
   run('mmdebstrap', [
     `--arch=${spec.arch}`,
