@@ -82,7 +82,7 @@ function fsyncRate() {
 
 const httpPort = await freePort();
 const mgmtPort = await freePort();
-const node = spawn(process.execPath, [path.join(root, 'dist/gandalf-node.cjs'), 'start', '--data-dir', path.join(dataRoot, 'node'), '--http-bind', `127.0.0.1:${httpPort}`, '--mgmt-bind', `127.0.0.1:${mgmtPort}`, '--log-level', 'warn', '--discovery', 'none'], { stdio: ['ignore', 'ignore', 'inherit'] });
+const node = spawn(process.execPath, [path.join(root, 'dist/gandalf-node.cjs'), 'start', '--data-dir', path.join(dataRoot, 'node'), '--http-bind', `127.0.0.1:${httpPort}`, '--mgmt-bind', `127.0.0.1:${mgmtPort}`, '--log-level', 'error', '--discovery', 'none'], { stdio: ['ignore', 'ignore', 'inherit'] });
 try {
   for (let i = 0; ; i++) {
     try {
