@@ -7,6 +7,7 @@ import * as readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { SETTINGS, envName, loadConfig, type HostPort } from '../config/settings';
 import { ConfigError } from '../core/errors';
+import { isSingleExecutable } from '../core/sea';
 import { COMMIT, VERSION } from '../core/version';
 import { runNode } from '../node/node';
 import { checkReadStatement } from '../store/statement-guard';
@@ -308,17 +309,6 @@ async function webrtcTransport(): Promise<'native' | 'werift'> {
     return 'native';
   } catch {
     return 'werift';
-  }
-}
-
-function isSingleExecutable(): boolean {
-  try {
-    // node:sea exists from Node 20.12; older runtimes (the official armv7 20.11) lack it.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return Boolean((require('node:sea') as { isSea(): boolean }).isSea());
-  } catch {
-    // A single executable runs with argv[1] set to the executable itself.
-    return process.argv[1] === process.execPath;
   }
 }
 

@@ -163,7 +163,7 @@ export class Cluster {
     for (const id of [...this.dialTimers.keys()]) this.cancelDial(id);
     this.options.joinLoop?.stop();
     this.swim.leave();
-    await new Promise((r) => setTimeout(r, LEAVE_FLUSH_MS));
+    await new Promise<void>((r) => this.options.clock.setTimeout(r, LEAVE_FLUSH_MS));
     this.swim.stop();
     await this.options.mdns?.stop();
     this.options.mesh.close();

@@ -13,6 +13,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type * as NdcModule from 'node-datachannel';
+import { runningSea } from '../core/sea';
 import { BaseConnection, withTimeout } from './rtc-connection';
 import {
   GATHER_TIMEOUT_MS,
@@ -114,14 +115,8 @@ function addonCacheDir(): string {
 
 /** The addon embedded in this single executable, loaded; undefined when this is no SEA or it embeds none. */
 function loadEmbeddedAddon(): Ndc | undefined {
-  let sea: { isSea(): boolean; getAsset(key: string): ArrayBuffer };
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    sea = require('node:sea');
-  } catch {
-    return undefined; // not bundled for CommonJS, or a Node without node:sea
-  }
-  if (!sea.isSea()) return undefined;
+  const sea = runningSea();
+  if (!sea) return undefined;
   let bytes: Buffer;
   try {
     bytes = Buffer.from(sea.getAsset(ADDON_ASSET));
