@@ -19,6 +19,7 @@
  */
 import * as path from 'node:path';
 import { Encoder } from 'cbor-x';
+import { checkCbor } from '../core/cbor-guard';
 import { crc32c } from '../core/crc32c';
 import { CorruptDataError, DiskFullError, LogFailedError, errnoCode } from '../core/errors';
 import type { Logger } from '../core/logger';
@@ -275,6 +276,8 @@ function tryDecodeAt<T>(buf: Buffer, offset: number, expectedIndex: number): { r
   if (len === 0 || len > MAX_FRAME_BYTES || offset + FRAME_HEADER_SIZE + len > buf.length) return undefined;
   const payload = buf.subarray(offset + FRAME_HEADER_SIZE, offset + FRAME_HEADER_SIZE + len);
   if (crc32c(payload) !== buf.readUInt32LE(offset + 4)) return undefined;
+  // Recovery scans damaged bytes; never hand the decoder something that could make it hang.
+  if (checkCbor(payload) !== undefined) return undefined;
   let decoded: unknown;
   try {
     decoded = cbor.decode(payload);

@@ -11,6 +11,7 @@
  * reported as an error string, counted and dropped by the caller.
  */
 import { Decoder, Encoder } from 'cbor-x';
+import { checkCbor } from '../core/cbor-guard';
 
 export const PROTOCOL_VERSION = 1;
 /**
@@ -40,6 +41,8 @@ export type DecodeResult = { ok: true; messages: WireMessage[] } | { ok: false; 
 export function decodeFrame(data: Uint8Array): DecodeResult {
   if (data.length === 0) return { ok: false, error: 'empty frame' };
   if (data.length > MAX_FRAME_BYTES) return { ok: false, error: `frame of ${data.length} bytes exceeds ${MAX_FRAME_BYTES}` };
+  const malformed = checkCbor(data);
+  if (malformed) return { ok: false, error: `malformed CBOR: ${malformed}` };
   let value: unknown;
   try {
     value = decoder.decode(data);

@@ -12,20 +12,10 @@ import { postSignal } from '../../src/transport/signal-client';
 import { SignalAuth } from '../../src/transport/signaling';
 import { loadWeriftRtc } from '../../src/transport/werift-rtc';
 import { startNode } from '../helpers/node-process';
+import { mulberry32 } from '../helpers/sim/prng';
 import { tempDir } from '../helpers/tmp';
 
 const COOKIE = 'fuzz-cookie-0123456789';
-
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x9e3779b9) >>> 0;
-    let z = s;
-    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
-    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    return ((z ^ (z >>> 16)) >>> 0) / 2 ** 32;
-  };
-}
 
 const meshes: Mesh[] = [];
 afterAll(() => meshes.forEach((m) => m.close()));
@@ -44,7 +34,7 @@ describe('frame fuzzing against a live node', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
 
-    const random = seeded(Number(process.env.FUZZ_SEED ?? 42));
+    const random = mulberry32(Number(process.env.FUZZ_SEED ?? 42));
     let rounds = 0;
     for (let round = 0; round < 3; round++) {
       const fuzzer = new Mesh({
@@ -58,6 +48,10 @@ describe('frame fuzzing against a live node', () => {
       });
       meshes.push(fuzzer);
       expect(await fuzzer.connect(endpoint)).toBe('target');
+      for (let i = 0; (await seedNode.get('/status')).body.cluster.peers < 2; i++) {
+        if (i > 100) throw new Error('the node never registered the fuzzer link');
+        await new Promise((r) => setTimeout(r, 50));
+      }
       const raw = (fuzzer as any).links.get('target').link.channels;
       const valid = encodeFrame([{ topic: 'swim', body: { type: 'ping', seq: 1, from: 'x' } }]);
       for (let i = 0; i < 200 && fuzzer.isConnected('target'); i++) {
@@ -76,7 +70,7 @@ describe('frame fuzzing against a live node', () => {
       }
       // The node cut the fuzzer off and stays healthy with its real peer.
       for (let i = 0; fuzzer.isConnected('target'); i++) {
-        if (i > 100) throw new Error('the node never disconnected the fuzzer');
+        if (i > 100) throw new Error(`the node never disconnected the fuzzer (round ${round}, ${rounds} frames)\n${seedNode.log.split('\n').filter((l) => /fuzzer|bad frame|closing/.test(l)).slice(-8).join('\n')}`);
         await new Promise((r) => setTimeout(r, 100));
       }
       expect((await seedNode.get('/health')).status).toBe(200);
