@@ -43,6 +43,7 @@ const STATUS_OF: Record<ErrorCode, number> = {
   data_dir_locked: 500,
   invalid_config: 500,
   peer_rejected: 502,
+  peer_unreachable: 502,
   internal: 500,
 };
 

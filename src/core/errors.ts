@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'data_dir_locked'
   | 'invalid_config'
   | 'peer_rejected'
+  | 'peer_unreachable'
   | 'internal';
 
 export class GandalfError extends Error {

@@ -145,7 +145,15 @@ export class Mesh {
     const key = expectedId ?? endpoint;
     let attempt = this.outgoing.get(key);
     if (!attempt) {
-      attempt = this.dial(endpoint, expectedId).finally(() => this.outgoing.delete(key));
+      // One fresh retry when WebRTC itself failed (a timeout on a starved board, a
+      // lost answer); a refusal by the peer or our own shutdown is final.
+      attempt = this.dial(endpoint, expectedId)
+        .catch((err: unknown) => {
+          if (this.stopped || err instanceof GandalfError) throw err;
+          this.options.logger.debug('connection attempt failed; retrying once', { endpoint, err: err as Error });
+          return this.dial(endpoint, expectedId);
+        })
+        .finally(() => this.outgoing.delete(key));
       this.outgoing.set(key, attempt);
     }
     return attempt;
@@ -208,13 +216,13 @@ export class Mesh {
       return await this.options.postSignal(endpoint, offer);
     } catch (err) {
       const relays = expectedId ? [...this.links.keys()].filter((id) => id !== expectedId).slice(0, MAX_RELAYS_TRIED) : [];
-      if (relays.length === 0) throw err;
+      if (relays.length === 0) throw new GandalfError('peer_unreachable', `${endpoint} is unreachable: ${(err as Error).message}`);
       this.options.logger.debug('endpoint unreachable; relaying the offer', { endpoint, peer: expectedId, err: err as Error });
       for (const relay of relays) {
         const reply = await this.relayOffer(relay, expectedId!, offer);
         if (reply) return reply;
       }
-      throw new GandalfError('peer_rejected', `${endpoint} is unreachable, directly and through ${relays.length} relay(s): ${(err as Error).message}`);
+      throw new GandalfError('peer_unreachable', `${endpoint} is unreachable, directly and through ${relays.length} relay(s): ${(err as Error).message}`);
     }
   }
 

@@ -184,7 +184,16 @@ export async function loadNativeRtc(): Promise<RtcFactory> {
       }
     },
     async complete(connection, answerSdp) {
-      (connection as NativeConnection).pc.setRemoteDescription(answerSdp, 'answer');
+      const native = connection as NativeConnection;
+      // The connect timeout may have closed it while the answer was on its way (a starved host).
+      const early = native.closeReason();
+      if (early !== undefined) throw new Error(`connection closed before the answer arrived: ${early}`);
+      try {
+        native.pc.setRemoteDescription(answerSdp, 'answer');
+      } catch (err) {
+        const reason = native.closeReason();
+        throw new Error(`the answer could not be applied: ${(err as Error).message}${reason ? ` (connection closed: ${reason})` : ''}`);
+      }
     },
   };
 }

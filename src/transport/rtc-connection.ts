@@ -53,6 +53,11 @@ export abstract class BaseConnection implements RtcConnection {
   close(): void {
     this.closed('closed locally');
   }
+
+  /** Why the connection closed, or undefined while it is open or connecting. */
+  closeReason(): string | undefined {
+    return this.closedReason;
+  }
 }
 
 /** Waits for `done` or fails after `ms` with `what` in the message. */

@@ -17,13 +17,14 @@
  * only what changed), so the executables tested are those of the current
  * bundle; linux-x64 comes from `npm run build`, like test/system/runtimes.test.ts.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUNDLE, ROOT, requireBuilt, runCli, startNode, type NodeProcess } from '../helpers/node-process';
 import { tempDir } from '../helpers/tmp';
+import { runLong } from '../helpers/run';
 
 const CACHE = path.join(ROOT, '.cache');
 const exe = (target: string) => path.join(ROOT, `dist/gandalf-node-${target}`);
@@ -83,7 +84,7 @@ function targets(): Target[] {
   ];
 }
 
-beforeAll(() => {
+beforeAll(async () => {
   if (process.getuid?.() !== 0) {
     throw new Error('cross-arch tests need root (package.mjs adds Debian architectures and installs nothing else); CI runs as root; not skipped');
   }
@@ -96,7 +97,7 @@ beforeAll(() => {
   // Incremental: only targets whose bundle or runtime changed are rebuilt. Not
   // linux-x64: `npm run build` made it, and other test files may be running it.
   const foreign = ['linux-arm64', 'linux-armv7', 'linux-armv6', 'linux-x86'];
-  execFileSync(process.execPath, [path.join(ROOT, 'scripts/package.mjs'), ...foreign], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'], timeout: 300_000 });
+  await runLong(process.execPath, [path.join(ROOT, 'scripts/package.mjs'), ...foreign], { cwd: ROOT, timeoutMs: 300_000 });
   for (const t of targets()) requireBuilt(exe(t.target));
   stubCache = mkdtempSync(path.join(tmpdir(), 'gandalf-sfx-cache-'));
 }, 360_000);

@@ -9,10 +9,11 @@
  * nothing; only a port forward on 127.0.0.1 reaches the guest's API.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, freePort, requireBuilt } from '../helpers/node-process';
+import { runLong } from '../helpers/run';
 import { tempDir } from '../helpers/tmp';
 
 const VERSION = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string;
@@ -21,10 +22,10 @@ const IMAGE = path.join(ROOT, 'dist/images', `gandalf-node-${VERSION}-${BOARD}.i
 const BOOT_OFFSET = '4M'; // genimage puts the FAT partition at 4 MiB
 const BOOT_TIMEOUT_MS = 12 * 60_000;
 
-beforeAll(() => {
+beforeAll(async () => {
   if (process.getuid?.() !== 0) throw new Error('building an image needs root (CI runs as root); not skipped');
   requireBuilt(path.join(ROOT, 'dist', `gandalf-node_${VERSION}_arm64.deb`));
-  execFileSync(process.execPath, [path.join(ROOT, 'scripts/build-image.mjs'), BOARD, '--no-compress'], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 30 * 60_000 });
+  await runLong(process.execPath, [path.join(ROOT, 'scripts/build-image.mjs'), BOARD, '--no-compress'], { timeoutMs: 30 * 60_000 });
 }, 31 * 60_000);
 
 describe('SD-card image', () => {
@@ -42,7 +43,7 @@ describe('SD-card image', () => {
     const conf = path.join(dir, 'gandalf.conf');
     writeFileSync(conf, 'cluster-name = imagetest\ncluster-cookie = image-test-cookie-123\nhttp-bind = 0.0.0.0:8420\ndiscovery = none\nssh-key = ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheImageTestOnly test@ci\n');
     execFileSync('mcopy', ['-o', '-i', boot, conf, '::gandalf.conf']);
-    truncateSync(disk, readFileSync(disk).length + 1024 * 1024 * 1024); // a bigger card: first boot grows the root
+    truncateSync(disk, statSync(disk).size + 1024 * 1024 * 1024); // a bigger card: first boot grows the root
     const port = await freePort();
     const consoleLog: string[] = [];
     const started = Date.now();
