@@ -16,16 +16,11 @@ import type {
 } from '../store/sql-state-machine';
 import type { RouteRequest, Routes } from './http-server';
 
-/** What these routes need from the store. */
+/** What these routes need from the replicated store. */
 export interface DatabaseService {
-  get(name: string): QueryableDatabase | undefined;
-  getOrCreate(name: string): Promise<WritableDatabase>;
-}
-export interface QueryableDatabase {
-  query(statement: Statement): QueryResult;
-}
-export interface WritableDatabase extends QueryableDatabase {
-  execute(command: ExecuteCommand): Promise<ExecuteResult[]>;
+  /** Creates the database on its first write (`redundancy`: its voters, else the node's default). */
+  execute(db: string, command: ExecuteCommand, options: { redundancy?: number }): Promise<ExecuteResult[]>;
+  query(db: string, statements: Statement[], level: 'none' | 'weak' | 'strong'): Promise<QueryResult[]>;
 }
 
 const READ_LEVELS = ['none', 'weak', 'strong'];
@@ -109,20 +104,22 @@ export function dbRoutes(dbs: DatabaseService): Routes {
     const start = process.hrtime.bigint();
     const statements = parseStatements(req.body);
     guard(statements, checkWriteStatement);
-    const db = await dbs.getOrCreate(databaseName(req.url));
-    const results = await db.execute({ kind: 'execute', statements, transaction: flag(req.url, 'transaction') });
+    const r = req.url.searchParams.get('redundancy');
+    if (r !== null && !/^[1-7]$/.test(r)) invalid('redundancy must be an integer from 1 to 7');
+    const results = await dbs.execute(
+      databaseName(req.url),
+      { kind: 'execute', statements, transaction: flag(req.url, 'transaction') },
+      r !== null ? { redundancy: Number(r) } : {},
+    );
     return { status: 200, body: { results, time: seconds(start) } };
   };
 
-  const query = (statements: Statement[], req: RouteRequest) => {
+  const query = async (statements: Statement[], req: RouteRequest) => {
     const start = process.hrtime.bigint();
     const level = req.url.searchParams.get('level');
     if (level !== null && !READ_LEVELS.includes(level)) invalid(`level must be one of ${READ_LEVELS.join(', ')}`);
     guard(statements, checkReadStatement);
-    const name = databaseName(req.url);
-    const db = dbs.get(name);
-    if (!db) throw new GandalfError('unknown_database', `database "${name}" does not exist (a database is created by its first write)`);
-    const results = statements.map((s) => db.query(s));
+    const results = await dbs.query(databaseName(req.url), statements, (level ?? 'weak') as 'none' | 'weak' | 'strong');
     return {
       status: 200,
       body: { results: flag(req.url, 'associative') ? results.map(associative) : results, time: seconds(start) },

@@ -15,16 +15,20 @@ export interface RouteRequest {
   /** Parsed JSON body (undefined when the request had none). */
   body: unknown;
   raw: http.IncomingMessage;
+  /** For a wildcard route (`"GET /kv/*"`): the decoded rest of the path after the prefix. */
+  rest: string;
 }
 
 export interface RouteResponse {
   status: number;
   body: unknown;
+  /** A streaming answer (server-sent events): writes the response itself; `body` is ignored. */
+  stream?: (res: http.ServerResponse) => Promise<void>;
 }
 
 export type Handler = (req: RouteRequest) => Promise<RouteResponse> | RouteResponse;
 
-/** `"GET /status"` -> handler. */
+/** `"GET /status"` -> handler; `"GET /kv/*"` matches every path under /kv/ (longest prefix wins). */
 export type Routes = Record<string, Handler>;
 
 const STATUS_OF: Record<ErrorCode, number> = {
@@ -44,6 +48,19 @@ const STATUS_OF: Record<ErrorCode, number> = {
   invalid_config: 500,
   peer_rejected: 502,
   peer_unreachable: 502,
+  not_leader: 503,
+  no_quorum: 503,
+  outcome_unknown: 503,
+  leader_changed: 503,
+  conflict: 409,
+  lock_timeout: 409,
+  lock_busy: 409,
+  not_holder: 409,
+  unknown_session: 404,
+  unknown_lock: 404,
+  key_not_found: 404,
+  revision_mismatch: 409,
+  compacted: 410,
   internal: 500,
 };
 
@@ -114,7 +131,7 @@ export class ApiServer {
     try {
       const url = new URL(req.url ?? '/', 'http://local');
       const method = req.method ?? 'GET';
-      const handler = this.options.routes[`${method} ${url.pathname}`];
+      const { handler, rest } = this.route(method, url.pathname);
       if (!handler) {
         const allowed = Object.keys(this.options.routes).filter((k) => k.endsWith(` ${url.pathname}`));
         response =
@@ -124,10 +141,22 @@ export class ApiServer {
         req.resume();
       } else {
         const body = await readJsonBody(req, this.options.maxBodyBytes);
-        response = await handler({ method, url, body, raw: req });
+        response = await handler({ method, url, body, raw: req, rest });
       }
     } catch (err) {
       response = this.errorResponse(err);
+    }
+    if (response.stream) {
+      try {
+        await response.stream(res);
+      } catch (err) {
+        if (!res.headersSent) {
+          const e = this.errorResponse(err);
+          res.writeHead(e.status, { 'content-type': 'application/json; charset=utf-8' });
+          res.end(JSON.stringify(e.body));
+        } else res.end();
+      }
+      return;
     }
     const text = JSON.stringify(response.body, jsonReplacer);
     res.writeHead(response.status, {
@@ -135,6 +164,25 @@ export class ApiServer {
       'content-length': Buffer.byteLength(text),
     });
     res.end(text);
+  }
+
+  private route(method: string, pathname: string): { handler: Handler | undefined; rest: string } {
+    const exact = this.options.routes[`${method} ${pathname}`];
+    if (exact) return { handler: exact, rest: '' };
+    let best: { handler: Handler; rest: string; len: number } | undefined;
+    for (const [key, handler] of Object.entries(this.options.routes)) {
+      if (!key.endsWith('/*') || !key.startsWith(`${method} `)) continue;
+      const prefix = key.slice(method.length + 1, -1);
+      if (!pathname.startsWith(prefix) || (best && best.len >= prefix.length)) continue;
+      let rest: string;
+      try {
+        rest = decodeURIComponent(pathname.slice(prefix.length));
+      } catch {
+        throw new GandalfError('invalid_request', `bad percent-encoding in ${pathname}`);
+      }
+      best = { handler, rest, len: prefix.length };
+    }
+    return best ? { handler: best.handler, rest: best.rest } : { handler: undefined, rest: '' };
   }
 
   private errorResponse(err: unknown): RouteResponse {

@@ -1,5 +1,5 @@
 /**
- * `gandalf-node` command line: start, sql, status, version, help.
+ * `gandalf-node` command line: start, sql, status, nodes, lock, kv, version, help.
  * Exit codes: 0 success, 1 runtime failure (node unreachable, request failed),
  * 2 usage or configuration error.
  */
@@ -13,6 +13,7 @@ import { runNode } from '../node/node';
 import { checkReadStatement } from '../store/statement-guard';
 import { loadNativeRtc } from '../transport/native-rtc';
 import { NodeUnreachableError, request, type ApiReply } from './api-client';
+import { CommandFailed, runKv, runLocked } from './coordination-commands';
 import { renderTable } from './table';
 
 export class UsageError extends Error {}
@@ -65,6 +66,47 @@ left), incarnation, architecture, WebRTC transport and round-trip time.
 Options:
 ${CLIENT_OPTIONS}`,
     run: cmdNodes,
+  },
+  lock: {
+    summary: 'Run a command while holding a cluster lock',
+    usage: `Usage: gandalf-node lock NAME [--timeout 30s] [--ttl 10s] -- COMMAND [ARGS…]
+
+Acquires the cluster mutex NAME (waiting in FIFO order up to --timeout), runs
+COMMAND while keeping the lock's session alive, then releases it; like flock
+or etcdctl lock. The command gets GANDALF_LOCK_NAME, GANDALF_LOCK_SESSION and
+GANDALF_LOCK_TOKEN, the fencing token: pass it to whatever the lock protects
+and have that refuse a token lower than the highest it has seen. If the
+session is lost (the node could not keep it alive within --ttl), the command
+gets SIGTERM. Exits with the command's exit code; 1 if the lock was not
+acquired.
+
+Options:
+  --timeout DURATION     how long to wait for the lock (0: try once; default 30s)
+  --ttl DURATION         session time-to-live (default 10s)
+${CLIENT_OPTIONS}`,
+    run: cmdLock,
+  },
+  kv: {
+    summary: 'Read and write the cluster key/value container',
+    usage: `Usage: gandalf-node kv get KEY [--level none|weak|strong]
+       gandalf-node kv put KEY VALUE [--prev-revision N] [--session ID]
+       gandalf-node kv del KEY [--prefix] [--prev-revision N]
+       gandalf-node kv ls [PREFIX] [--level none|weak|strong]
+       gandalf-node kv watch KEY [--prefix] [--from REVISION]
+
+--prev-revision makes put/del a compare-and-set on the key's mod revision
+(0: put only if the key does not exist). --session binds a key to a session:
+it is deleted when the session ends. watch prints every change as it is
+committed and resumes after the last one seen when the stream drops.
+
+Options:
+  --prefix               KEY is a prefix (del, watch)
+  --level LEVEL          read consistency (default weak: the leader's state)
+  --session ID           bind the key to a session (put)
+  --prev-revision N      compare-and-set (put, del)
+  --from REVISION        watch: start at this revision (default: now)
+${CLIENT_OPTIONS}`,
+    run: cmdKv,
   },
   version: {
     summary: 'Print version, architecture and runtime',
@@ -257,17 +299,61 @@ function cmdStatus(args: string[], io: Io): Promise<number> {
       `node ${s.node_id} (${s.state}) version ${s.version} ${s.arch} node ${s.node_version}\n` +
       `uptime ${s.uptime_s} s, api ${s.http_bind}, mgmt ${s.mgmt_bind}, data ${s.data_dir}\n` +
       `cluster ${s.cluster.name}${s.cluster.open ? ' (open)' : ''}: ${s.cluster.members} members, ${s.cluster.peers} linked over ${s.cluster.webrtc}\n\n`;
-    const rows = (s.databases as Record<string, any>[]).map((d) => [
-      d.name,
-      d.size_bytes,
-      d.applied_index,
-      d.log.entries_since_snapshot,
-      d.log.bytes_since_snapshot,
-      d.snapshot.index,
-      d.log.failed ?? 'ok',
+    const rows = (s.replicas as Record<string, any>[]).map((r) => [
+      r.group,
+      r.state,
+      r.leader ?? '-',
+      r.term,
+      r.applied_index,
+      r.snapshot_index,
+      (r.voters as string[]).length + (r.learners.length ? `+${r.learners.length}` : ''),
+      r.size_bytes ?? '',
+      r.failed ?? 'ok',
     ]);
-    return head + renderTable(['database', 'size', 'applied', 'log entries', 'log bytes', 'snapshot', 'log state'], rows);
+    return head + renderTable(['replica', 'role', 'leader', 'term', 'applied', 'snapshot', 'voters', 'size', 'log state'], rows);
   });
+}
+
+async function cmdLock(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, { ...CLIENT_FLAGS, timeout: { type: 'string' }, ttl: { type: 'string' } }, 'lock', true);
+  if (values.help) {
+    io.out(COMMANDS.lock!.usage);
+    return 0;
+  }
+  const [name, ...command] = positionals;
+  if (!name || command.length === 0) throw new UsageError('usage: gandalf-node lock NAME [--timeout 30s] -- COMMAND [ARGS…]');
+  try {
+    return await runLocked(clientBind(values, io.env), name, command, { timeout: values.timeout as string | undefined, ttl: values.ttl as string | undefined }, io);
+  } catch (err) {
+    if (err instanceof CommandFailed) {
+      io.err(`gandalf-node: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+async function cmdKv(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    { ...CLIENT_FLAGS, prefix: { type: 'boolean' }, level: { type: 'string' }, session: { type: 'string' }, 'prev-revision': { type: 'string' }, from: { type: 'string' } },
+    'kv',
+    true,
+  );
+  if (values.help || positionals.length === 0) {
+    io.out(COMMANDS.kv!.usage);
+    return values.help ? 0 : 2;
+  }
+  const [sub, ...rest] = positionals;
+  try {
+    return await runKv(clientBind(values, io.env), sub!, rest, values as Parameters<typeof runKv>[3], io);
+  } catch (err) {
+    if (err instanceof CommandFailed) {
+      io.err(`gandalf-node: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
 }
 
 function cmdNodes(args: string[], io: Io): Promise<number> {

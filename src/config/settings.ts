@@ -35,6 +35,12 @@ export interface NodeConfig {
   clusterCookieFile: string | undefined;
   /** How peers reach our mgmt endpoint; derived from --mgmt-bind when unset. */
   advertiseEndpoint: string | undefined;
+  /** Voters per database; 0 = min(3, cluster size). */
+  redundancy: number;
+  /** A voter unreachable this long (ms) is replaced. */
+  replaceAfterMs: number;
+  /** A write that is not committed within this (ms) fails with no_quorum. */
+  writeTimeoutMs: number;
 }
 
 type Source = 'flag' | 'environment' | 'config file' | 'default';
@@ -89,6 +95,21 @@ function positiveInt(min: number, max: number) {
     if (!/^\d+$/.test(raw.trim())) return undefined;
     const n = Number(raw);
     return n >= min && n <= max ? n : undefined;
+  };
+}
+
+/** `250ms`, `30s`, `2m`, `1h`, or plain milliseconds. */
+export function parseDuration(raw: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(raw.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h'];
+  return Number.isFinite(n) ? Math.round(n) : undefined;
+}
+
+function duration(minMs: number, maxMs: number) {
+  return (raw: string): number | undefined => {
+    const n = parseDuration(raw);
+    return n !== undefined && n >= minMs && n <= maxMs ? n : undefined;
   };
 }
 
@@ -260,6 +281,33 @@ export const SETTINGS = [
     accepted: 'http://HOST:PORT',
     parse: (raw) => (parseEndpoint(raw) ? raw.replace(/\/$/, '') : undefined),
   } satisfies SettingSpec<'advertiseEndpoint'>,
+  {
+    key: 'redundancy',
+    flag: 'redundancy',
+    description: 'Voters (copies) per database, for databases created without ?redundancy=',
+    defaultText: 'auto: min(3, cluster size)',
+    default: () => 'auto',
+    accepted: '"auto" or an integer from 1 to 7',
+    parse: (raw) => (raw.trim() === 'auto' ? 0 : positiveInt(1, 7)(raw)),
+  } satisfies SettingSpec<'redundancy'>,
+  {
+    key: 'replaceAfterMs',
+    flag: 'replace-after',
+    description: 'Replace a voter that stays unreachable this long',
+    defaultText: '30s',
+    default: () => '30s',
+    accepted: 'a duration from 1s to 24h (e.g. 500ms, 30s, 5m)',
+    parse: duration(1000, 86_400_000),
+  } satisfies SettingSpec<'replaceAfterMs'>,
+  {
+    key: 'writeTimeoutMs',
+    flag: 'write-timeout',
+    description: 'A write not committed by a quorum within this fails with 503 no_quorum',
+    defaultText: '10s',
+    default: () => '10s',
+    accepted: 'a duration from 100ms to 10m',
+    parse: duration(100, 600_000),
+  } satisfies SettingSpec<'writeTimeoutMs'>,
 ] as const;
 
 export function envName(flag: string): string {

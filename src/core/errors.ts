@@ -20,6 +20,19 @@ export type ErrorCode =
   | 'invalid_config'
   | 'peer_rejected'
   | 'peer_unreachable'
+  | 'not_leader'
+  | 'no_quorum'
+  | 'outcome_unknown'
+  | 'leader_changed'
+  | 'conflict'
+  | 'lock_timeout'
+  | 'lock_busy'
+  | 'not_holder'
+  | 'unknown_session'
+  | 'unknown_lock'
+  | 'key_not_found'
+  | 'revision_mismatch'
+  | 'compacted'
   | 'internal';
 
 export class GandalfError extends Error {

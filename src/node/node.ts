@@ -3,11 +3,12 @@
  * them in data-flow order and stops them in reverse.
  *
  *   start: lock data dir -> node id -> SQL engine -> HTTP servers (health
- *          answers 503 "starting") -> open databases (snapshot + replay) ->
- *          WebRTC mesh, membership, discovery -> serving, READY=1, watchdog
- *   stop:  stopping (health 503), STOPPING=1 -> leave the cluster (SWIM
- *          "left", links closed) -> HTTP servers stop accepting and finish
- *          in-flight requests -> databases drain and snapshot -> unlock
+ *          answers 503 "starting") -> WebRTC mesh, membership, discovery ->
+ *          replicas (snapshot + log replay), system group, coordination ->
+ *          serving, READY=1, watchdog
+ *   stop:  stopping (health 503), STOPPING=1 -> HTTP servers stop accepting
+ *          and finish in-flight requests -> leadership handed over, replicas
+ *          closed -> leave the cluster (SWIM "left", links closed) -> unlock
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -19,14 +20,20 @@ import { ApiServer } from '../api/http-server';
 import { nodeRoutes, type Lifecycle } from '../api/node-routes';
 import { formatHostPort, type HostPort, type NodeConfig } from '../config/settings';
 import { systemClock } from '../core/clock';
-import { ConfigError } from '../core/errors';
+import { ConfigError, GandalfError } from '../core/errors';
 import { createLogger, type Logger } from '../core/logger';
 import { JoinLoop } from '../discovery/join-loop';
 import { MdnsDiscovery } from '../discovery/mdns';
 import { COMMIT, VERSION } from '../core/version';
-import { DatabaseRegistry } from '../store/database-registry';
+import { coordinationRoutes } from '../api/coordination-routes';
+import { Coordination } from '../replication/coordination';
+import { Replicator, type MembershipPort } from '../replication/replicator';
+import { SystemStateMachine } from '../replication/system-machine';
+import { REPLICATION_TOPIC, Rpc, Wire } from '../replication/wire';
 import { nodeDataFs } from '../store/data-fs';
-import { loadSqlEngine } from '../store/sql-engine';
+import { loadSqlEngine, type SqlEngine } from '../store/sql-engine';
+import type { ExecuteCommand, Statement } from '../store/sql-state-machine';
+import type { ReadLevel } from '../replication/replicator';
 import { Mesh } from '../transport/mesh';
 import { loadNativeRtc } from '../transport/native-rtc';
 import type { RtcFactory } from '../transport/rtc';
@@ -43,7 +50,8 @@ export class GandalfNode {
   private state: Lifecycle = 'starting';
   private readonly startedAt = Date.now();
   private lock: DataDirLock | undefined;
-  private registry: DatabaseRegistry | undefined;
+  private replicator: Replicator | undefined;
+  private coordination: Coordination | undefined;
   private servers: ApiServer[] = [];
   private notifier: Notifier;
   private nodeId = '';
@@ -67,16 +75,14 @@ export class GandalfNode {
     const cookie = readCookie(config);
 
     const info = { lifecycle: () => this.state, status: () => this.status() };
-    this.registry = new DatabaseRegistry({
-      dataDir,
-      engine,
-      fs: nodeDataFs,
-      logger: logger.child({ part: 'store' }),
-      clock: systemClock,
-      random32: () => randomBytes(4).readUInt32LE(0),
-      snapshotEntries: config.snapshotEntries,
-      snapshotBytes: config.snapshotBytes,
-    });
+    const ready = <T>(part: T | undefined): T => {
+      if (!part || this.state === 'starting') throw new GandalfError('starting', 'the node is starting');
+      return part;
+    };
+    const dbs = {
+      execute: (db: string, command: ExecuteCommand, opts: { redundancy?: number }) => ready(this.replicator).execute(db, command, opts),
+      query: (db: string, statements: Statement[], level: ReadLevel) => ready(this.replicator).query(db, statements, level),
+    };
     const clusterView = { nodes: () => this.cluster?.nodes() ?? [] };
     const signals = {
       acceptOffer: async (body: unknown) =>
@@ -84,7 +90,12 @@ export class GandalfNode {
     };
     const api = new ApiServer({
       name: 'client API',
-      routes: { ...nodeRoutes(info), ...dbRoutes(this.registry), ...clusterViewRoutes(clusterView) },
+      routes: {
+        ...nodeRoutes(info),
+        ...dbRoutes(dbs),
+        ...coordinationRoutes(() => ready(this.coordination)),
+        ...clusterViewRoutes(clusterView),
+      },
       logger: logger.child({ part: 'api' }),
       maxBodyBytes: config.maxBodyBytes,
     });
@@ -99,8 +110,8 @@ export class GandalfNode {
     this.bound.mgmt = await mgmt.listen(config.mgmtBind);
     this.servers.push(mgmt);
 
-    await this.registry.openAll();
     await this.startCluster(cookie);
+    await this.startReplication(dataDir, engine);
     this.state = 'serving';
     this.notifier.ready();
     this.notifier.startWatchdog();
@@ -110,8 +121,65 @@ export class GandalfNode {
       http: formatHostPort(this.bound.http),
       mgmt: formatHostPort(this.bound.mgmt),
       dataDir,
-      databases: this.registry.list().map((d) => d.name),
+      replicas: this.replicator?.localGroups(),
     });
+  }
+
+  private async startReplication(dataDir: string, engine: SqlEngine): Promise<void> {
+    const { config, logger } = this;
+    const mesh = this.mesh!;
+    const swim = this.cluster!.swim;
+    const wire = new Wire(
+      {
+        selfId: this.nodeId,
+        send: (to, body) => mesh.send('reliable', to, REPLICATION_TOPIC, body),
+        subscribe: (handler) => mesh.subscribe(REPLICATION_TOPIC, handler),
+      },
+      logger.child({ part: 'wire' }),
+    );
+    const rpc = new Rpc(wire, systemClock, logger.child({ part: 'rpc' }));
+    mesh.onPeerDown((id) => rpc.peerDown(id));
+    const membership: MembershipPort = {
+      members: () => swim.members(),
+      onChange: (listener) => swim.onChange((m) => listener(m)),
+      publish: (key, value) => {
+        const self = swim.member(this.nodeId);
+        if (self && self.meta[key] !== value) swim.setMeta({ ...self.meta, [key]: value });
+      },
+    };
+    const random32 = () => randomBytes(4).readUInt32LE(0);
+    let coordination: Coordination | undefined;
+    this.replicator = new Replicator({
+      self: this.nodeId,
+      dataDir,
+      fs: nodeDataFs,
+      logger: logger.child({ part: 'replication' }),
+      clock: systemClock,
+      random: Math.random,
+      random32,
+      engine,
+      wire,
+      rpc,
+      membership,
+      createSystemMachine: () => new SystemStateMachine(),
+      onSystemApplied: (entry, result) => coordination?.onSystemApplied(entry, result),
+      redundancy: config.redundancy,
+      replaceAfterMs: config.replaceAfterMs,
+      writeTimeoutMs: config.writeTimeoutMs,
+      snapshotEntries: config.snapshotEntries,
+    });
+    coordination = new Coordination({
+      self: this.nodeId,
+      replicator: this.replicator,
+      clock: systemClock,
+      logger: logger.child({ part: 'coordination' }),
+      random32,
+      members: () => swim.members(),
+      timeoutMs: config.writeTimeoutMs,
+    });
+    this.coordination = coordination;
+    await this.replicator.start();
+    coordination.start();
   }
 
   private async startCluster(cookie: string | undefined): Promise<void> {
@@ -178,10 +246,11 @@ export class GandalfNode {
       this.state = 'stopping';
       this.notifier.stopping();
       if (wasServing) this.logger.info('stopping: leaving the cluster, finishing in-flight requests');
+      await Promise.all(this.servers.map((s) => s.close()));
+      this.coordination?.close();
+      await this.replicator?.close().catch((err: unknown) => this.logger.warn('closing the replicas failed', { err: err as Error }));
       await this.cluster?.stop().catch((err: unknown) => this.logger.warn('leaving the cluster failed', { err: err as Error }));
       this.mesh?.close();
-      await Promise.all(this.servers.map((s) => s.close()));
-      await this.registry?.closeAll();
       this.notifier.close();
       this.lock?.release();
       if (wasServing) this.logger.info('stopped');
@@ -210,7 +279,9 @@ export class GandalfNode {
         peers: this.mesh?.peers().length ?? 0,
         members: this.cluster?.nodes().length ?? 0,
       },
-      databases: this.registry?.list().map((db) => db.status()) ?? [],
+      system_leader: this.replicator?.systemLeader ?? null,
+      databases: this.replicator?.databases() ?? [],
+      replicas: this.replicator?.status() ?? [],
     };
   }
 }

@@ -2,33 +2,20 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { dbRoutes, parseStatements } from '../../../src/api/db-routes';
 import { ApiServer } from '../../../src/api/http-server';
 import { nodeRoutes, type Lifecycle } from '../../../src/api/node-routes';
-import { systemClock } from '../../../src/core/clock';
 import { silentLogger } from '../../../src/core/logger';
-import { DatabaseRegistry } from '../../../src/store/database-registry';
-import { nodeDataFs } from '../../../src/store/data-fs';
-import { loadSqlEngine } from '../../../src/store/sql-engine';
-import { seededRandom32 } from '../../../src/store/sql-state-machine';
+import { startSingleNode, type SingleNode } from '../../helpers/replicator';
 import { tempDir } from '../../helpers/tmp';
 
 let server: ApiServer;
-let registry: DatabaseRegistry;
+let store: SingleNode;
 let base: string;
 let lifecycle: Lifecycle = 'serving';
 
 beforeEach(async () => {
-  registry = new DatabaseRegistry({
-    dataDir: tempDir(),
-    engine: await loadSqlEngine(),
-    fs: nodeDataFs,
-    logger: silentLogger,
-    clock: systemClock,
-    random32: seededRandom32(3),
-    snapshotEntries: 1000,
-    snapshotBytes: 1 << 24,
-  });
+  store = await startSingleNode(tempDir());
   server = new ApiServer({
     name: 'test',
-    routes: { ...nodeRoutes({ lifecycle: () => lifecycle, status: () => ({ ok: true }) }), ...dbRoutes(registry) },
+    routes: { ...nodeRoutes({ lifecycle: () => lifecycle, status: () => ({ ok: true }) }), ...dbRoutes(store.replicator) },
     logger: silentLogger,
     maxBodyBytes: 4096,
   });
@@ -38,7 +25,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   await server.close();
-  await registry.closeAll();
+  await store.close();
 });
 
 async function call(method: string, path: string, body?: unknown, raw?: string) {

@@ -1,0 +1,207 @@
+/**
+ * `gandalf-node lock NAME -- COMMAND…` and `gandalf-node kv get|put|del|ls|watch`:
+ * clients of the node's /session, /lock and /kv endpoints.
+ */
+import { spawn } from 'node:child_process';
+import * as http from 'node:http';
+import type { HostPort } from '../config/settings';
+import { parseDuration } from '../config/settings';
+import { request, type ApiReply } from './api-client';
+import { renderTable } from './table';
+
+export interface CliIo {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  isTTY: boolean;
+  env: NodeJS.ProcessEnv;
+}
+
+export class CommandFailed extends Error {}
+
+function failure(what: string, reply: ApiReply): CommandFailed {
+  const body = reply.body as { code?: string; message?: string } | undefined;
+  return new CommandFailed(`${what}: ${reply.status} ${body?.code ?? ''}: ${body?.message ?? JSON.stringify(reply.body)}`);
+}
+
+function ms(raw: string | undefined, name: string, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const v = parseDuration(raw);
+  if (v === undefined) throw new CommandFailed(`--${name} must be a duration such as 500ms, 10s or 2m`);
+  return v;
+}
+
+/**
+ * Runs `command` while holding lock `name`: opens a session, keeps it alive,
+ * acquires (FIFO, up to `timeout`), runs the command with the fencing token in
+ * GANDALF_LOCK_TOKEN, releases and closes the session when it exits. If the
+ * session is lost (the node cannot confirm it), the command is sent SIGTERM:
+ * it no longer holds the lock. Resolves with the command's exit code.
+ */
+export async function runLocked(
+  bind: HostPort,
+  name: string,
+  command: string[],
+  options: { timeout?: string; ttl?: string },
+  io: CliIo,
+): Promise<number> {
+  const ttlMs = ms(options.ttl, 'ttl', 10_000);
+  const timeoutMs = ms(options.timeout, 'timeout', 30_000);
+  const opened = await request(bind, 'POST', `/session?ttl=${ttlMs}ms`);
+  if (opened.status !== 200) throw failure('opening a session', opened);
+  const session = (opened.body as { session: string }).session;
+  let lost: string | undefined;
+  let child: ReturnType<typeof spawn> | undefined;
+  const keepalive = setInterval(() => {
+    request(bind, 'POST', `/session/${session}/keepalive`).then(
+      (r) => {
+        if (r.status === 404 && !lost) {
+          lost = 'the session expired';
+          io.err(`gandalf-node: lock ${name} lost (${lost}); stopping the command\n`);
+          child?.kill('SIGTERM');
+        }
+      },
+      () => {}, // the node is briefly unreachable: the next keepalive may still make it
+    );
+  }, Math.max(200, Math.floor(ttlMs / 3)));
+  const closeSession = () => request(bind, 'DELETE', `/session/${session}`).catch(() => undefined);
+  try {
+    const acquired = await request(bind, 'POST', `/lock/${encodeURIComponent(name)}/acquire?timeout=${timeoutMs}ms&session=${session}`);
+    if (acquired.status !== 200) throw failure(`acquiring lock ${name}`, acquired);
+    const token = (acquired.body as { token: number }).token;
+    const code = await new Promise<number>((resolve, reject) => {
+      child = spawn(command[0]!, command.slice(1), {
+        stdio: 'inherit',
+        env: { ...io.env, GANDALF_LOCK_NAME: name, GANDALF_LOCK_TOKEN: String(token), GANDALF_LOCK_SESSION: session },
+      });
+      const forward = (signal: NodeJS.Signals) => child?.kill(signal);
+      process.on('SIGINT', forward);
+      process.on('SIGTERM', forward);
+      child.on('error', (err) => reject(new CommandFailed(`cannot run ${command[0]}: ${err.message}`)));
+      child.on('exit', (c, signal) => {
+        process.off('SIGINT', forward);
+        process.off('SIGTERM', forward);
+        resolve(c ?? (signal ? 128 + (({ SIGTERM: 15, SIGINT: 2, SIGKILL: 9 }) as Record<string, number>)[signal]! || 1 : 1));
+      });
+    });
+    if (!lost) {
+      const released = await request(bind, 'POST', `/lock/${encodeURIComponent(name)}/release?session=${session}`);
+      if (released.status !== 200) io.err(`gandalf-node: releasing lock ${name}: ${JSON.stringify(released.body)}\n`);
+    }
+    return lost ? Math.max(code, 1) : code;
+  } finally {
+    clearInterval(keepalive);
+    await closeSession();
+  }
+}
+
+function printKv(io: CliIo, json: boolean, body: unknown, render: () => string): void {
+  io.out(json || !io.isTTY ? JSON.stringify(body) + '\n' : render());
+}
+
+/** `kv get|put|del|ls|watch`. */
+export async function runKv(
+  bind: HostPort,
+  sub: string,
+  args: string[],
+  options: { prefix?: boolean; level?: string; session?: string; 'prev-revision'?: string; from?: string; json?: boolean },
+  io: CliIo,
+): Promise<number> {
+  const json = options.json === true;
+  const key = args[0] ?? '';
+  const path = `/kv/${key.split('/').map(encodeURIComponent).join('/')}`;
+  const level = options.level ? `level=${encodeURIComponent(options.level)}` : '';
+  switch (sub) {
+    case 'get': {
+      if (!key) throw new CommandFailed('usage: gandalf-node kv get KEY');
+      const r = await request(bind, 'GET', `${path}?${level}`);
+      if (r.status !== 200) throw failure(`get ${key}`, r);
+      const kv = r.body as { value: string; mod_revision: number };
+      printKv(io, json, kv, () => `${kv.value}\n`);
+      return 0;
+    }
+    case 'put': {
+      if (!key || args[1] === undefined) throw new CommandFailed('usage: gandalf-node kv put KEY VALUE');
+      const body: Record<string, unknown> = { value: args[1] };
+      if (options.session) body.session = options.session;
+      if (options['prev-revision'] !== undefined) body.prev_revision = Number(options['prev-revision']);
+      const r = await request(bind, 'PUT', path, body);
+      if (r.status !== 200) throw failure(`put ${key}`, r);
+      printKv(io, json, r.body, () => `revision ${(r.body as { revision: number }).revision}\n`);
+      return 0;
+    }
+    case 'del': {
+      if (!key && !options.prefix) throw new CommandFailed('usage: gandalf-node kv del KEY (or --prefix PREFIX)');
+      const q = [options.prefix ? 'prefix' : '', options['prev-revision'] !== undefined ? `prev_revision=${options['prev-revision']}` : ''].filter(Boolean).join('&');
+      const r = await request(bind, 'DELETE', `${path}?${q}`);
+      if (r.status !== 200) throw failure(`del ${key}`, r);
+      printKv(io, json, r.body, () => `deleted ${(r.body as { deleted: number }).deleted}\n`);
+      return 0;
+    }
+    case 'ls': {
+      const r = await request(bind, 'GET', `${path}?prefix&${level}`);
+      if (r.status !== 200) throw failure(`ls ${key}`, r);
+      const body = r.body as { kvs: { key: string; value: string; mod_revision: number }[] };
+      printKv(io, json, body, () => renderTable(['key', 'value', 'revision'], body.kvs.map((k) => [k.key, k.value, k.mod_revision])));
+      return 0;
+    }
+    case 'watch':
+      if (!key && !options.prefix) throw new CommandFailed('usage: gandalf-node kv watch KEY (or --prefix PREFIX)');
+      return watch(bind, `${path}?watch${options.prefix ? '&prefix' : ''}${options.from ? `&from=${encodeURIComponent(options.from)}` : ''}`, json, io);
+    default:
+      throw new CommandFailed(`unknown kv command "${sub}": use get, put, del, ls or watch`);
+  }
+}
+
+/** Prints events until interrupted; reconnects with Last-Event-ID after a dropped stream. */
+async function watch(bind: HostPort, path: string, json: boolean, io: CliIo): Promise<number> {
+  let lastId: string | undefined;
+  for (;;) {
+    const result = await new Promise<{ retry: boolean; error?: string }>((resolve) => {
+      const req = http.get(
+        { host: bind.host === '0.0.0.0' ? '127.0.0.1' : bind.host, port: bind.port, path, headers: lastId ? { 'last-event-id': lastId } : {} },
+        (res) => {
+          if (res.statusCode !== 200) {
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c.toString('utf8')));
+            res.on('end', () => resolve({ retry: false, error: `${res.statusCode}: ${text}` }));
+            return;
+          }
+          let buf = '';
+          res.on('data', (c: Buffer) => {
+            buf += c.toString('utf8');
+            let cut: number;
+            while ((cut = buf.indexOf('\n\n')) >= 0) {
+              const block = buf.slice(0, cut);
+              buf = buf.slice(cut + 2);
+              const start = /^: watching .* after revision (\d+)/.exec(block);
+              if (start && lastId === undefined) lastId = start[1];
+              const fields: Record<string, string> = {};
+              for (const line of block.split('\n')) {
+                if (line.startsWith(':')) continue;
+                const i = line.indexOf(':');
+                if (i > 0) fields[line.slice(0, i)] = line.slice(i + 1).trimStart();
+              }
+              if (!fields.event) continue;
+              if (fields.event === 'error') {
+                io.err(`gandalf-node: watch: ${fields.data}\n`);
+                if (/"compacted"/.test(fields.data ?? '')) return resolve({ retry: false, error: 'history compacted' });
+                continue;
+              }
+              if (fields.id) lastId = fields.id;
+              const ev = JSON.parse(fields.data ?? '{}') as { key: string; value: string | null; revision: number };
+              io.out(json || !io.isTTY ? JSON.stringify({ type: fields.event, ...ev }) + '\n' : `${fields.event} ${ev.key}${ev.value !== null ? ` = ${ev.value}` : ''} (revision ${ev.revision})\n`);
+            }
+          });
+          res.on('end', () => resolve({ retry: true }));
+          res.on('error', () => resolve({ retry: true }));
+        },
+      );
+      req.on('error', (err) => resolve({ retry: true, error: err.message }));
+    });
+    if (!result.retry) {
+      io.err(`gandalf-node: watch: ${result.error}\n`);
+      return 1;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}

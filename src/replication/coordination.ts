@@ -1,0 +1,279 @@
+/**
+ * Sessions, the cluster mutex and the key/value container, on the system
+ * group. The state lives in SystemState (replicated, deterministic); what is
+ * about time lives on the system leader only: session deadlines (reset to a
+ * full TTL whenever leadership moves, so a session never expires early) and
+ * the clients waiting for a lock or for watch events.
+ */
+import type { Clock, TimerHandle } from '../core/clock';
+import { GandalfError, type ErrorCode } from '../core/errors';
+import type { Logger } from '../core/logger';
+import type { Entry } from './raft';
+import type { MemberInfo, Replicator, SystemLeader } from './replicator';
+import type { KvEntry, KvEvent, LockGrant, LockInfo, SessionInfo, SystemResult } from './system-state';
+import type { SystemStateMachine } from './system-machine';
+
+export const DEFAULT_SESSION_TTL_MS = 10_000;
+export const MIN_SESSION_TTL_MS = 1_000;
+export const MAX_SESSION_TTL_MS = 3_600_000;
+const SWEEP_MS = 250;
+/** Longest wait of one watch poll; the stream polls again. */
+export const WATCH_POLL_MS = 15_000;
+
+export interface CoordinationOptions {
+  self: string;
+  replicator: Replicator;
+  clock: Clock;
+  logger: Logger;
+  random32: () => number;
+  members: () => MemberInfo[];
+  timeoutMs: number;
+}
+
+type Waiter = { resolve: (token: number) => void; timer: TimerHandle };
+
+function fail(result: SystemResult): never {
+  const r = result as { code?: string; message?: string };
+  const code = (r.code ?? 'internal') as ErrorCode;
+  throw new GandalfError(code === ('invalid_command' as ErrorCode) ? 'invalid_request' : code, r.message ?? code);
+}
+
+function stateOf(leader: SystemLeader) {
+  return (leader.machine as SystemStateMachine).state;
+}
+
+export class Coordination {
+  /** System leader only: session id -> monotonic deadline. */
+  private readonly deadlines = new Map<string, number>();
+  private wasLeader = false;
+  private readonly lockWaiters = new Map<string, Waiter>();
+  private readonly changeWaiters = new Set<() => void>();
+  private sweepTimer: TimerHandle | undefined;
+  private sweeping = false;
+  private closed = false;
+
+  constructor(private readonly options: CoordinationOptions) {
+    const r = options.replicator;
+    r.registerSystemQuery('lock', (m, a) => (m as SystemStateMachine).state.lock(String(a.name)) ?? { name: String(a.name), waiters: [], lastToken: 0 });
+    r.registerSystemQuery('session', (m, a) => (m as SystemStateMachine).state.session(String(a.id)) ?? null);
+    r.registerSystemQuery('kv-get', (m, a) => (m as SystemStateMachine).state.kvGet(String(a.key)) ?? null);
+    r.registerSystemQuery('kv-list', (m, a) => ({
+      kvs: (m as SystemStateMachine).state.kvList(String(a.prefix)),
+      revision: (m as SystemStateMachine).state.revision,
+    }));
+    r.registerSystemCall('session-keepalive', async (leader, a) => {
+      const s = stateOf(leader).session(String(a.id));
+      if (!s) throw new GandalfError('unknown_session', `session ${String(a.id)} does not exist (expired or closed)`);
+      this.deadlines.set(s.id, this.options.clock.monotonic() + s.ttlMs);
+      return { session: s.id, ttl_ms: s.ttlMs };
+    });
+    r.registerSystemCall('lock-acquire', (leader, a, timeoutMs) => this.acquireOnLeader(leader, String(a.name), String(a.session), Number(a.waitMs), timeoutMs));
+    r.registerSystemCall('kv-events', (leader, a) => this.eventsOnLeader(leader, a));
+  }
+
+  start(): void {
+    this.scheduleSweep();
+  }
+
+  get stopped(): boolean {
+    return this.closed;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.sweepTimer) this.options.clock.clearTimeout(this.sweepTimer);
+    for (const w of this.lockWaiters.values()) this.options.clock.clearTimeout(w.timer);
+    this.lockWaiters.clear();
+    for (const wake of this.changeWaiters) wake();
+  }
+
+  /** Wired to the replicator's onSystemApplied: wakes lock waiters and watchers. */
+  onSystemApplied(_entry: Entry, result: unknown): void {
+    const grants = (result as { grants?: LockGrant[] } | undefined)?.grants;
+    for (const g of grants ?? []) {
+      const key = `${g.lock}\0${g.session}`;
+      const w = this.lockWaiters.get(key);
+      if (!w) continue;
+      this.lockWaiters.delete(key);
+      this.options.clock.clearTimeout(w.timer);
+      w.resolve(g.token);
+    }
+    for (const wake of [...this.changeWaiters]) wake();
+  }
+
+  // ---- sessions ----
+
+  async openSession(ttlMs = DEFAULT_SESSION_TTL_MS): Promise<{ session: string; ttl_ms: number }> {
+    if (!Number.isSafeInteger(ttlMs) || ttlMs < MIN_SESSION_TTL_MS || ttlMs > MAX_SESSION_TTL_MS) {
+      throw new GandalfError('invalid_request', `session ttl must be from ${MIN_SESSION_TTL_MS} ms to ${MAX_SESSION_TTL_MS} ms`);
+    }
+    const r32 = this.options.random32;
+    const id = [r32(), r32(), r32()].map((n) => (n >>> 0).toString(16).padStart(8, '0')).join('');
+    const result = await this.options.replicator.systemPropose<SystemResult>({ op: 'session-open', id, node: this.options.self, ttlMs });
+    if (!result.ok) fail(result);
+    return { session: id, ttl_ms: ttlMs };
+  }
+
+  keepAlive(session: string): Promise<{ session: string; ttl_ms: number }> {
+    return this.options.replicator.systemCall('session-keepalive', { id: session }, this.options.timeoutMs, true);
+  }
+
+  async closeSession(session: string): Promise<void> {
+    const result = await this.options.replicator.systemPropose<SystemResult>({ op: 'session-close', id: session, reason: 'closed' });
+    if (!result.ok) fail(result);
+  }
+
+  session(id: string, level: 'none' | 'weak' | 'strong' = 'weak'): Promise<SessionInfo | null> {
+    return this.options.replicator.systemRead('session', { id }, level);
+  }
+
+  // ---- locks ----
+
+  /** Acquires `name` for `session`, waiting up to `waitMs` (0: try once). Resolves with the fencing token. */
+  async acquire(name: string, session: string, waitMs: number): Promise<number> {
+    return this.options.replicator.systemCall<number>('lock-acquire', { name, session, waitMs }, waitMs + this.options.timeoutMs);
+  }
+
+  async release(name: string, session: string): Promise<void> {
+    const result = await this.options.replicator.systemPropose<SystemResult>({ op: 'lock-release', name, session });
+    if (!result.ok) fail(result);
+  }
+
+  lock(name: string, level: 'none' | 'weak' | 'strong' = 'weak'): Promise<LockInfo> {
+    return this.options.replicator.systemRead('lock', { name }, level);
+  }
+
+  private async acquireOnLeader(leader: SystemLeader, name: string, session: string, waitMs: number, timeoutMs: number): Promise<number> {
+    if (!Number.isSafeInteger(waitMs) || waitMs < 0) throw new GandalfError('invalid_request', 'timeout must be a non-negative number of milliseconds');
+    const key = `${name}\0${session}`;
+    // Register before proposing: the grant may be applied before propose() resolves.
+    let granted: ((token: number) => void) | undefined;
+    const grant = new Promise<number>((resolve) => (granted = resolve));
+    const result = (await leader.propose({ op: 'lock-acquire', name, session, wait: waitMs > 0 }, timeoutMs)) as SystemResult & {
+      granted?: boolean;
+      token?: number;
+    };
+    if (!result.ok) fail(result);
+    if (result.granted) return result.token!;
+    const current = stateOf(leader).lock(name);
+    if (current?.holder?.session === session) return current.holder.token;
+    const timer = this.options.clock.setTimeout(() => {
+      this.lockWaiters.delete(key);
+      granted!(-1);
+    }, waitMs);
+    timer.unref?.();
+    this.lockWaiters.set(key, { resolve: (t) => granted!(t), timer });
+    const token = await grant;
+    if (token >= 0) return token;
+    // Timed out: leave the queue. If the grant raced the timeout, the cancel releases it again.
+    await leader.propose({ op: 'lock-cancel', name, session }, timeoutMs).catch(() => undefined);
+    throw new GandalfError('lock_timeout', `lock ${name} is held by another session; not acquired within ${waitMs} ms`);
+  }
+
+  // ---- key/value ----
+
+  get(key: string, level: 'none' | 'weak' | 'strong' = 'weak'): Promise<KvEntry | null> {
+    return this.options.replicator.systemRead('kv-get', { key }, level);
+  }
+
+  list(prefix: string, level: 'none' | 'weak' | 'strong' = 'weak'): Promise<{ kvs: KvEntry[]; revision: number }> {
+    return this.options.replicator.systemRead('kv-list', { prefix }, level);
+  }
+
+  async put(key: string, value: string, options: { session?: string; prevRevision?: number } = {}): Promise<SystemResult> {
+    const command: Record<string, unknown> = { op: 'kv-put', key, value };
+    if (options.session !== undefined) command.session = options.session;
+    if (options.prevRevision !== undefined) command.prevRevision = options.prevRevision;
+    const result = await this.options.replicator.systemPropose<SystemResult>(command);
+    if (!result.ok) fail(result);
+    return result;
+  }
+
+  async delete(key: string, options: { prefix?: boolean; prevRevision?: number } = {}): Promise<SystemResult> {
+    const command: Record<string, unknown> = { op: 'kv-delete', key };
+    if (options.prefix) command.prefix = true;
+    if (options.prevRevision !== undefined) command.prevRevision = options.prevRevision;
+    const result = await this.options.replicator.systemPropose<SystemResult>(command);
+    if (!result.ok) fail(result);
+    return result;
+  }
+
+  /** Events after `from` for a key or prefix; waits up to `waitMs` for the first one. */
+  events(from: number, filter: { key: string; prefix: boolean }, waitMs: number): Promise<{ events: KvEvent[]; revision: number }> {
+    return this.options.replicator.systemCall('kv-events', { from, ...filter, waitMs }, waitMs + this.options.timeoutMs, true);
+  }
+
+  private async eventsOnLeader(leader: SystemLeader, a: Record<string, unknown>): Promise<{ events: KvEvent[]; revision: number }> {
+    const from = Number(a.from);
+    const waitMs = Math.min(Number(a.waitMs) || 0, WATCH_POLL_MS);
+    if (!Number.isSafeInteger(from) || from < 0) throw new GandalfError('invalid_request', 'the start revision must be a non-negative integer');
+    const filter = { key: String(a.key ?? ''), prefix: a.prefix === true };
+    const deadline = this.options.clock.monotonic() + waitMs;
+    for (;;) {
+      const state = stateOf(leader);
+      const got = state.eventsSince(from, filter);
+      if (got.compacted) {
+        throw new GandalfError('compacted', `revision ${from} is older than the retained history (oldest ${got.oldest}); read the current value and watch from its revision`);
+      }
+      const remaining = deadline - this.options.clock.monotonic();
+      if (got.events.length > 0 || remaining <= 0 || this.closed || !leader.isLeader()) return { events: got.events, revision: state.revision };
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.changeWaiters.delete(done);
+          this.options.clock.clearTimeout(timer);
+          resolve();
+        };
+        const timer = this.options.clock.setTimeout(done, remaining);
+        timer.unref?.();
+        this.changeWaiters.add(done);
+      });
+    }
+  }
+
+  // ---- the leader's clock: session expiry ----
+
+  private scheduleSweep(): void {
+    if (this.closed) return;
+    this.sweepTimer = this.options.clock.setTimeout(() => void this.sweep().finally(() => this.scheduleSweep()), SWEEP_MS);
+    this.sweepTimer.unref?.();
+  }
+
+  private async sweep(): Promise<void> {
+    const machine = this.options.replicator.systemLeaderMachine() as SystemStateMachine | undefined;
+    if (!machine) {
+      this.wasLeader = false;
+      this.deadlines.clear();
+      return;
+    }
+    if (this.sweeping) return;
+    this.sweeping = true;
+    try {
+      const now = this.options.clock.monotonic();
+      if (!this.wasLeader) {
+        // New leader: nobody's keepalives reached us yet; every session gets a full TTL.
+        this.deadlines.clear();
+        this.wasLeader = true;
+      }
+      const members = new Map(this.options.members().map((m) => [m.id, m]));
+      const deadNodes = new Set<string>();
+      for (const s of machine.state.sessions()) {
+        if (!this.deadlines.has(s.id)) this.deadlines.set(s.id, now + s.ttlMs);
+        const owner = members.get(s.node);
+        if (s.node !== this.options.self && owner && (owner.state === 'dead' || owner.state === 'left')) deadNodes.add(s.node);
+        else if (this.deadlines.get(s.id)! <= now) {
+          this.options.logger.info('session expired', { session: s.id, node: s.node, ttlMs: s.ttlMs });
+          await this.options.replicator.systemPropose({ op: 'session-close', id: s.id, reason: 'expired' }, this.options.timeoutMs).catch(() => undefined);
+          this.deadlines.delete(s.id);
+        }
+      }
+      for (const node of deadNodes) {
+        this.options.logger.info('closing the sessions of a dead node', { node });
+        await this.options.replicator.systemPropose({ op: 'sessions-of-node-close', node }, this.options.timeoutMs).catch(() => undefined);
+      }
+      const live = new Set(machine.state.sessions().map((s) => s.id));
+      for (const id of this.deadlines.keys()) if (!live.has(id)) this.deadlines.delete(id);
+    } finally {
+      this.sweeping = false;
+    }
+  }
+}

@@ -1,0 +1,412 @@
+/**
+ * The driver of one replica of one Raft group: it owns a RaftNode, persists
+ * each Ready (RaftDiskStorage: one fdatasync per Ready, so proposals that
+ * arrive while a write is in flight share the next one: group commit), sends
+ * its messages, applies committed entries to the group's state machine and
+ * answers the proposers and readers waiting on them. Time comes from the
+ * injected clock (ticks), randomness from the injected source.
+ */
+import * as path from 'node:path';
+import type { Clock, TimerHandle } from '../core/clock';
+import { DiskFullError, GandalfError } from '../core/errors';
+import type { Logger } from '../core/logger';
+import type { DataFs } from '../store/data-fs';
+import { RaftNode, type ConfChange, type Entry, type NodeId, type RaftConfig, type RaftMessage, type Ready } from './raft';
+import { RaftDiskStorage } from './raft-storage';
+
+/** A replicated state machine: deterministic, fed committed commands in log order. */
+export interface GroupMachine {
+  /** Applies a committed command and returns the proposer's answer. Bad input is an answer, not a throw. */
+  apply(data: unknown, index: number): unknown;
+  /** The state as bytes, for a snapshot. */
+  snapshot(): Uint8Array;
+  /** Replaces the state with a snapshot's (undefined: the empty state). */
+  restore(image: Uint8Array | undefined): void;
+}
+
+export interface GroupOptions {
+  name: string;
+  self: NodeId;
+  dir: string;
+  fs: DataFs;
+  logger: Logger;
+  clock: Clock;
+  random: () => number;
+  machine: GroupMachine;
+  /** Voters of a newly created group (the same on every founding replica); [] for a replica that waits to be added. Ignored when the replica has state on disk. */
+  bootstrap: NodeId[];
+  send: (message: RaftMessage) => void;
+  tickMs: number;
+  raft?: Partial<RaftConfig>;
+  /** Take a snapshot (and drop the log before it) after this many applied entries. */
+  snapshotEntries: number;
+  /** Called after every applied entry (commands, no-ops, conf changes). */
+  onApplied?: (entry: Entry, result: unknown) => void;
+}
+
+export class NotLeaderError extends GandalfError {
+  constructor(
+    readonly group: string,
+    readonly leader: NodeId | null,
+  ) {
+    super('not_leader', `this node does not lead ${group}${leader ? ` (${leader} does)` : ' (no leader known)'}`);
+  }
+}
+
+interface Waiter {
+  term: number;
+  resolve: (result: unknown) => void;
+  reject: (err: Error) => void;
+  timer: TimerHandle;
+}
+
+const BOOTSTRAP_FILE = 'bootstrap.json';
+
+export class ReplicaGroup {
+  private node!: RaftNode;
+  private storage!: RaftDiskStorage;
+  private applied = 0;
+  private persistedLast = 0;
+  private running = false;
+  private closed = false;
+  private failed: Error | undefined;
+  private tickTimer: TimerHandle | undefined;
+  private readonly proposals = new Map<number, Waiter>();
+  private readonly reads = new Map<string, Waiter>();
+  /** ReadIndex results waiting for the state machine to catch up. */
+  private readonly readsAt: { requestId: string; index: number }[] = [];
+  private readSeq = 0;
+  private bootstrap: NodeId[] = [];
+  private snapshotting = false;
+
+  private constructor(private readonly options: GroupOptions) {}
+
+  static async open(options: GroupOptions): Promise<ReplicaGroup> {
+    const group = new ReplicaGroup(options);
+    await group.load();
+    group.scheduleTick();
+    group.kick();
+    return group;
+  }
+
+  /** Whether a replica of this group has state under `dir`. */
+  static async exists(fs: DataFs, dir: string): Promise<boolean> {
+    try {
+      return (await fs.readdir(dir)).includes(BOOTSTRAP_FILE);
+    } catch {
+      return false;
+    }
+  }
+
+  private async load(): Promise<void> {
+    const { dir, fs, logger, self } = this.options;
+    await fs.mkdirp(dir);
+    const bootFile = path.join(dir, BOOTSTRAP_FILE);
+    if ((await fs.readdir(dir)).includes(BOOTSTRAP_FILE)) {
+      this.bootstrap = JSON.parse(Buffer.from(await fs.readFile(bootFile)).toString('utf8')).voters as NodeId[];
+    } else {
+      this.bootstrap = [...this.options.bootstrap];
+      await fs.writeFileAtomic(bootFile, [Buffer.from(JSON.stringify({ group: this.options.name, voters: this.bootstrap }))]);
+    }
+    const { storage, state } = await RaftDiskStorage.open({ dir, fs, logger });
+    this.storage = storage;
+    if (state?.snapshot) {
+      this.options.machine.restore(state.snapshot.data as Uint8Array);
+      this.applied = state.snapshot.index;
+    } else {
+      this.options.machine.restore(undefined);
+      this.applied = 0;
+    }
+    this.persistedLast = state ? (state.entries.length > 0 ? state.entries[state.entries.length - 1]!.index : this.applied) : 0;
+    this.node = new RaftNode({
+      id: self,
+      peers: this.bootstrap,
+      random: this.options.random,
+      ...(this.options.raft ? { config: this.options.raft } : {}),
+      ...(state ? { storage: state } : {}),
+    });
+  }
+
+  // ---- view ----
+
+  get name(): string {
+    return this.options.name;
+  }
+  get leader(): NodeId | null {
+    return this.node.leader;
+  }
+  get isLeader(): boolean {
+    return this.node.state === 'leader';
+  }
+  get appliedIndex(): number {
+    return this.applied;
+  }
+  get commitIndex(): number {
+    return this.node.commitIndex;
+  }
+  voters(): NodeId[] {
+    return this.node.voters();
+  }
+  learners(): NodeId[] {
+    return this.node.learners();
+  }
+  /** Leader only: how far a member's log matches the leader's. */
+  matchIndex(peer: NodeId): number | undefined {
+    return this.node.matchIndex(peer);
+  }
+  /** Set when this replica cannot write any more (its log failed); a restart recovers. */
+  get failure(): Error | undefined {
+    return this.failed ?? this.storage.failure;
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      group: this.options.name,
+      state: this.node.state,
+      leader: this.node.leader,
+      term: this.node.term,
+      commit_index: this.node.commitIndex,
+      applied_index: this.applied,
+      snapshot_index: this.storage.snapshotIndex,
+      voters: this.node.voters(),
+      learners: this.node.learners(),
+      failed: this.failure?.message ?? null,
+    };
+  }
+
+  // ---- inputs ----
+
+  step(message: unknown): void {
+    if (this.closed) return;
+    this.node.step(message);
+    this.kick();
+  }
+
+  /** Commits `data` and resolves with the state machine's answer once applied here. */
+  propose(data: unknown, timeoutMs: number): Promise<unknown> {
+    this.checkWritable();
+    const r = this.node.propose(data);
+    return this.awaitEntry(r, timeoutMs);
+  }
+
+  changeConf(change: ConfChange, timeoutMs: number): Promise<unknown> {
+    this.checkWritable();
+    const r = this.node.proposeConfChange(change);
+    if ('error' in r && r.error !== 'not_leader') {
+      return Promise.reject(new GandalfError('conflict', `membership change ${change.type} ${change.node} of ${this.name} refused: ${r.error}`));
+    }
+    return this.awaitEntry(r, timeoutMs);
+  }
+
+  /** Resolves once this replica's state reflects every write acknowledged before the call (ReadIndex). Leader only. */
+  readBarrier(timeoutMs: number): Promise<void> {
+    if (this.closed) return Promise.reject(new GandalfError('stopping', 'the node is stopping'));
+    const requestId = `${this.options.self}:${++this.readSeq}`;
+    const r = this.node.readIndex(requestId);
+    if ('error' in r) return Promise.reject(new NotLeaderError(this.name, r.leader));
+    this.kick();
+    return new Promise((resolve, reject) => {
+      const timer = this.options.clock.setTimeout(() => {
+        this.reads.delete(requestId);
+        reject(new GandalfError('no_quorum', `${this.name}: no quorum confirmed leadership within ${timeoutMs} ms; a linearizable read is not possible now`));
+      }, timeoutMs);
+      timer.unref?.();
+      this.reads.set(requestId, { term: this.node.term, resolve: () => resolve(), reject, timer });
+    });
+  }
+
+  transferLeadership(to: NodeId): boolean {
+    const ok = this.node.transferLeadership(to);
+    this.kick();
+    return ok;
+  }
+
+  /** Stops ticking and answering; in-flight waiters fail. The replica's files stay. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.tickTimer) this.options.clock.clearTimeout(this.tickTimer);
+    while (this.running) await new Promise((r) => setImmediate(r));
+    this.failAll(new GandalfError('stopping', 'the node is stopping'));
+    await this.storage.close();
+  }
+
+  // ---- the Ready loop ----
+
+  private checkWritable(): void {
+    if (this.closed) throw new GandalfError('stopping', 'the node is stopping');
+    const failure = this.failure;
+    if (failure) throw new GandalfError('log_failed', `${this.name} refuses writes on this node: ${failure.message}`);
+  }
+
+  private awaitEntry(r: ReturnType<RaftNode['propose']>, timeoutMs: number): Promise<unknown> {
+    if ('error' in r) {
+      if (r.error === 'not_leader') return Promise.reject(new NotLeaderError(this.name, r.leader));
+      return Promise.reject(new GandalfError('leader_changed', `${this.name}: leadership is moving (${r.error}); retry`));
+    }
+    this.kick();
+    return new Promise((resolve, reject) => {
+      const timer = this.options.clock.setTimeout(() => {
+        this.proposals.delete(r.index);
+        reject(
+          new GandalfError(
+            'no_quorum',
+            `${this.name}: the write was not committed within ${timeoutMs} ms (no quorum of ${this.node.voters().length} voters reachable?); it may still be applied later`,
+          ),
+        );
+      }, timeoutMs);
+      timer.unref?.();
+      this.proposals.set(r.index, { term: r.term, resolve, reject, timer });
+    });
+  }
+
+  private scheduleTick(): void {
+    if (this.closed) return;
+    this.tickTimer = this.options.clock.setTimeout(() => {
+      if (this.closed) return;
+      this.node.tick();
+      this.kick();
+      this.scheduleTick();
+    }, this.options.tickMs);
+    this.tickTimer.unref?.();
+  }
+
+  private kick(): void {
+    if (this.running || this.closed) return;
+    this.running = true;
+    setImmediate(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    for (;;) {
+      if (this.closed) {
+        this.running = false;
+        return;
+      }
+      const rd = this.node.advance();
+      if (!rd) {
+        this.running = false; // same synchronous step as seeing no work: a later kick() starts a new loop
+        return;
+      }
+      try {
+        await this.process(rd);
+      } catch (err) {
+        await this.recover(err as Error);
+      }
+    }
+  }
+
+  private async process(rd: Ready): Promise<void> {
+    await this.storage.persist(rd);
+    if (rd.snapshot) this.persistedLast = rd.snapshot.index;
+    if (rd.truncateFrom !== undefined) this.persistedLast = Math.min(this.persistedLast, rd.truncateFrom - 1);
+    if (rd.entries.length > 0) this.persistedLast = rd.entries[rd.entries.length - 1]!.index;
+    for (const m of rd.messages) this.options.send(m);
+    if (rd.snapshot && rd.snapshot.index > this.applied) {
+      this.options.machine.restore(rd.snapshot.data as Uint8Array);
+      this.applied = rd.snapshot.index;
+      this.options.logger.info('installed a snapshot from the leader', { group: this.name, index: rd.snapshot.index });
+      for (const [index, w] of this.proposals) {
+        if (index <= this.applied) this.settle(index, w, undefined, true);
+      }
+    }
+    for (const entry of rd.committed) {
+      if (entry.index <= this.applied) continue;
+      let result: unknown;
+      if (!entry.kind) result = this.options.machine.apply(entry.data, entry.index);
+      this.applied = entry.index;
+      const w = this.proposals.get(entry.index);
+      if (w) this.settle(entry.index, w, result, w.term !== entry.term);
+      this.options.onApplied?.(entry, result);
+    }
+    for (const rs of rd.readStates) this.readsAt.push(rs);
+    this.answerReads();
+    await this.maybeSnapshot();
+  }
+
+  private settle(index: number, w: Waiter, result: unknown, lost: boolean): void {
+    this.proposals.delete(index);
+    this.options.clock.clearTimeout(w.timer);
+    if (lost) w.reject(new GandalfError('leader_changed', `${this.name}: leadership changed before the write committed; it was not applied, retry`));
+    else w.resolve(result);
+  }
+
+  private answerReads(): void {
+    for (let i = 0; i < this.readsAt.length; ) {
+      const rs = this.readsAt[i]!;
+      if (rs.index > this.applied) {
+        i++;
+        continue;
+      }
+      this.readsAt.splice(i, 1);
+      const w = this.reads.get(rs.requestId);
+      if (!w) continue;
+      this.reads.delete(rs.requestId);
+      this.options.clock.clearTimeout(w.timer);
+      w.resolve(undefined);
+    }
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    if (this.snapshotting || this.applied - this.storage.snapshotIndex < this.options.snapshotEntries) return;
+    this.snapshotting = true;
+    try {
+      const index = Math.min(this.applied, this.persistedLast);
+      const snap = this.node.compact(index, this.options.machine.snapshot());
+      if (!snap) return;
+      const tail: Entry[] = [];
+      for (let i = index + 1; i <= this.persistedLast; i++) {
+        const e = this.node.entry(i);
+        if (e) tail.push(e);
+      }
+      await this.storage.checkpoint(snap, tail);
+      this.options.logger.debug('snapshot written', { group: this.name, index });
+    } catch (err) {
+      this.options.logger.warn('snapshot failed; the log keeps every entry', { group: this.name, err: err as Error });
+    } finally {
+      this.snapshotting = false;
+    }
+  }
+
+  /**
+   * A Ready could not be made durable. Raft's volatile state may now be ahead of
+   * the disk, so the replica restarts in place from what is on disk (the state
+   * machine keeps what it applied; committed entries are never undone). Waiting
+   * proposers are told; a full disk stays writable once space returns.
+   */
+  private async recover(err: Error): Promise<void> {
+    const diskFull = err instanceof DiskFullError;
+    this.options.logger.error(diskFull ? 'disk full: a write could not be made durable' : 'persisting a Raft Ready failed', { group: this.name, err });
+    this.failAll(diskFull ? err : new GandalfError('log_failed', `${this.name}: ${err.message}`));
+    if (!diskFull) {
+      this.failed = err;
+      return;
+    }
+    const applied = this.applied;
+    await this.storage.close().catch(() => {});
+    const { storage, state } = await RaftDiskStorage.open({ dir: this.options.dir, fs: this.options.fs, logger: this.options.logger });
+    this.storage = storage;
+    this.persistedLast = state ? (state.entries.length > 0 ? state.entries[state.entries.length - 1]!.index : state.snapshot?.index ?? 0) : 0;
+    this.node = new RaftNode({
+      id: this.options.self,
+      peers: this.bootstrap,
+      random: this.options.random,
+      ...(this.options.raft ? { config: this.options.raft } : {}),
+      ...(state ? { storage: state } : {}),
+    });
+    this.applied = applied;
+  }
+
+  private failAll(err: Error): void {
+    for (const [index, w] of this.proposals) {
+      this.options.clock.clearTimeout(w.timer);
+      this.proposals.delete(index);
+      w.reject(err);
+    }
+    for (const [id, w] of this.reads) {
+      this.options.clock.clearTimeout(w.timer);
+      this.reads.delete(id);
+      w.reject(err);
+    }
+  }
+}

@@ -1,0 +1,763 @@
+/**
+ * Runs this node's replicas: the `system` group (placement, sessions, locks,
+ * key/value container) and one group per database, placed by rendezvous
+ * hashing with a redundancy factor. It routes Raft messages between replicas,
+ * bootstraps the system group in a new cluster, keeps every group's members
+ * where placement wants them (self-healing: learner -> caught up -> voter ->
+ * old voter removed), and forwards work to group leaders so that any node
+ * accepts any request. See DESIGN.md ("Groups").
+ */
+import * as path from 'node:path';
+import type { Clock, TimerHandle } from '../core/clock';
+import { GandalfError } from '../core/errors';
+import type { Logger } from '../core/logger';
+import type { DataFs } from '../store/data-fs';
+import type { SqlEngine } from '../store/sql-engine';
+import type { ExecuteCommand, ExecuteResult, LogEntry, QueryResult, Statement } from '../store/sql-state-machine';
+import { NotLeaderError, ReplicaGroup, type GroupMachine } from './group';
+import { desiredVoters, effectiveRedundancy, rendezvous, systemVoterCount } from './placement';
+import type { Entry, RaftConfig } from './raft';
+import { SqlMachine } from './sql-machine';
+import { RpcUnreachableError, type Rpc, type Wire } from './wire';
+
+export const SYSTEM_GROUP = 'system';
+export type ReadLevel = 'none' | 'weak' | 'strong';
+
+export interface DbRecord {
+  name: string;
+  /** 0: automatic, min(3, cluster size). */
+  redundancy: number;
+  /** Desired voters, maintained by the system group's leader. */
+  voters: string[];
+}
+
+/** What the replicator needs from the system group's state machine. */
+export interface SystemMachine extends GroupMachine {
+  databases(): DbRecord[];
+  database(name: string): DbRecord | undefined;
+}
+
+export interface MemberInfo {
+  id: string;
+  state: 'alive' | 'suspect' | 'dead' | 'left';
+  meta: Record<string, string>;
+}
+
+/** Membership as the replicator sees it (SWIM behind it). */
+export interface MembershipPort {
+  members(): MemberInfo[];
+  onChange(listener: (member: MemberInfo) => void): void;
+  /** Publishes one attribute of this node (merged into its meta). */
+  publish(key: string, value: string): void;
+}
+
+export interface ReplicatorOptions {
+  self: string;
+  dataDir: string;
+  fs: DataFs;
+  logger: Logger;
+  clock: Clock;
+  random: () => number;
+  random32: () => number;
+  engine: SqlEngine;
+  wire: Wire;
+  rpc: Rpc;
+  membership: MembershipPort;
+  createSystemMachine: () => SystemMachine;
+  /** Called for every entry the local system replica applies (grants, watches). */
+  onSystemApplied?: (entry: Entry, result: unknown) => void;
+  /** Default voters per database (0: min(3, cluster size)). */
+  redundancy: number;
+  replaceAfterMs: number;
+  writeTimeoutMs: number;
+  snapshotEntries: number;
+  tickMs?: number;
+  raft?: Partial<RaftConfig>;
+  /** How long a node without a system group waits for one to show up before founding one. */
+  bootstrapGraceMs?: number;
+  reconcileMs?: number;
+}
+
+/** What a system call gets on the system leader. */
+export interface SystemLeader {
+  machine: SystemMachine;
+  propose(command: Record<string, unknown>, timeoutMs: number): Promise<unknown>;
+  readBarrier(timeoutMs: number): Promise<void>;
+  isLeader(): boolean;
+}
+export type SystemCall = (leader: SystemLeader, args: Record<string, unknown>, timeoutMs: number) => Promise<unknown>;
+
+type Replica = { group: ReplicaGroup; machine: GroupMachine; lastTs: number };
+type RaftEnvelope = { g: string; m: unknown };
+type Redirect = { redirect: string | null };
+
+const RAFT_DEFAULTS: Partial<RaftConfig> = { electionTicks: 10, heartbeatTicks: 1, maxEntriesPerMessage: 512, maxInflight: 32 };
+const RPC_TIMEOUT_MS = 5_000;
+/** Tombstone of a replica this node held and gave up: it is never re-created from a bootstrap. */
+const REMOVED_SUFFIX = '.removed';
+
+export function dbGroup(name: string): string {
+  return `db.${name}`;
+}
+
+function isRedirect(v: unknown): v is Redirect {
+  return typeof v === 'object' && v !== null && 'redirect' in v;
+}
+
+export class Replicator {
+  private readonly replicas = new Map<string, Replica>();
+  private readonly opening = new Map<string, Promise<Replica | undefined>>();
+  private readonly leaderHint = new Map<string, string>();
+  private readonly missingSince = new Map<string, number>();
+  private placement = new Map<string, DbRecord>();
+  private placementFetched = 0;
+  private placementRefresh: Promise<void> | undefined;
+  private readonly startedAt: number;
+  private reconcileTimer: TimerHandle | undefined;
+  private reconciling = false;
+  private closed = false;
+  private readonly tickMs: number;
+
+  constructor(private readonly options: ReplicatorOptions) {
+    this.startedAt = options.clock.monotonic();
+    this.tickMs = options.tickMs ?? 100;
+    options.wire.onMessage((from, message) => this.onWire(from, message));
+    this.registerRpc();
+  }
+
+  private get raftDir(): string {
+    return path.join(this.options.dataDir, 'raft');
+  }
+
+  private groupDir(group: string): string {
+    return path.join(this.raftDir, group);
+  }
+
+  /** Opens every replica this node has on disk and starts the maintenance loop. */
+  async start(): Promise<void> {
+    const { fs } = this.options;
+    await fs.mkdirp(this.raftDir);
+    for (const name of await fs.readdir(this.raftDir)) {
+      if (name.endsWith(REMOVED_SUFFIX) || name.endsWith('.tmp')) continue;
+      if (await ReplicaGroup.exists(fs, this.groupDir(name))) await this.openReplica(name, []);
+    }
+    this.scheduleReconcile(0);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.reconcileTimer) this.options.clock.clearTimeout(this.reconcileTimer);
+    // Hand leadership over so the others need not wait for an election timeout.
+    for (const { group } of this.replicas.values()) {
+      if (!group.isLeader) continue;
+      const to = group.voters().find((v) => v !== this.options.self && this.isAlive(v));
+      if (to) group.transferLeadership(to);
+    }
+    if ([...this.replicas.values()].some((r) => r.group.isLeader)) await new Promise((r) => setTimeout(r, 300));
+    for (const r of this.replicas.values()) {
+      await r.group.close();
+      if (r.machine instanceof SqlMachine) r.machine.close();
+    }
+    this.replicas.clear();
+  }
+
+  // ---- replicas ----
+
+  private openReplica(group: string, bootstrap: string[]): Promise<Replica | undefined> {
+    const existing = this.replicas.get(group);
+    if (existing) return Promise.resolve(existing);
+    let p = this.opening.get(group);
+    if (!p) {
+      p = this.doOpen(group, bootstrap).finally(() => this.opening.delete(group));
+      this.opening.set(group, p);
+    }
+    return p;
+  }
+
+  private async doOpen(group: string, bootstrap: string[]): Promise<Replica | undefined> {
+    if (this.closed) return undefined;
+    const { fs, logger, clock, random, self } = this.options;
+    const siblings = await fs.readdir(this.raftDir).catch(() => [] as string[]);
+    if (siblings.includes(group + REMOVED_SUFFIX) && !(await ReplicaGroup.exists(fs, this.groupDir(group)))) {
+      if (bootstrap.length > 0) throw new GandalfError('conflict', `${group} was removed from this node; it is not founded again here`);
+    }
+    const machine = group === SYSTEM_GROUP ? this.options.createSystemMachine() : new SqlMachine(this.options.engine);
+    const replica: Replica = { machine, lastTs: 0, group: undefined as unknown as ReplicaGroup };
+    replica.group = await ReplicaGroup.open({
+      name: group,
+      self,
+      dir: this.groupDir(group),
+      fs,
+      logger: logger.child({ group }),
+      clock,
+      random,
+      machine,
+      bootstrap,
+      send: (m) => void this.options.wire.send((m as { to: string }).to, { g: group, m } satisfies RaftEnvelope),
+      tickMs: this.tickMs,
+      raft: { ...RAFT_DEFAULTS, ...this.options.raft },
+      snapshotEntries: this.options.snapshotEntries,
+      onApplied: (entry, result) => this.onApplied(group, entry, result),
+    });
+    this.replicas.set(group, replica);
+    if (group === SYSTEM_GROUP) {
+      this.options.membership.publish('sys', '1');
+      this.refreshPlacementFromLocal();
+    }
+    logger.info('replica opened', { group, bootstrap, voters: replica.group.voters() });
+    return replica;
+  }
+
+  private onApplied(group: string, entry: Entry, result: unknown): void {
+    if (entry.kind === 'conf') this.scheduleReconcile(50);
+    if (group === SYSTEM_GROUP) {
+      this.refreshPlacementFromLocal();
+      this.options.onSystemApplied?.(entry, result);
+    }
+  }
+
+  private onWire(from: string, message: unknown): void {
+    const env = message as Partial<RaftEnvelope> | null;
+    if (!env || typeof env.g !== 'string' || env.m === undefined || this.closed) return;
+    const replica = this.replicas.get(env.g);
+    if (replica) return replica.group.step(env.m);
+    // A leader is talking to us about a group we hold no replica of: we were added to it.
+    if (env.g !== SYSTEM_GROUP && !this.placement.has(env.g)) {
+      void this.refreshPlacement();
+      return;
+    }
+    void this.openReplica(env.g, [])
+      .then((r) => r?.group.step(env.m))
+      .catch((err: unknown) => this.options.logger.debug('not opening a replica', { group: env.g, from, err: err as Error }));
+  }
+
+  // ---- membership ----
+
+  private members(): MemberInfo[] {
+    return this.options.membership.members();
+  }
+
+  private isAlive(id: string): boolean {
+    if (id === this.options.self) return !this.closed;
+    const m = this.members().find((x) => x.id === id);
+    return m !== undefined && (m.state === 'alive' || m.state === 'suspect');
+  }
+
+  private aliveIds(): string[] {
+    return this.members()
+      .filter((m) => m.id === this.options.self || m.state === 'alive' || m.state === 'suspect')
+      .map((m) => m.id)
+      .sort();
+  }
+
+  /** A member unreachable (as seen from here) for longer than --replace-after. */
+  private replaceable(id: string): boolean {
+    const since = this.missingSince.get(id);
+    return since !== undefined && this.options.clock.monotonic() - since >= this.options.replaceAfterMs;
+  }
+
+  private trackMissing(ids: Iterable<string>): void {
+    const now = this.options.clock.monotonic();
+    for (const id of ids) {
+      if (this.isAlive(id)) this.missingSince.delete(id);
+      else if (!this.missingSince.has(id)) this.missingSince.set(id, now);
+    }
+  }
+
+  // ---- placement ----
+
+  private refreshPlacementFromLocal(): void {
+    const sys = this.replicas.get(SYSTEM_GROUP);
+    if (!sys) return;
+    this.placement = new Map((sys.machine as SystemMachine).databases().map((d) => [dbGroup(d.name), d]));
+    this.placementFetched = this.options.clock.monotonic();
+  }
+
+  /** Fetches the placement table from the system group (a node without a system replica). */
+  refreshPlacement(): Promise<void> {
+    if (this.replicas.has(SYSTEM_GROUP)) {
+      this.refreshPlacementFromLocal();
+      return Promise.resolve();
+    }
+    if (!this.placementRefresh) {
+      this.placementRefresh = this.systemRead<DbRecord[]>('databases', {}, 'weak', RPC_TIMEOUT_MS)
+        .then((dbs) => {
+          this.placement = new Map(dbs.map((d) => [dbGroup(d.name), d]));
+          this.placementFetched = this.options.clock.monotonic();
+        })
+        .catch((err: unknown) => this.options.logger.debug('placement refresh failed', { err: err as Error }))
+        .finally(() => (this.placementRefresh = undefined));
+    }
+    return this.placementRefresh;
+  }
+
+  database(name: string): DbRecord | undefined {
+    return this.placement.get(dbGroup(name));
+  }
+
+  databases(): DbRecord[] {
+    return [...this.placement.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  // ---- maintenance: bootstrap, membership of groups, placement ----
+
+  private scheduleReconcile(ms: number): void {
+    if (this.closed) return;
+    if (this.reconcileTimer) this.options.clock.clearTimeout(this.reconcileTimer);
+    this.reconcileTimer = this.options.clock.setTimeout(() => void this.reconcile(), ms);
+    this.reconcileTimer.unref?.();
+  }
+
+  private async reconcile(): Promise<void> {
+    if (this.closed || this.reconciling) return;
+    this.reconciling = true;
+    try {
+      await this.maybeBootstrap();
+      const sys = this.replicas.get(SYSTEM_GROUP);
+      if (!sys && this.options.clock.monotonic() - this.placementFetched > 2000 && this.systemCandidates().length > 0) void this.refreshPlacement();
+      for (const [name, r] of this.replicas) {
+        if (!r.group.isLeader) continue;
+        this.trackMissing([...r.group.voters(), ...r.group.learners()]);
+        if (name === SYSTEM_GROUP) {
+          await this.placeSystem(r.group);
+          await this.placeDatabases(r);
+        } else {
+          const rec = this.placement.get(name);
+          if (rec) await this.moveMembers(r.group, rec.voters);
+        }
+      }
+    } catch (err) {
+      this.options.logger.warn('replica maintenance failed', { err: err as Error });
+    } finally {
+      this.reconciling = false;
+      this.scheduleReconcile(this.options.reconcileMs ?? 500);
+    }
+  }
+
+  /**
+   * A node with no system replica, once membership had time to settle, founds
+   * the system group if no member has one and it has the lowest id among the
+   * live members. Everyone else gets added by the system leader.
+   */
+  private async maybeBootstrap(): Promise<void> {
+    if (this.replicas.has(SYSTEM_GROUP) || this.opening.has(SYSTEM_GROUP)) return;
+    if (this.options.clock.monotonic() - this.startedAt < (this.options.bootstrapGraceMs ?? 3000)) return;
+    const members = this.members();
+    if (members.some((m) => m.id !== this.options.self && (m.state === 'alive' || m.state === 'suspect') && m.meta.sys === '1')) return;
+    const alive = this.aliveIds();
+    if (alive[0] !== this.options.self) return;
+    this.options.logger.info('founding the system group', { members: alive.length });
+    await this.openReplica(SYSTEM_GROUP, [this.options.self]);
+  }
+
+  /** Usable for placement: alive, or unreachable for less than --replace-after (not replaced yet). */
+  private usable(id: string): boolean {
+    return this.isAlive(id) || !this.replaceable(id);
+  }
+
+  private async placeSystem(group: ReplicaGroup): Promise<void> {
+    const alive = this.aliveIds();
+    const keep = group.voters().filter((v) => this.usable(v));
+    const pool = [...new Set([...keep, ...alive])];
+    // Live voters are never dropped just because the target shrank: only unusable ones go.
+    const count = Math.min(5, Math.max(systemVoterCount(pool.length), keep.filter((v) => this.isAlive(v)).length));
+    await this.moveMembers(group, desiredVoters(SYSTEM_GROUP, keep, alive, count));
+  }
+
+  /** System leader: keeps each database's desired voters on usable boards (one database per pass: gradual). */
+  private async placeDatabases(sys: Replica): Promise<void> {
+    const alive = this.aliveIds();
+    for (const rec of (sys.machine as SystemMachine).databases()) {
+      this.trackMissing(rec.voters);
+      const keep = rec.voters.filter((v) => this.usable(v));
+      const pool = [...new Set([...keep, ...alive])];
+      const desired = desiredVoters(dbGroup(rec.name), keep, alive, effectiveRedundancy(rec.redundancy, pool.length));
+      if (desired.length === 0 || (desired.length === rec.voters.length && desired.every((v, i) => v === rec.voters[i]))) continue;
+      this.options.logger.info('re-placing a database', { db: rec.name, from: rec.voters, to: desired });
+      await sys.group.propose({ op: 'db-place', name: rec.name, voters: desired }, this.options.writeTimeoutMs).catch((err: unknown) =>
+        this.options.logger.debug('re-placing failed', { db: rec.name, err: err as Error }),
+      );
+      return;
+    }
+  }
+
+  /**
+   * Leader of a group: one membership change toward `desired` voters. Order:
+   * promote a caught-up learner, add a missing one as learner, then remove
+   * voters placement no longer wants, only once every desired one votes.
+   */
+  private async moveMembers(group: ReplicaGroup, desired: string[]): Promise<void> {
+    const voters = group.voters();
+    const learners = group.learners();
+    const want = new Set(desired);
+    const timeout = this.options.writeTimeoutMs;
+    const quiet = (err: unknown) => this.options.logger.debug('membership change not made', { group: group.name, err: err as Error });
+    // A single-server change takes effect at once: the new configuration must still have a live quorum.
+    const liveQuorum = (config: string[]) => config.filter((v) => this.isAlive(v)).length >= Math.floor(config.length / 2) + 1;
+    for (const l of learners) {
+      if (!want.has(l)) return void (await group.changeConf({ type: 'remove', node: l }, timeout).catch(quiet));
+      const match = group.matchIndex(l) ?? 0;
+      if (match > 0 && match >= group.commitIndex - 64 && this.isAlive(l) && liveQuorum([...voters, l])) {
+        this.options.logger.info('promoting a caught-up learner', { group: group.name, node: l });
+        return void (await group.changeConf({ type: 'promote', node: l }, timeout).catch(quiet));
+      }
+    }
+    const missing = desired.filter((d) => !voters.includes(d) && !learners.includes(d) && this.isAlive(d));
+    if (missing.length > 0 && learners.length === 0) {
+      this.options.logger.info('adding a replica', { group: group.name, node: missing[0] });
+      return void (await group.changeConf({ type: 'add-learner', node: missing[0]! }, timeout).catch(quiet));
+    }
+    if (!desired.every((d) => voters.includes(d) || !this.isAlive(d))) return;
+    const extra = voters.filter((v) => !want.has(v));
+    if (extra.length === 0) return;
+    // Dead ones first; never a removal that leaves no live quorum.
+    const victim = extra.find((v) => v !== this.options.self && !this.isAlive(v)) ?? extra.find((v) => v !== this.options.self) ?? extra[0]!;
+    if (!liveQuorum(voters.filter((v) => v !== victim))) return;
+    if (victim === this.options.self) {
+      const to = desired.find((d) => d !== this.options.self && voters.includes(d) && this.isAlive(d));
+      if (to) group.transferLeadership(to);
+      return;
+    }
+    this.options.logger.info('removing a replica', { group: group.name, node: victim, alive: this.isAlive(victim) });
+    await group.changeConf({ type: 'remove', node: victim }, timeout).catch(quiet);
+  }
+
+  // ---- leaders: forwarding ----
+
+  /**
+   * Runs `work` on the leader of `group`: here when this replica leads, else
+   * through RPC `method` on the node believed to lead, following redirects
+   * and moving on from unreachable nodes until `deadline`.
+   */
+  private async onLeader<T>(
+    group: string,
+    method: string,
+    body: Record<string, unknown>,
+    work: (r: Replica) => Promise<T>,
+    timeoutMs: number,
+    candidates: () => string[],
+    idempotent = true,
+  ): Promise<T> {
+    const { clock, self } = this.options;
+    const deadline = clock.monotonic() + timeoutMs;
+    let lastError: Error | undefined;
+    let tried = 0;
+    for (let attempt = 0; ; attempt++) {
+      const remaining = deadline - clock.monotonic();
+      if (remaining <= 0 || this.closed) break;
+      const local = this.replicas.get(group);
+      if (local?.group.isLeader) {
+        try {
+          return await work(local);
+        } catch (err) {
+          if (!(err instanceof NotLeaderError) && !(err instanceof GandalfError && err.code === 'leader_changed')) throw err;
+          lastError = err as Error;
+          continue;
+        }
+      }
+      const known = local?.group.leader ?? this.leaderHint.get(group);
+      const list = candidates().filter((c) => c !== self || local);
+      const target = known && known !== self ? known : list.length > 0 ? list[tried++ % list.length]! : undefined;
+      if (!target || target === self) {
+        await new Promise((r) => setTimeout(r, Math.min(100 + attempt * 20, 500, remaining)));
+        continue;
+      }
+      try {
+        const reply = await this.options.rpc.call<unknown>(target, method, body, Math.min(remaining, RPC_TIMEOUT_MS + (method === 'db-exec' ? timeoutMs : 0)));
+        if (isRedirect(reply)) {
+          if (reply.redirect && reply.redirect !== target) this.leaderHint.set(group, reply.redirect);
+          else {
+            this.leaderHint.delete(group);
+            await new Promise((r) => setTimeout(r, Math.min(100 + attempt * 20, 500, Math.max(0, deadline - clock.monotonic()))));
+          }
+          continue;
+        }
+        this.leaderHint.set(group, target);
+        return reply as T;
+      } catch (err) {
+        lastError = err as Error;
+        this.leaderHint.delete(group);
+        if (!idempotent && err instanceof RpcUnreachableError && err.sent) {
+          throw new GandalfError(
+            'outcome_unknown',
+            `${group}: node ${target} took the request and stopped answering (${err.message}); it may or may not have been applied`,
+          );
+        }
+        if (err instanceof GandalfError && (err.code === 'peer_unreachable' || err.code === 'leader_changed' || err.code === 'stopping')) continue;
+        throw err;
+      }
+    }
+    const voters = candidates();
+    const alive = voters.filter((v) => this.isAlive(v));
+    throw new GandalfError(
+      'no_quorum',
+      `${group}: no leader could take the request within ${timeoutMs} ms; ${alive.length} of its ${voters.length} voters are reachable` +
+        ` (${voters.join(', ') || 'none known'})${lastError ? `; last error: ${lastError.message}` : ''}`,
+    );
+  }
+
+  /** Serves `work` if this node leads `group`, else redirects the caller. */
+  private async asLeader<T>(group: string, work: (r: Replica) => Promise<T>): Promise<T | Redirect> {
+    const r = this.replicas.get(group);
+    if (!r?.group.isLeader) return { redirect: r?.group.leader ?? null };
+    try {
+      return await work(r);
+    } catch (err) {
+      if (err instanceof NotLeaderError) return { redirect: err.leader };
+      throw err;
+    }
+  }
+
+  private systemCandidates(): string[] {
+    const local = this.replicas.get(SYSTEM_GROUP);
+    if (local) return local.group.voters();
+    return this.members()
+      .filter((m) => m.meta.sys === '1' && (m.state === 'alive' || m.state === 'suspect'))
+      .map((m) => m.id)
+      .sort();
+  }
+
+  /** Commits a system command on the system leader; resolves with its result. */
+  systemPropose<T = unknown>(command: Record<string, unknown>, timeoutMs = this.options.writeTimeoutMs): Promise<T> {
+    return this.onLeader<T>(
+      SYSTEM_GROUP,
+      'sys-propose',
+      { command, timeoutMs },
+      (r) => r.group.propose(command, timeoutMs) as Promise<T>,
+      timeoutMs,
+      () => this.systemCandidates(),
+      false,
+    );
+  }
+
+  /** Reads from the system state: `none` from any replica, `weak` from the leader, `strong` after ReadIndex. */
+  systemRead<T = unknown>(query: string, args: Record<string, unknown>, level: ReadLevel, timeoutMs = this.options.writeTimeoutMs): Promise<T> {
+    const local = this.replicas.get(SYSTEM_GROUP);
+    if (level === 'none' && local) return Promise.resolve(this.runSystemQuery(local, query, args) as T);
+    return this.onLeader<T>(
+      SYSTEM_GROUP,
+      'sys-read',
+      { query, args, level, timeoutMs },
+      async (r) => {
+        if (level === 'strong') await r.group.readBarrier(timeoutMs);
+        return this.runSystemQuery(r, query, args) as T;
+      },
+      timeoutMs,
+      () => this.systemCandidates(),
+    );
+  }
+
+  /** Registered by the coordination layer: named read-only queries of the system state. */
+  private readonly systemQueries = new Map<string, (machine: SystemMachine, args: Record<string, unknown>) => unknown>([
+    ['databases', (m) => m.databases()],
+  ]);
+
+  registerSystemQuery(name: string, fn: (machine: SystemMachine, args: Record<string, unknown>) => unknown): void {
+    this.systemQueries.set(name, fn);
+  }
+
+  private runSystemQuery(r: Replica, query: string, args: Record<string, unknown>): unknown {
+    const fn = this.systemQueries.get(query);
+    if (!fn) throw new GandalfError('invalid_request', `unknown system query ${query}`);
+    return fn(r.machine as SystemMachine, args);
+  }
+
+  private readonly systemCalls = new Map<string, SystemCall>();
+
+  /**
+   * Registers an operation that runs on the system leader (it may propose,
+   * wait for applied entries, read the state). `systemCall` runs it there from
+   * any node.
+   */
+  registerSystemCall(name: string, fn: SystemCall): void {
+    this.systemCalls.set(name, fn);
+  }
+
+  systemCall<T = unknown>(name: string, args: Record<string, unknown>, timeoutMs: number, idempotent = false): Promise<T> {
+    const fn = this.systemCalls.get(name);
+    if (!fn) return Promise.reject(new GandalfError('internal', `no system call ${name}`));
+    return this.onLeader<T>(
+      SYSTEM_GROUP,
+      'sys-call',
+      { name, args, timeoutMs },
+      (r) => fn(this.leaderHandle(r), args, timeoutMs) as Promise<T>,
+      timeoutMs,
+      () => this.systemCandidates(),
+      idempotent,
+    );
+  }
+
+  private leaderHandle(r: Replica): SystemLeader {
+    return {
+      machine: r.machine as SystemMachine,
+      propose: (command, timeoutMs) => r.group.propose(command, timeoutMs),
+      readBarrier: (timeoutMs) => r.group.readBarrier(timeoutMs),
+      isLeader: () => r.group.isLeader && this.replicas.get(SYSTEM_GROUP) === r,
+    };
+  }
+
+  /** The local system replica when this node leads the system group. */
+  systemLeaderMachine(): SystemMachine | undefined {
+    const r = this.replicas.get(SYSTEM_GROUP);
+    return r?.group.isLeader ? (r.machine as SystemMachine) : undefined;
+  }
+
+  get systemLeader(): string | null {
+    return this.replicas.get(SYSTEM_GROUP)?.group.leader ?? null;
+  }
+
+  // ---- databases ----
+
+  /** Creates database `name` (idempotent) and waits until it has a leader. */
+  async ensureDatabase(name: string, redundancy: number | undefined): Promise<DbRecord> {
+    let rec = this.database(name);
+    if (rec) return rec;
+    await this.refreshPlacement();
+    rec = this.database(name);
+    if (rec) return rec;
+    const alive = this.aliveIds();
+    const r = redundancy ?? this.options.redundancy;
+    const voters = rendezvous(dbGroup(name), alive, effectiveRedundancy(r, alive.length));
+    const result = await this.systemPropose<{ ok: boolean; code?: string; message?: string }>({ op: 'db-create', name, redundancy: r, voters });
+    if (!result.ok && result.code !== 'database_exists') throw new GandalfError('invalid_request', result.message ?? `database ${name} could not be created`);
+    if (result.ok) {
+      // The first voter founds the group alone; the group's leader adds the others.
+      await this.options.rpc.call(voters[0]!, 'group-open', { group: dbGroup(name), bootstrap: [voters[0]] }, RPC_TIMEOUT_MS);
+      this.options.logger.info('database created', { db: name, voters, redundancy: r || 'auto' });
+    }
+    await this.refreshPlacement();
+    rec = this.database(name);
+    if (!rec) throw new GandalfError('no_quorum', `database ${name} was created but its placement is not visible yet; retry`);
+    if (result.ok) await this.waitForVoters(name, rec.voters.length, this.options.writeTimeoutMs);
+    return rec;
+  }
+
+  /** Waits (bounded) until a new database's group has all its voters, so its first write is already redundant. */
+  private async waitForVoters(name: string, count: number, timeoutMs: number): Promise<void> {
+    const deadline = this.options.clock.monotonic() + timeoutMs;
+    while (this.options.clock.monotonic() < deadline) {
+      const n = await this.dbRead<number>(name, 'voters', {}, 'weak', Math.max(100, deadline - this.options.clock.monotonic())).catch(() => 0);
+      if (n >= count) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    this.options.logger.warn('a new database has fewer voters than placed so far', { db: name, want: count });
+  }
+
+  private dbCandidates(name: string): () => string[] {
+    return () => this.database(name)?.voters ?? [];
+  }
+
+  async execute(name: string, command: ExecuteCommand, options: { redundancy?: number } = {}): Promise<ExecuteResult[]> {
+    await this.ensureDatabase(name, options.redundancy);
+    const group = dbGroup(name);
+    const timeoutMs = this.options.writeTimeoutMs;
+    return this.onLeader<ExecuteResult[]>(group, 'db-exec', { db: name, command, timeoutMs }, (r) => this.executeLocal(r, command, timeoutMs), timeoutMs, this.dbCandidates(name), false);
+  }
+
+  private async executeLocal(r: Replica, command: ExecuteCommand, timeoutMs: number): Promise<ExecuteResult[]> {
+    const ts = Math.max(this.options.clock.now(), r.lastTs);
+    r.lastTs = ts;
+    const entry: LogEntry = { ts, seed: this.options.random32() >>> 0, command };
+    const result = await r.group.propose(entry, timeoutMs);
+    if (!Array.isArray(result)) throw new GandalfError('internal', `the database refused the entry: ${JSON.stringify(result)}`);
+    return result as ExecuteResult[];
+  }
+
+  async query(name: string, statements: Statement[], level: ReadLevel): Promise<QueryResult[]> {
+    if (!this.database(name)) await this.refreshPlacement();
+    if (!this.database(name)) throw new GandalfError('unknown_database', `database "${name}" does not exist (a database is created by its first write)`);
+    return this.dbRead<QueryResult[]>(name, 'query', { statements }, level, this.options.writeTimeoutMs);
+  }
+
+  private async dbRead<T>(name: string, what: 'query' | 'voters', args: Record<string, unknown>, level: ReadLevel, timeoutMs: number): Promise<T> {
+    const group = dbGroup(name);
+    const run = (r: Replica): T =>
+      (what === 'voters' ? r.group.voters().length : (args.statements as Statement[]).map((s) => (r.machine as SqlMachine).query(s))) as T;
+    const local = this.replicas.get(group);
+    if (level === 'none') {
+      if (local) return run(local);
+      const voters = this.dbCandidates(name)();
+      let last: Error | undefined;
+      for (const v of voters.filter((x) => this.isAlive(x))) {
+        try {
+          return await this.options.rpc.call<T>(v, 'db-read-local', { db: name, what, args }, Math.min(timeoutMs, RPC_TIMEOUT_MS));
+        } catch (err) {
+          last = err as Error;
+        }
+      }
+      throw new GandalfError('no_quorum', `database ${name}: no replica reachable for a level=none read${last ? ` (${last.message})` : ''}`);
+    }
+    return this.onLeader<T>(
+      group,
+      'db-read',
+      { db: name, what, args, level, timeoutMs },
+      async (r) => {
+        if (level === 'strong') await r.group.readBarrier(timeoutMs);
+        return run(r);
+      },
+      timeoutMs,
+      this.dbCandidates(name),
+    );
+  }
+
+  // ---- RPC handlers (the far side of onLeader) ----
+
+  private registerRpc(): void {
+    const { rpc } = this.options;
+    rpc.handle('sys-propose', (_from, body) => {
+      const { command, timeoutMs } = body as { command: Record<string, unknown>; timeoutMs: number };
+      return this.asLeader(SYSTEM_GROUP, (r) => r.group.propose(command, timeoutMs));
+    });
+    rpc.handle('sys-read', (_from, body) => {
+      const { query, args, level, timeoutMs } = body as { query: string; args: Record<string, unknown>; level: ReadLevel; timeoutMs: number };
+      return this.asLeader(SYSTEM_GROUP, async (r) => {
+        if (level === 'strong') await r.group.readBarrier(timeoutMs);
+        return this.runSystemQuery(r, query, args);
+      });
+    });
+    rpc.handle('sys-call', (_from, body) => {
+      const { name, args, timeoutMs } = body as { name: string; args: Record<string, unknown>; timeoutMs: number };
+      const fn = this.systemCalls.get(name);
+      if (!fn) throw new GandalfError('invalid_request', `unknown system call ${name}`);
+      return this.asLeader(SYSTEM_GROUP, (r) => fn(this.leaderHandle(r), args, timeoutMs));
+    });
+    rpc.handle('db-exec', (_from, body) => {
+      const { db, command, timeoutMs } = body as { db: string; command: ExecuteCommand; timeoutMs: number };
+      return this.asLeader(dbGroup(db), (r) => this.executeLocal(r, command, timeoutMs));
+    });
+    rpc.handle('db-read', (_from, body) => {
+      const { db, what, args, level, timeoutMs } = body as { db: string; what: 'query' | 'voters'; args: Record<string, unknown>; level: ReadLevel; timeoutMs: number };
+      return this.asLeader(dbGroup(db), async (r) => {
+        if (level === 'strong') await r.group.readBarrier(timeoutMs);
+        return what === 'voters' ? r.group.voters().length : (args.statements as Statement[]).map((s) => (r.machine as SqlMachine).query(s));
+      });
+    });
+    rpc.handle('db-read-local', (_from, body) => {
+      const { db, what, args } = body as { db: string; what: 'query' | 'voters'; args: Record<string, unknown> };
+      const r = this.replicas.get(dbGroup(db));
+      if (!r) throw new GandalfError('unknown_database', `no replica of ${db} on this node`);
+      return what === 'voters' ? r.group.voters().length : (args.statements as Statement[]).map((s) => (r.machine as SqlMachine).query(s));
+    });
+    rpc.handle('group-open', async (_from, body) => {
+      const { group, bootstrap } = body as { group: string; bootstrap: string[] };
+      if (typeof group !== 'string' || !group.startsWith('db.') || !Array.isArray(bootstrap)) throw new GandalfError('invalid_request', 'bad group-open');
+      await this.openReplica(group, bootstrap);
+      return { ok: true };
+    });
+  }
+
+  // ---- status ----
+
+  status(): Record<string, unknown>[] {
+    return [...this.replicas.values()].map((r) => ({
+      ...r.group.status(),
+      ...(r.machine instanceof SqlMachine ? { size_bytes: r.machine.sizeBytes() } : {}),
+    }));
+  }
+
+  /** Local replicas by group name (tests and status). */
+  localGroups(): string[] {
+    return [...this.replicas.keys()].sort();
+  }
+}

@@ -1,0 +1,32 @@
+/** The system group's replicated state machine: SystemState behind GroupMachine, with the placement view the replicator reads. */
+import type { GroupMachine } from './group';
+import type { DbRecord, SystemMachine } from './replicator';
+import { SystemState, type SystemResult } from './system-state';
+
+export class SystemStateMachine implements GroupMachine, SystemMachine {
+  private current = new SystemState();
+
+  get state(): SystemState {
+    return this.current;
+  }
+
+  apply(data: unknown, index: number): SystemResult {
+    return this.current.apply(data, index);
+  }
+
+  snapshot(): Uint8Array {
+    return this.current.snapshot();
+  }
+
+  restore(image: Uint8Array | undefined): void {
+    this.current = image ? SystemState.restore(image) : new SystemState();
+  }
+
+  databases(): DbRecord[] {
+    return this.current.databases();
+  }
+
+  database(name: string): DbRecord | undefined {
+    return this.current.database(name);
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * Replication's messaging over the mesh's reliable channel: messages of any
+ * size (a snapshot of a large database, a query result) are CBOR-encoded and,
+ * above one frame, split into chunks that the receiver reassembles; and a
+ * small request/response RPC on top, used to forward work to group leaders.
+ *
+ * The reliable channel is ordered per peer and a message's chunks are queued
+ * in one synchronous step, so chunks of two messages never interleave; a chunk
+ * of a new message discards an incomplete earlier one (the link was replaced).
+ */
+import { Encoder } from 'cbor-x';
+import type { Clock, TimerHandle } from '../core/clock';
+import { checkCbor } from '../core/cbor-guard';
+import { GandalfError, type ErrorCode } from '../core/errors';
+import type { Logger } from '../core/logger';
+
+export const REPLICATION_TOPIC = 'repl';
+/** Payload bytes per chunk: well inside one 64 KiB mesh frame with its envelope. */
+export const CHUNK_BYTES = 48 * 1024;
+/** Largest message accepted (a database snapshot travels as one message). */
+export const MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
+
+const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
+
+/** What the wire needs from the mesh. */
+export interface MeshPort {
+  readonly selfId: string;
+  send(to: string, body: unknown): boolean;
+  subscribe(handler: (from: string, body: unknown) => void): void;
+}
+
+type Chunk = { c: [id: number, seq: number, count: number]; b: Uint8Array };
+
+export class Wire {
+  private nextId = 1;
+  private readonly partial = new Map<string, { id: number; parts: Uint8Array[]; bytes: number }>();
+  private readonly handlers: ((from: string, message: unknown) => void)[] = [];
+  private bad = 0;
+
+  constructor(
+    private readonly mesh: MeshPort,
+    private readonly logger: Logger,
+  ) {
+    mesh.subscribe((from, body) => this.receive(from, body));
+  }
+
+  get selfId(): string {
+    return this.mesh.selfId;
+  }
+
+  onMessage(handler: (from: string, message: unknown) => void): void {
+    this.handlers.push(handler);
+  }
+
+  /** Queues `message` for `to`; false when the peer is not linked or its queue is full (the message is dropped). */
+  send(to: string, message: unknown): boolean {
+    const bytes = cbor.encode(message) as Uint8Array;
+    if (bytes.length > MAX_MESSAGE_BYTES) throw new GandalfError('invalid_request', `message of ${bytes.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+    if (bytes.length <= CHUNK_BYTES) return this.mesh.send(to, bytes);
+    const id = this.nextId++;
+    const count = Math.ceil(bytes.length / CHUNK_BYTES);
+    for (let seq = 0; seq < count; seq++) {
+      const chunk: Chunk = { c: [id, seq, count], b: bytes.subarray(seq * CHUNK_BYTES, (seq + 1) * CHUNK_BYTES) };
+      if (!this.mesh.send(to, chunk)) return false;
+    }
+    return true;
+  }
+
+  private receive(from: string, body: unknown): void {
+    if (body instanceof Uint8Array) return this.deliver(from, body);
+    const chunk = body as Partial<Chunk> | null;
+    const c = chunk?.c;
+    if (!Array.isArray(c) || c.length !== 3 || !(chunk!.b instanceof Uint8Array) || !c.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+      return this.dropped(from, 'not a message or chunk');
+    }
+    const [id, seq, count] = c as [number, number, number];
+    if (count * CHUNK_BYTES > MAX_MESSAGE_BYTES + CHUNK_BYTES || seq >= count) return this.dropped(from, 'chunk out of bounds');
+    let p = this.partial.get(from);
+    if (seq === 0) {
+      p = { id, parts: [], bytes: 0 };
+      this.partial.set(from, p);
+    }
+    if (!p || p.id !== id || p.parts.length !== seq) {
+      this.partial.delete(from);
+      return this.dropped(from, 'chunk out of sequence');
+    }
+    p.parts.push(chunk!.b!);
+    p.bytes += chunk!.b!.length;
+    if (p.parts.length === count) {
+      this.partial.delete(from);
+      this.deliver(from, Buffer.concat(p.parts, p.bytes));
+    }
+  }
+
+  private deliver(from: string, bytes: Uint8Array): void {
+    const problem = checkCbor(bytes);
+    if (problem) return this.dropped(from, problem);
+    let message: unknown;
+    try {
+      message = cbor.decode(bytes);
+    } catch (err) {
+      return this.dropped(from, (err as Error).message);
+    }
+    for (const h of this.handlers) h(from, message);
+  }
+
+  private dropped(from: string, reason: string): void {
+    if (this.bad++ % 100 === 0) this.logger.warn('dropped a malformed replication message', { from, reason, total: this.bad });
+  }
+}
+
+/** The peer could not be asked (`sent` false: the request never left) or did not answer (`sent` true: it may have acted). */
+export class RpcUnreachableError extends GandalfError {
+  constructor(
+    message: string,
+    readonly sent: boolean,
+  ) {
+    super('peer_unreachable', message);
+  }
+}
+
+type RpcHandler = (from: string, body: unknown) => Promise<unknown> | unknown;
+type RpcRequest = { rpc: 'q'; id: number; m: string; b: unknown };
+type RpcReply = { rpc: 's'; id: number; ok: boolean; b?: unknown; code?: string; msg?: string };
+
+/** Request/response over the wire. A handler's GandalfError reaches the caller with its code. */
+export class Rpc {
+  private nextId = 1;
+  private readonly handlers = new Map<string, RpcHandler>();
+  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: TimerHandle; to: string }>();
+
+  constructor(
+    private readonly wire: Wire,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+  ) {
+    wire.onMessage((from, message) => {
+      const m = message as { rpc?: unknown; m?: unknown; id?: unknown } | null;
+      if (m?.rpc === 'q' && typeof m.m === 'string' && typeof m.id === 'number') void this.serve(from, m as unknown as RpcRequest);
+      else if (m?.rpc === 's' && typeof m.id === 'number') this.answer(m as unknown as RpcReply);
+    });
+  }
+
+  handle(method: string, handler: RpcHandler): void {
+    this.handlers.set(method, handler);
+  }
+
+  /** Calls `method` on node `to` (locally when `to` is this node). Fails with `peer_unreachable` after `timeoutMs`. */
+  call<T = unknown>(to: string, method: string, body: unknown, timeoutMs: number): Promise<T> {
+    if (to === this.wire.selfId) {
+      const h = this.handlers.get(method);
+      if (!h) return Promise.reject(new GandalfError('internal', `no handler for ${method}`));
+      return Promise.resolve().then(() => h(to, body)) as Promise<T>;
+    }
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      const timer = this.clock.setTimeout(() => {
+        this.waiting.delete(id);
+        reject(new RpcUnreachableError(`node ${to} did not answer ${method} within ${timeoutMs} ms`, true));
+      }, timeoutMs);
+      timer.unref?.();
+      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject, timer, to });
+      const request: RpcRequest = { rpc: 'q', id, m: method, b: body };
+      if (!this.wire.send(to, request)) {
+        this.clock.clearTimeout(timer);
+        this.waiting.delete(id);
+        reject(new RpcUnreachableError(`node ${to} is not connected`, false));
+      }
+    });
+  }
+
+  /** Fails every call waiting on `peer` (its link went down). */
+  peerDown(peer: string): void {
+    for (const [id, w] of this.waiting) {
+      if (w.to !== peer) continue;
+      this.clock.clearTimeout(w.timer);
+      this.waiting.delete(id);
+      w.reject(new RpcUnreachableError(`lost the link to node ${peer}`, true));
+    }
+  }
+
+  private async serve(from: string, request: RpcRequest): Promise<void> {
+    let reply: RpcReply;
+    const h = this.handlers.get(request.m);
+    try {
+      if (!h) throw new GandalfError('invalid_request', `unknown method ${request.m}`);
+      reply = { rpc: 's', id: request.id, ok: true, b: await h(from, request.b) };
+    } catch (err) {
+      const code = err instanceof GandalfError ? err.code : 'internal';
+      if (code === 'internal') this.logger.error('rpc handler failed', { method: request.m, err: err as Error });
+      reply = { rpc: 's', id: request.id, ok: false, code, msg: (err as Error).message };
+    }
+    this.wire.send(from, reply);
+  }
+
+  private answer(reply: RpcReply): void {
+    const w = this.waiting.get(reply.id);
+    if (!w) return;
+    this.waiting.delete(reply.id);
+    this.clock.clearTimeout(w.timer);
+    if (reply.ok) w.resolve(reply.b);
+    else w.reject(new GandalfError((reply.code ?? 'internal') as ErrorCode, reply.msg ?? 'remote error'));
+  }
+}
