@@ -78,6 +78,7 @@ export class ReplicaGroup {
   private readSeq = 0;
   private bootstrap: NodeId[] = [];
   private snapshotting = false;
+  private readonly readyWaiters = new Set<() => void>();
 
   private constructor(private readonly options: GroupOptions) {}
 
@@ -118,6 +119,11 @@ export class ReplicaGroup {
       this.applied = 0;
     }
     this.persistedLast = state ? (state.entries.length > 0 ? state.entries[state.entries.length - 1]!.index : this.applied) : 0;
+    logger.info('replica loaded', {
+      group: this.options.name,
+      snapshotIndex: state?.snapshot?.index ?? 0,
+      replayed: state ? state.entries.filter((e) => e.index <= state.commit).length : 0,
+    });
     this.node = new RaftNode({
       id: self,
       peers: this.bootstrap,
@@ -215,6 +221,40 @@ export class ReplicaGroup {
     });
   }
 
+  /**
+   * Leader only: resolves once this leader committed an entry of its own term
+   * and applied everything committed, so its state holds every acknowledged
+   * write (what `level=weak` reads need from a leader that was just elected).
+   */
+  leaderReady(timeoutMs: number): Promise<void> {
+    if (this.closed) return Promise.reject(new GandalfError('stopping', 'the node is stopping'));
+    if (!this.isLeader) return Promise.reject(new NotLeaderError(this.name, this.node.leader));
+    if (this.isLeaderReady()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = this.options.clock.setTimeout(() => {
+        this.readyWaiters.delete(waiter);
+        reject(new GandalfError('no_quorum', `${this.name}: the new leader could not commit within ${timeoutMs} ms`));
+      }, timeoutMs);
+      timer.unref?.();
+      const waiter = () => {
+        if (!this.isLeader) {
+          this.readyWaiters.delete(waiter);
+          this.options.clock.clearTimeout(timer);
+          reject(new NotLeaderError(this.name, this.node.leader));
+        } else if (this.isLeaderReady()) {
+          this.readyWaiters.delete(waiter);
+          this.options.clock.clearTimeout(timer);
+          resolve();
+        }
+      };
+      this.readyWaiters.add(waiter);
+    });
+  }
+
+  isLeaderReady(): boolean {
+    return this.isLeader && this.node.termAt(this.node.commitIndex) === this.node.term && this.applied >= this.node.commitIndex;
+  }
+
   transferLeadership(to: NodeId): boolean {
     const ok = this.node.transferLeadership(to);
     this.kick();
@@ -226,8 +266,10 @@ export class ReplicaGroup {
     if (this.closed) return;
     this.closed = true;
     if (this.tickTimer) this.options.clock.clearTimeout(this.tickTimer);
-    while (this.running) await new Promise((r) => setImmediate(r));
+    while (this.running || this.snapshotting) await new Promise((r) => setImmediate(r));
     this.failAll(new GandalfError('stopping', 'the node is stopping'));
+    // A final snapshot: the next start restores it instead of replaying the log.
+    if (!this.failure && this.applied > this.storage.snapshotIndex) await this.takeSnapshot();
     await this.storage.close();
   }
 
@@ -297,11 +339,19 @@ export class ReplicaGroup {
   }
 
   private async process(rd: Ready): Promise<void> {
+    // A leader's appends may leave while its own disk write is in flight (Raft
+    // thesis 10.2.1): commitment counts its own log only in later Readys,
+    // processed after this write. Not when the term or vote changes here.
+    let messages = rd.messages;
+    if (this.node.state === 'leader' && !this.storage.changesTermOrVote(rd)) {
+      for (const m of messages) if (m.type === 'append') this.options.send(m);
+      messages = messages.filter((m) => m.type !== 'append');
+    }
     await this.storage.persist(rd);
     if (rd.snapshot) this.persistedLast = rd.snapshot.index;
     if (rd.truncateFrom !== undefined) this.persistedLast = Math.min(this.persistedLast, rd.truncateFrom - 1);
     if (rd.entries.length > 0) this.persistedLast = rd.entries[rd.entries.length - 1]!.index;
-    for (const m of rd.messages) this.options.send(m);
+    for (const m of messages) this.options.send(m);
     if (rd.snapshot && rd.snapshot.index > this.applied) {
       this.options.machine.restore(rd.snapshot.data as Uint8Array);
       this.applied = rd.snapshot.index;
@@ -321,6 +371,7 @@ export class ReplicaGroup {
     }
     for (const rs of rd.readStates) this.readsAt.push(rs);
     this.answerReads();
+    for (const w of [...this.readyWaiters]) w();
     await this.maybeSnapshot();
   }
 
@@ -349,6 +400,10 @@ export class ReplicaGroup {
 
   private async maybeSnapshot(): Promise<void> {
     if (this.snapshotting || this.applied - this.storage.snapshotIndex < this.options.snapshotEntries) return;
+    await this.takeSnapshot();
+  }
+
+  private async takeSnapshot(): Promise<void> {
     this.snapshotting = true;
     try {
       const index = Math.min(this.applied, this.persistedLast);
@@ -398,6 +453,7 @@ export class ReplicaGroup {
   }
 
   private failAll(err: Error): void {
+    this.readyWaiters.clear();
     for (const [index, w] of this.proposals) {
       this.options.clock.clearTimeout(w.timer);
       this.proposals.delete(index);

@@ -114,6 +114,12 @@ export class RaftDiskStorage {
     return this.log.failure;
   }
 
+  /** Whether a Ready changes the term or vote (or installs a snapshot): nothing may leave before it is durable. */
+  changesTermOrVote(ready: { hardState?: HardState; snapshot?: Snapshot }): boolean {
+    const hs = ready.hardState;
+    return ready.snapshot !== undefined || (hs !== undefined && (hs.term !== this.hard.term || hs.vote !== this.hard.vote));
+  }
+
   /** Steps 1-3 of a Ready, durable when this resolves. A received snapshot is written first. */
   async persist(ready: { hardState?: HardState; snapshot?: Snapshot; truncateFrom?: number; entries: Entry[] }): Promise<void> {
     if (ready.snapshot) {
@@ -121,9 +127,15 @@ export class RaftDiskStorage {
       await this.checkpoint(ready.snapshot, ready.entries);
       return;
     }
-    if (!ready.hardState && ready.truncateFrom === undefined && ready.entries.length === 0) return;
-    const record: Record_ = { entries: ready.entries };
-    if (ready.hardState) record.hs = ready.hardState;
+    // Like etcd's MustSync: a Ready that only moved the commit index needs no write (Raft
+    // re-learns commit after a restart); the next record carries it.
+    const hs = ready.hardState;
+    if (hs && hs.term === this.hard.term && hs.vote === this.hard.vote && ready.truncateFrom === undefined && ready.entries.length === 0) {
+      this.hard = hs;
+      return;
+    }
+    if (!hs && ready.truncateFrom === undefined && ready.entries.length === 0) return;
+    const record: Record_ = { entries: ready.entries, hs: hs ?? this.hard };
     if (ready.truncateFrom !== undefined) record.trunc = ready.truncateFrom;
     await this.log.appendBatch([{ index: this.log.lastIndex + 1, term: 0, data: record }]);
     if (ready.hardState) this.hard = ready.hardState;

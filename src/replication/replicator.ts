@@ -540,7 +540,7 @@ export class Replicator {
       'sys-read',
       { query, args, level, timeoutMs },
       async (r) => {
-        if (level === 'strong') await r.group.readBarrier(timeoutMs);
+        await (level === 'strong' ? r.group.readBarrier(timeoutMs) : r.group.leaderReady(timeoutMs));
         return this.runSystemQuery(r, query, args) as T;
       },
       timeoutMs,
@@ -581,7 +581,10 @@ export class Replicator {
       SYSTEM_GROUP,
       'sys-call',
       { name, args, timeoutMs },
-      (r) => fn(this.leaderHandle(r), args, timeoutMs) as Promise<T>,
+      async (r) => {
+        await r.group.leaderReady(timeoutMs);
+        return (await fn(this.leaderHandle(r), args, timeoutMs)) as T;
+      },
       timeoutMs,
       () => this.systemCandidates(),
       idempotent,
@@ -600,7 +603,7 @@ export class Replicator {
   /** The local system replica when this node leads the system group. */
   systemLeaderMachine(): SystemMachine | undefined {
     const r = this.replicas.get(SYSTEM_GROUP);
-    return r?.group.isLeader ? (r.machine as SystemMachine) : undefined;
+    return r?.group.isLeaderReady() ? (r.machine as SystemMachine) : undefined;
   }
 
   get systemLeader(): string | null {
@@ -693,7 +696,7 @@ export class Replicator {
       'db-read',
       { db: name, what, args, level, timeoutMs },
       async (r) => {
-        if (level === 'strong') await r.group.readBarrier(timeoutMs);
+        await (level === 'strong' ? r.group.readBarrier(timeoutMs) : r.group.leaderReady(timeoutMs));
         return run(r);
       },
       timeoutMs,
@@ -712,7 +715,7 @@ export class Replicator {
     rpc.handle('sys-read', (_from, body) => {
       const { query, args, level, timeoutMs } = body as { query: string; args: Record<string, unknown>; level: ReadLevel; timeoutMs: number };
       return this.asLeader(SYSTEM_GROUP, async (r) => {
-        if (level === 'strong') await r.group.readBarrier(timeoutMs);
+        await (level === 'strong' ? r.group.readBarrier(timeoutMs) : r.group.leaderReady(timeoutMs));
         return this.runSystemQuery(r, query, args);
       });
     });
@@ -720,7 +723,10 @@ export class Replicator {
       const { name, args, timeoutMs } = body as { name: string; args: Record<string, unknown>; timeoutMs: number };
       const fn = this.systemCalls.get(name);
       if (!fn) throw new GandalfError('invalid_request', `unknown system call ${name}`);
-      return this.asLeader(SYSTEM_GROUP, (r) => fn(this.leaderHandle(r), args, timeoutMs));
+      return this.asLeader(SYSTEM_GROUP, async (r) => {
+        await r.group.leaderReady(timeoutMs);
+        return fn(this.leaderHandle(r), args, timeoutMs);
+      });
     });
     rpc.handle('db-exec', (_from, body) => {
       const { db, command, timeoutMs } = body as { db: string; command: ExecuteCommand; timeoutMs: number };
@@ -729,7 +735,7 @@ export class Replicator {
     rpc.handle('db-read', (_from, body) => {
       const { db, what, args, level, timeoutMs } = body as { db: string; what: 'query' | 'voters'; args: Record<string, unknown>; level: ReadLevel; timeoutMs: number };
       return this.asLeader(dbGroup(db), async (r) => {
-        if (level === 'strong') await r.group.readBarrier(timeoutMs);
+        await (level === 'strong' ? r.group.readBarrier(timeoutMs) : r.group.leaderReady(timeoutMs));
         return what === 'voters' ? r.group.voters().length : (args.statements as Statement[]).map((s) => (r.machine as SqlMachine).query(s));
       });
     });

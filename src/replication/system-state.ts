@@ -15,7 +15,11 @@
  *   `ok: false`) changes nothing. `apply` never throws.
  * - Fencing tokens come from one counter for the whole group, so they are
  *   strictly increasing per lock over its whole life (and across locks), never
- *   reused; the counter is part of the snapshot.
+ *   reused; the counter is part of the snapshot. A lock's record (its
+ *   lastToken) stays once created, also when it is free.
+ * - Session ids are chosen by the proposer and must be fresh: an open id may be
+ *   opened again only with the same node and ttl (a no-op); the ids of closed
+ *   sessions are not remembered.
  * - A lock's waiters are granted in FIFO order. Every grant a command causes is
  *   listed in its result's `grants` (including an immediate grant to the
  *   acquirer), so the driver can wake waiting clients.
@@ -651,7 +655,8 @@ export class SystemState {
 
   /** Watch: the events after `revision` (optionally for one key, or with `prefix: true` for keys starting with `key`). */
   eventsSince(revision: number, filter: { key?: string; prefix?: boolean } = {}): EventsSince {
-    if (!Number.isFinite(revision) || revision < this.compactedThrough) return { compacted: true, oldest: this.compactedThrough + 1 };
+    const from = Number.isNaN(revision) ? 0 : Math.max(0, revision);
+    if (from < this.compactedThrough) return { compacted: true, oldest: this.compactedThrough + 1 };
     const { key: k, prefix } = filter;
     const match = (e: KvEvent): boolean => k === undefined || (prefix ? e.key.startsWith(k) : e.key === k);
     // events are in revision order: binary search for the first one after `revision`
@@ -659,7 +664,7 @@ export class SystemState {
     let hi = this.events.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.events[mid]!.revision <= revision) lo = mid + 1;
+      if (this.events[mid]!.revision <= from) lo = mid + 1;
       else hi = mid;
     }
     const events: KvEvent[] = [];

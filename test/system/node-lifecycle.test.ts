@@ -64,7 +64,7 @@ describe('node process', () => {
     expect(reply.body.results).toHaveLength(3000);
     expect((await node.exited).code).toBe(0);
     expect(node.log).toMatch(/"msg":"stopped"/);
-    expect(readdirSync(path.join(dataDir, 'db/main/snapshots')).filter((f) => f.endsWith('.snap'))).toHaveLength(1);
+    expect(readdirSync(path.join(dataDir, 'raft/db.main/snapshots')).filter((f) => f.endsWith('.snap'))).toHaveLength(1);
 
     node = await startNode({ dataDir });
     expect(node.log).toMatch(/"replayed":0/); // everything came from the final snapshot
