@@ -139,6 +139,10 @@ export class GandalfNode {
     );
     const rpc = new Rpc(wire, systemClock, logger.child({ part: 'rpc' }));
     mesh.onPeerDown((id) => rpc.peerDown(id));
+    // Membership suspects a dead peer sooner than its link times out: calls waiting on it fail fast.
+    swim.onChange((m) => {
+      if (m.state !== 'alive') rpc.peerDown(m.id);
+    });
     const membership: MembershipPort = {
       members: () => swim.members(),
       onChange: (listener) => swim.onChange((m) => listener(m)),
