@@ -4,7 +4,7 @@
  * well-formed statements that passed the statement guard.
  */
 import { GandalfError } from '../core/errors';
-import { DEFAULT_DATABASE, validateDatabaseName } from '../store/database-registry';
+import { DEFAULT_DATABASE, validateDatabaseName } from '../store/database-name';
 import { checkReadStatement, checkWriteStatement } from '../store/statement-guard';
 import type {
   ExecuteCommand,

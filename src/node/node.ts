@@ -171,6 +171,7 @@ export class GandalfNode {
       replaceAfterMs: config.replaceAfterMs,
       writeTimeoutMs: config.writeTimeoutMs,
       snapshotEntries: config.snapshotEntries,
+      snapshotBytes: config.snapshotBytes,
     });
     coordination = new Coordination({
       self: this.nodeId,

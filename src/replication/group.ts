@@ -38,8 +38,10 @@ export interface GroupOptions {
   send: (message: RaftMessage) => void;
   tickMs: number;
   raft?: Partial<RaftConfig>;
-  /** Take a snapshot (and drop the log before it) after this many applied entries. */
+  /** Take a snapshot (and drop the log before it) after this many applied entries… */
   snapshotEntries: number;
+  /** …or once the log grew by this many bytes. */
+  snapshotBytes?: number;
   /** Called after every applied entry (commands, no-ops, conf changes). */
   onApplied?: (entry: Entry, result: unknown) => void;
 }
@@ -78,6 +80,7 @@ export class ReplicaGroup {
   private readSeq = 0;
   private bootstrap: NodeId[] = [];
   private snapshotting = false;
+  private closing = false;
   private readonly readyWaiters = new Set<() => void>();
 
   private constructor(private readonly options: GroupOptions) {}
@@ -261,9 +264,12 @@ export class ReplicaGroup {
     return ok;
   }
 
-  /** Stops ticking and answering; in-flight waiters fail. The replica's files stay. */
-  async close(): Promise<void> {
+  /** Lets proposals in flight settle (up to `graceMs`), then stops ticking and answering; the rest fail. The files stay. */
+  async close(graceMs = 2000): Promise<void> {
     if (this.closed) return;
+    const until = this.options.clock.monotonic() + graceMs;
+    this.closing = true;
+    while (this.proposals.size > 0 && this.options.clock.monotonic() < until && !this.failure) await new Promise((r) => setTimeout(r, 5));
     this.closed = true;
     if (this.tickTimer) this.options.clock.clearTimeout(this.tickTimer);
     while (this.running || this.snapshotting) await new Promise((r) => setImmediate(r));
@@ -276,7 +282,7 @@ export class ReplicaGroup {
   // ---- the Ready loop ----
 
   private checkWritable(): void {
-    if (this.closed) throw new GandalfError('stopping', 'the node is stopping');
+    if (this.closed || this.closing) throw new GandalfError('stopping', 'the node is stopping');
     const failure = this.failure;
     if (failure) throw new GandalfError('log_failed', `${this.name} refuses writes on this node: ${failure.message}`);
   }
@@ -399,7 +405,9 @@ export class ReplicaGroup {
   }
 
   private async maybeSnapshot(): Promise<void> {
-    if (this.snapshotting || this.applied - this.storage.snapshotIndex < this.options.snapshotEntries) return;
+    if (this.snapshotting || this.applied <= this.storage.snapshotIndex) return;
+    const entries = this.applied - this.storage.snapshotIndex;
+    if (entries < this.options.snapshotEntries && this.storage.bytesSinceSnapshot < (this.options.snapshotBytes ?? Infinity)) return;
     await this.takeSnapshot();
   }
 

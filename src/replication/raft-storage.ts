@@ -82,7 +82,9 @@ export class RaftDiskStorage {
     let entries: Entry[] = [];
     for (const { data: r } of records) {
       if (r.hs) hard = r.hs;
-      if (r.base !== undefined) entries = [];
+      // A checkpoint rewrites what follows its snapshot; what precedes it stays (needed when an
+      // older snapshot is the one loaded, because the newest was unreadable).
+      if (r.base !== undefined) entries = entries.filter((e) => e.index <= r.base!);
       if (r.trunc !== undefined) entries = entries.filter((e) => e.index < r.trunc!);
       for (const e of r.entries) {
         if (e.index <= base) continue;
@@ -92,8 +94,12 @@ export class RaftDiskStorage {
         entries.push(e);
       }
     }
-    if (entries.length > 0 && entries[0]!.index !== base + 1) {
-      throw new CorruptDataError(`raft log in ${dir} starts at ${entries[0]!.index}, after snapshot ${base}: entries are missing`);
+    for (let i = 0; i < entries.length; i++) {
+      if (entries[i]!.index !== base + 1 + i) {
+        throw new CorruptDataError(
+          `raft log in ${dir} misses entry ${base + 1 + i} (after snapshot ${base}): acknowledged entries are damaged, refusing to start this replica`,
+        );
+      }
     }
     const fresh = !snapshot && records.length === 0;
     const storage = new RaftDiskStorage(log, snapshots, logger, { hard, replayFrom, snapIndex: base });
@@ -108,6 +114,11 @@ export class RaftDiskStorage {
 
   get snapshotIndex(): number {
     return this.snapIndex;
+  }
+
+  /** Log bytes written since the last snapshot. */
+  get bytesSinceSnapshot(): number {
+    return this.log.bytesSinceSnapshot;
   }
 
   get failure(): Error | undefined {

@@ -71,6 +71,7 @@ export interface ReplicatorOptions {
   replaceAfterMs: number;
   writeTimeoutMs: number;
   snapshotEntries: number;
+  snapshotBytes?: number;
   tickMs?: number;
   raft?: Partial<RaftConfig>;
   /** How long a node without a system group waits for one to show up before founding one. */
@@ -198,6 +199,7 @@ export class Replicator {
       tickMs: this.tickMs,
       raft: { ...RAFT_DEFAULTS, ...this.options.raft },
       snapshotEntries: this.options.snapshotEntries,
+      ...(this.options.snapshotBytes ? { snapshotBytes: this.options.snapshotBytes } : {}),
       onApplied: (entry, result) => this.onApplied(group, entry, result),
     });
     this.replicas.set(group, replica);
