@@ -166,6 +166,10 @@ export class GandalfNode {
       rpc,
       membership,
       createSystemMachine: () => new SystemStateMachine(),
+      // A node told to --join a cluster never founds one before it reached a member;
+      // with mDNS, discovery gets more time to find boards that are already running.
+      bootstrapGraceMs: config.discovery === 'none' ? 3000 : 6000,
+      mayFound: () => config.join.length === 0 || swim.members().some((m) => m.id !== this.nodeId && m.state === 'alive'),
       onSystemApplied: (entry, result) => coordination?.onSystemApplied(entry, result),
       redundancy: config.redundancy,
       replaceAfterMs: config.replaceAfterMs,

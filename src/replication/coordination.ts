@@ -165,8 +165,10 @@ export class Coordination {
     this.lockWaiters.set(key, { resolve: (t) => granted!(t), timer });
     const token = await grant;
     if (token >= 0) return token;
-    // Timed out: leave the queue. If the grant raced the timeout, the cancel releases it again.
-    await leader.propose({ op: 'lock-cancel', name, session }, timeoutMs).catch(() => undefined);
+    // Timed out: leave the queue (through whoever leads now). If the grant raced the timeout, the cancel releases it again.
+    await this.options.replicator.systemPropose({ op: 'lock-cancel', name, session }, timeoutMs).catch((err: unknown) =>
+      this.options.logger.warn('could not leave a lock queue; the session stays queued until it ends', { lock: name, session, err: err as Error }),
+    );
     throw new GandalfError('lock_timeout', `lock ${name} is held by another session; not acquired within ${waitMs} ms`);
   }
 

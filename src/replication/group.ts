@@ -264,8 +264,12 @@ export class ReplicaGroup {
     return ok;
   }
 
-  /** Lets proposals in flight settle (up to `graceMs`), then stops ticking and answering; the rest fail. The files stay. */
-  async close(graceMs = 2000): Promise<void> {
+  /**
+   * Lets proposals in flight settle (up to `graceMs`), then stops ticking and
+   * answering; the rest fail. Writes a final snapshot unless `snapshot` is
+   * false (what a crash would leave). The files stay.
+   */
+  async close(graceMs = 2000, snapshot = true): Promise<void> {
     if (this.closed) return;
     const until = this.options.clock.monotonic() + graceMs;
     this.closing = true;
@@ -275,7 +279,7 @@ export class ReplicaGroup {
     while (this.running || this.snapshotting) await new Promise((r) => setImmediate(r));
     this.failAll(new GandalfError('stopping', 'the node is stopping'));
     // A final snapshot: the next start restores it instead of replaying the log.
-    if (!this.failure && this.applied > this.storage.snapshotIndex) await this.takeSnapshot();
+    if (snapshot && !this.failure && this.applied > this.storage.snapshotIndex) await this.takeSnapshot();
     await this.storage.close();
   }
 

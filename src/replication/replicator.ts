@@ -74,8 +74,10 @@ export interface ReplicatorOptions {
   snapshotBytes?: number;
   tickMs?: number;
   raft?: Partial<RaftConfig>;
-  /** How long a node without a system group waits for one to show up before founding one. */
+  /** How long a node without a system group waits, and how long its view of the members must stay unchanged, before it may found one. */
   bootstrapGraceMs?: number;
+  /** False while this node should not found a system group whatever it sees (e.g. --join targets not reached yet). */
+  mayFound?: () => boolean;
   reconcileMs?: number;
 }
 
@@ -94,6 +96,7 @@ type Redirect = { redirect: string | null };
 
 const RAFT_DEFAULTS: Partial<RaftConfig> = { electionTicks: 10, heartbeatTicks: 1, maxEntriesPerMessage: 512, maxInflight: 32 };
 const RPC_TIMEOUT_MS = 5_000;
+const GC_INTERVAL_MS = 10_000;
 /** Tombstone of a replica this node held and gave up: it is never re-created from a bootstrap. */
 const REMOVED_SUFFIX = '.removed';
 
@@ -116,11 +119,15 @@ export class Replicator {
   private readonly startedAt: number;
   private reconcileTimer: TimerHandle | undefined;
   private reconciling = false;
+  private lastGc = 0;
+  private lastMembershipChange: number;
   private closed = false;
   private readonly tickMs: number;
 
   constructor(private readonly options: ReplicatorOptions) {
     this.startedAt = options.clock.monotonic();
+    this.lastMembershipChange = this.startedAt;
+    options.membership.onChange(() => (this.lastMembershipChange = options.clock.monotonic()));
     this.tickMs = options.tickMs ?? 100;
     options.wire.onMessage((from, message) => this.onWire(from, message));
     this.registerRpc();
@@ -180,9 +187,12 @@ export class Replicator {
     if (this.closed) return undefined;
     const { fs, logger, clock, random, self } = this.options;
     const siblings = await fs.readdir(this.raftDir).catch(() => [] as string[]);
-    if (siblings.includes(group + REMOVED_SUFFIX) && !(await ReplicaGroup.exists(fs, this.groupDir(group)))) {
-      if (bootstrap.length > 0) throw new GandalfError('conflict', `${group} was removed from this node; it is not founded again here`);
+    const tombstone = siblings.includes(group + REMOVED_SUFFIX);
+    if (tombstone && bootstrap.length > 0 && !(await ReplicaGroup.exists(fs, this.groupDir(group)))) {
+      throw new GandalfError('conflict', `${group} was removed from this node; it is not founded again here`);
     }
+    // Re-added by the group's leader after a removal: a fresh learner; the tombstone has served.
+    if (tombstone) await fs.unlink(path.join(this.raftDir, group + REMOVED_SUFFIX)).catch(() => undefined);
     const machine = group === SYSTEM_GROUP ? this.options.createSystemMachine() : new SqlMachine(this.options.engine);
     const replica: Replica = { machine, lastTs: 0, group: undefined as unknown as ReplicaGroup };
     replica.group = await ReplicaGroup.open({
@@ -316,6 +326,7 @@ export class Replicator {
     this.reconciling = true;
     try {
       await this.maybeBootstrap();
+      await this.collectRemoved();
       const sys = this.replicas.get(SYSTEM_GROUP);
       if (!sys && this.options.clock.monotonic() - this.placementFetched > 2000 && this.systemCandidates().length > 0) void this.refreshPlacement();
       for (const [name, r] of this.replicas) {
@@ -338,13 +349,49 @@ export class Replicator {
   }
 
   /**
+   * Drops replicas of groups this node was removed from (e.g. it came back
+   * after being replaced): placement no longer lists it and the group's leader
+   * confirms it is neither voter nor learner. A tombstone keeps it from being
+   * founded here again. Checked every GC_INTERVAL_MS.
+   */
+  private async collectRemoved(): Promise<void> {
+    const now = this.options.clock.monotonic();
+    if (now - this.lastGc < GC_INTERVAL_MS) return;
+    this.lastGc = now;
+    for (const [name, r] of [...this.replicas]) {
+      if (name === SYSTEM_GROUP || r.group.isLeader) continue;
+      const rec = this.placement.get(name);
+      if (!rec || rec.voters.includes(this.options.self)) continue;
+      const members = await this.onLeader<{ voters: string[]; learners: string[] }>(
+        name,
+        'group-members',
+        { group: name },
+        async (x) => ({ voters: x.group.voters(), learners: x.group.learners() }),
+        RPC_TIMEOUT_MS,
+        () => rec.voters,
+      ).catch(() => undefined);
+      if (!members || members.voters.includes(this.options.self) || members.learners.includes(this.options.self)) continue;
+      this.options.logger.info('dropping a replica this node was removed from', { group: name, voters: members.voters });
+      this.replicas.delete(name);
+      await r.group.close(0);
+      if (r.machine instanceof SqlMachine) r.machine.close();
+      await this.options.fs.writeFileAtomic(path.join(this.raftDir, name + REMOVED_SUFFIX), [Buffer.from(JSON.stringify({ at: this.options.clock.now(), voters: members.voters }))]);
+      await this.options.fs.removeTree(this.groupDir(name));
+    }
+  }
+
+  /**
    * A node with no system replica, once membership had time to settle, founds
    * the system group if no member has one and it has the lowest id among the
    * live members. Everyone else gets added by the system leader.
    */
   private async maybeBootstrap(): Promise<void> {
     if (this.replicas.has(SYSTEM_GROUP) || this.opening.has(SYSTEM_GROUP)) return;
-    if (this.options.clock.monotonic() - this.startedAt < (this.options.bootstrapGraceMs ?? 3000)) return;
+    const now = this.options.clock.monotonic();
+    const grace = this.options.bootstrapGraceMs ?? 3000;
+    // The view must have settled: a member whose "sys" we have not heard yet would mean two system groups.
+    if (now - this.startedAt < grace || now - this.lastMembershipChange < grace) return;
+    if (this.options.mayFound && !this.options.mayFound()) return;
     const members = this.members();
     if (members.some((m) => m.id !== this.options.self && (m.state === 'alive' || m.state === 'suspect') && m.meta.sys === '1')) return;
     const alive = this.aliveIds();
@@ -746,6 +793,10 @@ export class Replicator {
       const r = this.replicas.get(dbGroup(db));
       if (!r) throw new GandalfError('unknown_database', `no replica of ${db} on this node`);
       return what === 'voters' ? r.group.voters().length : (args.statements as Statement[]).map((s) => (r.machine as SqlMachine).query(s));
+    });
+    rpc.handle('group-members', (_from, body) => {
+      const { group } = body as { group: string };
+      return this.asLeader(String(group), async (r) => ({ voters: r.group.voters(), learners: r.group.learners() }));
     });
     rpc.handle('group-open', async (_from, body) => {
       const { group, bootstrap } = body as { group: string; bootstrap: string[] };

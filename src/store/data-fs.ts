@@ -26,6 +26,8 @@ export interface DataFs {
   /** Writes a whole file durably: temp file, fsync, rename over `file`, fsync of the directory. */
   writeFileAtomic(file: string, data: readonly Uint8Array[]): Promise<void>;
   unlink(file: string): Promise<void>;
+  /** Removes a directory and everything in it (missing: nothing to do), durably for its parent. */
+  removeTree(dir: string): Promise<void>;
   /** fsync of a directory, so creations, renames and unlinks in it are durable. */
   syncDir(dir: string): Promise<void>;
 }
@@ -107,6 +109,10 @@ export const nodeDataFs: DataFs = {
   },
   async unlink(file) {
     await fsp.unlink(file);
+  },
+  async removeTree(dir) {
+    await fsp.rm(dir, { recursive: true, force: true });
+    await nodeDataFs.syncDir(path.dirname(dir));
   },
   async syncDir(dir) {
     const handle = await fsp.open(dir, 'r');

@@ -23,6 +23,7 @@ export class FaultyFs implements DataFs {
   readdir = nodeDataFs.readdir;
   readFile = nodeDataFs.readFile;
   unlink = nodeDataFs.unlink;
+  removeTree = nodeDataFs.removeTree;
   syncDir = nodeDataFs.syncDir;
 
   async writeFileAtomic(file: string, data: readonly Uint8Array[]): Promise<void> {

@@ -175,7 +175,7 @@ describe('single executables under qemu-user', () => {
     expect(readdirSync(path.join(dir, 'cache'))).toEqual([]);
   }, 60_000);
 
-  it('x64, ARMv7 and ARMv6 nodes form one mesh on loopback (native and werift mixed)', async () => {
+  it('x64, ARMv7 and ARMv6 nodes form one mesh on loopback (native and werift mixed), replicate a database on all three and pass a lock', async () => {
     const byTarget = new Map(targets().map((t) => [t.target, t]));
     const cookie = ['--cluster-cookie', 'cross-arch-cookie', '--discovery', 'manual'];
     const seed = await startNode({ dataDir: tempDir('gandalf-xmesh-'), command: byTarget.get('linux-x64')!.command, args: ['--node-id', 'x64', ...cookie] });
@@ -201,6 +201,37 @@ describe('single executables under qemu-user', () => {
     expect(fromSeed.get('armv7')).toMatchObject({ arch: 'arm', transport: 'werift' });
     expect(fromSeed.get('armv6')).toMatchObject({ arch: 'arm', transport: 'werift' });
     expect(fromSeed.get('x64')).toMatchObject({ arch: 'x64', transport: 'native' });
+
+    // The mixed-architecture cluster replicates a database on all three boards…
+    const all = [seed, ...guests];
+    const until = async (what: string, probe: () => Promise<boolean>, ms: number) => {
+      const end = Date.now() + ms;
+      while (!(await probe().catch(() => false))) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    };
+    await until('a write through the ARMv6 node', async () => (await guests[1]!.post('/db/execute?db=mixed&redundancy=3', ['CREATE TABLE t(v)'])).status === 200, 120_000);
+    for (let i = 0; i < 20; i++) expect((await all[i % 3]!.post('/db/execute?db=mixed', [['INSERT INTO t VALUES(?)', i]])).status).toBe(200);
+    for (const n of all) {
+      await until(`${n.url} to hold all rows`, async () => {
+        const r = await n.get('/db/query?db=mixed&level=none&q=SELECT+count(*),sum(v)+FROM+t');
+        return r.status === 200 && JSON.stringify(r.body.results[0].values) === '[[20,190]]';
+      }, 60_000);
+    }
+    // …and passes a lock between architectures with increasing fencing tokens.
+    const sArm = (await guests[0]!.post('/session?ttl=30s', {})).body.session;
+    const sX64 = (await seed.post('/session?ttl=30s', {})).body.session;
+    const got = await guests[0]!.post(`/lock/shared/acquire?session=${sArm}&timeout=0`, {});
+    expect(got.status).toBe(200);
+    expect((await seed.post(`/lock/shared/acquire?session=${sX64}&timeout=0`, {})).body.code).toBe('lock_busy');
+    const waiting = seed.post(`/lock/shared/acquire?session=${sX64}&timeout=60s`, {});
+    expect((await guests[1]!.get('/lock/shared')).body.holder.node).toBe('armv7');
+    expect((await guests[0]!.post(`/lock/shared/release?session=${sArm}`, {})).status).toBe(200);
+    const passed = await waiting;
+    expect(passed.status).toBe(200);
+    expect(passed.body.token).toBeGreaterThan(got.body.token);
+    expect((await guests[1]!.get('/lock/shared?level=strong')).body.holder.node).toBe('x64');
     for (const n of [...guests, seed]) await n.stop('SIGKILL');
-  }, 300_000);
+  }, 420_000);
 });

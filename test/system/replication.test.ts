@@ -14,6 +14,8 @@ import { tempDir } from '../helpers/tmp';
 
 const COOKIE = 'replication-test-cookie-42';
 let nodes: NodeProcess[] = [];
+let dirs: string[] = [];
+const clusterArgs = (i: number, join?: string) => ['--node-id', `n${i}`, '--discovery', 'manual', '--cluster-cookie', COOKIE, '--replace-after', '4s', ...(join ? ['--join', join] : [])];
 
 afterEach(async () => {
   await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
@@ -35,11 +37,11 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | false
   throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
 }
 
-async function cluster(count: number, extra: string[] = []): Promise<NodeProcess[]> {
-  const args = (i: number, join?: string) => ['--node-id', `n${i}`, '--discovery', 'manual', '--cluster-cookie', COOKIE, '--replace-after', '4s', ...extra, ...(join ? ['--join', join] : [])];
-  nodes.push(await startNode({ dataDir: tempDir(), args: args(0) }));
+async function cluster(count: number): Promise<NodeProcess[]> {
+  dirs = Array.from({ length: count }, () => tempDir());
+  nodes.push(await startNode({ dataDir: dirs[0]!, args: clusterArgs(0) }));
   const seed = `http://127.0.0.1:${nodes[0]!.mgmtPort}`;
-  for (let i = 1; i < count; i++) nodes.push(await startNode({ dataDir: tempDir(), args: args(i, seed) }));
+  for (let i = 1; i < count; i++) nodes.push(await startNode({ dataDir: dirs[i]!, args: clusterArgs(i, seed) }));
   await until(`the system group to have ${Math.min(count, 5) - (count % 2 === 0 ? 1 : 0)} voters`, async () => {
     const s = (await nodes[0]!.get('/status')).body;
     const sys = s.replicas.find((r: { group: string }) => r.group === 'system');
@@ -156,7 +158,13 @@ describe('replicated store (real processes)', () => {
     }
     expect(await count(alive[0]!, 'SELECT count(*) FROM t', 'strong', 'trio')).toBe(50);
     expect((await exec(alive[1]!, [['INSERT INTO t VALUES(?)', 51]], '?db=trio')).status).toBe(200);
-  }, 180_000);
+
+    // The replaced board comes back: it rejoins the cluster and drops its stale replica of trio.
+    const back = Number(victimId.slice(1));
+    nodes[back] = await startNode({ dataDir: dirs[back]!, args: clusterArgs(back, `http://127.0.0.1:${nodes[back === 0 ? 1 : 0]!.mgmtPort}`) });
+    await until('the returning board to drop its stale replica', async () => !(await replicas(nodes[back]!)).some((r) => r.group === 'db.trio'), 40_000);
+    expect(await holders(nodes, 'db.trio')).toHaveLength(3);
+  }, 240_000);
 
   it('`gandalf-node lock` from two shells never overlaps and hands out increasing fencing tokens', async () => {
     await cluster(3);
