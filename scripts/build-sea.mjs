@@ -3,7 +3,7 @@
 // on the official Node binary from platform/runtimes.json. The SEA blob is
 // produced by that same Node binary, then injected with postject.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, renameSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import postject from 'postject';
 import { fetchAddon, fetchRuntime, runtimeSpec, seaConfig } from './runtime.mjs';
@@ -31,13 +31,16 @@ writeFileSync(
 execFileSync(node, ['--experimental-sea-config', config], { stdio: 'inherit' });
 
 const out = path.join(root, `dist/gandalf-node-${target}`);
-copyFileSync(node, out);
-chmodSync(out, 0o755);
+// Built beside and renamed over: a running copy of the old executable does not stop the build (ETXTBSY).
+const tmp = `${out}.tmp`;
+copyFileSync(node, tmp);
+chmodSync(tmp, 0o755);
 // The official binary carries symbols; strip them before the blob goes in.
-execFileSync('strip', ['--strip-all', out]);
-await postject.inject(out, 'NODE_SEA_BLOB', readFileSync(blob), {
+execFileSync('strip', ['--strip-all', tmp]);
+await postject.inject(tmp, 'NODE_SEA_BLOB', readFileSync(blob), {
   sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
 });
+renameSync(tmp, out);
 const spec = runtimeSpec(target);
 const mb = (statSync(out).size / 1024 / 1024).toFixed(1);
 console.log(`sea: dist/gandalf-node-${target} ${mb} MiB (node ${spec.version}, blob ${(statSync(blob).size / 1024).toFixed(0)} KiB)`);

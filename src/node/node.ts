@@ -145,7 +145,6 @@ export class GandalfNode {
     });
     const membership: MembershipPort = {
       members: () => swim.members(),
-      onChange: (listener) => swim.onChange((m) => listener(m)),
       publish: (key, value) => {
         const self = swim.member(this.nodeId);
         if (self && self.meta[key] !== value) swim.setMeta({ ...self.meta, [key]: value });

@@ -12,6 +12,7 @@ import type { Clock, TimerHandle } from '../core/clock';
 import { GandalfError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { DataFs } from '../store/data-fs';
+import { isDatabaseName } from '../store/database-name';
 import type { SqlEngine } from '../store/sql-engine';
 import type { ExecuteCommand, ExecuteResult, LogEntry, QueryResult, Statement } from '../store/sql-state-machine';
 import { NotLeaderError, ReplicaGroup, type GroupMachine } from './group';
@@ -46,7 +47,6 @@ export interface MemberInfo {
 /** Membership as the replicator sees it (SWIM behind it). */
 export interface MembershipPort {
   members(): MemberInfo[];
-  onChange(listener: (member: MemberInfo) => void): void;
   /** Publishes one attribute of this node (merged into its meta). */
   publish(key: string, value: string): void;
 }
@@ -104,6 +104,11 @@ export function dbGroup(name: string): string {
   return `db.${name}`;
 }
 
+/** Group names come from peers and name directories: only `system` and `db.<valid database name>`. */
+export function isGroupName(group: unknown): group is string {
+  return group === SYSTEM_GROUP || (typeof group === 'string' && group.startsWith('db.') && isDatabaseName(group.slice(3)));
+}
+
 function isRedirect(v: unknown): v is Redirect {
   return typeof v === 'object' && v !== null && 'redirect' in v;
 }
@@ -121,13 +126,14 @@ export class Replicator {
   private reconciling = false;
   private lastGc = 0;
   private lastMembershipChange: number;
+  /** Who is present and who has a system replica, as last seen: founding waits until it holds still. */
+  private membershipSignature = '';
   private closed = false;
   private readonly tickMs: number;
 
   constructor(private readonly options: ReplicatorOptions) {
     this.startedAt = options.clock.monotonic();
     this.lastMembershipChange = this.startedAt;
-    options.membership.onChange(() => (this.lastMembershipChange = options.clock.monotonic()));
     this.tickMs = options.tickMs ?? 100;
     options.wire.onMessage((from, message) => this.onWire(from, message));
     this.registerRpc();
@@ -231,7 +237,7 @@ export class Replicator {
 
   private onWire(from: string, message: unknown): void {
     const env = message as Partial<RaftEnvelope> | null;
-    if (!env || typeof env.g !== 'string' || env.m === undefined || this.closed) return;
+    if (!env || !isGroupName(env.g) || env.m === undefined || this.closed) return;
     const replica = this.replicas.get(env.g);
     if (replica) return replica.group.step(env.m);
     // A leader is talking to us about a group we hold no replica of: we were added to it.
@@ -389,6 +395,15 @@ export class Replicator {
     if (this.replicas.has(SYSTEM_GROUP) || this.opening.has(SYSTEM_GROUP)) return;
     const now = this.options.clock.monotonic();
     const grace = this.options.bootstrapGraceMs ?? 3000;
+    const signature = this.members()
+      .filter((m) => m.state === 'alive' || m.state === 'suspect')
+      .map((m) => `${m.id}:${m.meta.sys ?? ''}`)
+      .sort()
+      .join(',');
+    if (signature !== this.membershipSignature) {
+      this.membershipSignature = signature;
+      this.lastMembershipChange = now;
+    }
     // The view must have settled: a member whose "sys" we have not heard yet would mean two system groups.
     if (now - this.startedAt < grace || now - this.lastMembershipChange < grace) return;
     if (this.options.mayFound && !this.options.mayFound()) return;
@@ -795,12 +810,15 @@ export class Replicator {
       return what === 'voters' ? r.group.voters().length : (args.statements as Statement[]).map((s) => (r.machine as SqlMachine).query(s));
     });
     rpc.handle('group-members', (_from, body) => {
-      const { group } = body as { group: string };
-      return this.asLeader(String(group), async (r) => ({ voters: r.group.voters(), learners: r.group.learners() }));
+      const { group } = body as { group: unknown };
+      if (!isGroupName(group)) throw new GandalfError('invalid_request', 'bad group name');
+      return this.asLeader(group, async (r) => ({ voters: r.group.voters(), learners: r.group.learners() }));
     });
     rpc.handle('group-open', async (_from, body) => {
       const { group, bootstrap } = body as { group: string; bootstrap: string[] };
-      if (typeof group !== 'string' || !group.startsWith('db.') || !Array.isArray(bootstrap)) throw new GandalfError('invalid_request', 'bad group-open');
+      if (!isGroupName(group) || group === SYSTEM_GROUP || !Array.isArray(bootstrap) || !bootstrap.every((b) => typeof b === 'string')) {
+        throw new GandalfError('invalid_request', 'bad group-open');
+      }
       await this.openReplica(group, bootstrap);
       return { ok: true };
     });

@@ -34,7 +34,7 @@ export async function startSingleNode(dataDir: string, options: { writeTimeoutMs
     engine: await loadSqlEngine(),
     wire,
     rpc,
-    membership: { members: () => [{ id: 'solo', state: 'alive', meta: {} }], onChange: () => {}, publish: () => {} },
+    membership: { members: () => [{ id: 'solo', state: 'alive', meta: {} }], publish: () => {} },
     createSystemMachine: () => new SystemStateMachine(),
     onSystemApplied: (e, r) => coordination?.onSystemApplied(e, r),
     redundancy: 0,
