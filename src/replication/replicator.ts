@@ -520,8 +520,10 @@ export class Replicator {
           continue;
         }
       }
-      const known = local?.group.leader ?? this.leaderHint.get(group);
-      const list = candidates().filter((c) => c !== self || local);
+      // Membership's verdict first: a node it declared dead is not asked (a request to it could only end as outcome_unknown).
+      const hint = local?.group.leader ?? this.leaderHint.get(group);
+      const known = hint && this.isAlive(hint) ? hint : undefined;
+      const list = candidates().filter((c) => (c !== self || local) && this.isAlive(c));
       const target = known && known !== self ? known : list.length > 0 ? list[tried++ % list.length]! : undefined;
       if (!target || target === self) {
         await new Promise((r) => setTimeout(r, Math.min(100 + attempt * 20, 500, remaining)));

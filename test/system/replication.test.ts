@@ -194,5 +194,21 @@ describe('replicated store (real processes)', () => {
     const failing = await runCli(['lock', 'printer', '--http-bind', `127.0.0.1:${nodes[0]!.httpPort}`, '--', 'sh', '-c', 'exit 7']);
     expect(failing.code).toBe(7);
     expect((await nodes[2]!.get('/lock/printer')).body.held).toBe(false);
+
+    // A lone survivor keeps the data, serves level=none reads and says why writes fail.
+    expect((await exec(nodes[0]!, ['CREATE TABLE s(v)', ['INSERT INTO s VALUES(?)', 'kept']], '?db=solo')).status).toBe(200);
+    await until('db solo on 3 voters', async () => (await replicas(nodes[0]!)).find((r) => r.group === 'db.solo')?.voters.length === 3, 30_000);
+    await until('db solo replicated to n0', async () => (await count(nodes[0]!, 'SELECT count(*) FROM s', 'none', 'solo')) === 1, 30_000);
+    await nodes[1]!.stop('SIGKILL');
+    await nodes[2]!.stop('SIGKILL');
+    await until('n0 to see both peers dead', async () => {
+      const rows = (await nodes[0]!.get('/cluster/nodes')).body.nodes as { 'node-id': string; state: string }[];
+      return rows.filter((r) => r.state === 'dead').length === 2;
+    }, 30_000);
+    const refused = await exec(nodes[0]!, [['INSERT INTO s VALUES(?)', 'lost']], '?db=solo');
+    expect(refused.status).toBe(503);
+    expect(refused.body.code).toBe('no_quorum');
+    expect(refused.body.message).toMatch(/3 voters.*reachable|reachable.*3 voters/);
+    expect(await count(nodes[0]!, "SELECT count(*) FROM s WHERE v = 'kept'", 'none', 'solo')).toBe(1);
   }, 180_000);
 });
