@@ -725,7 +725,7 @@ export class Replicator {
   }
 
   private async executeLocal(r: Replica, command: ExecuteCommand, timeoutMs: number): Promise<ExecuteResult[]> {
-    const ts = Math.max(this.options.clock.now(), r.lastTs);
+    const ts = Math.max(this.options.clock.now(), r.lastTs, (r.machine as SqlMachine).lastTs);
     r.lastTs = ts;
     const entry: LogEntry = { ts, seed: this.options.random32() >>> 0, command };
     const result = await r.group.propose(entry, timeoutMs);

@@ -5,6 +5,7 @@ import type { GroupMachine } from './group';
 
 export class SqlMachine implements GroupMachine {
   private machine: SqlStateMachine;
+  private maxTs = 0;
 
   constructor(private readonly engine: SqlEngine) {
     this.machine = new SqlStateMachine(engine);
@@ -15,16 +16,36 @@ export class SqlMachine implements GroupMachine {
     if (!entry || typeof entry !== 'object' || !entry.command || !Array.isArray(entry.command.statements)) {
       return { error: 'not a database command' };
     }
+    this.maxTs = Math.max(this.maxTs, entry.ts);
     return this.machine.apply(entry);
   }
 
+  /**
+   * The newest entry time applied. A new leader stamps entries no earlier than
+   * this, so SQL time never runs backwards across a failover to a board whose
+   * clock is behind (or after a clock jump).
+   */
+  get lastTs(): number {
+    return this.maxTs;
+  }
+
+  /** The SQLite image behind 8 bytes of the newest entry time (so it survives snapshots too). */
   snapshot(): Uint8Array {
-    return this.machine.export();
+    const head = Buffer.alloc(8);
+    head.writeDoubleLE(this.maxTs, 0);
+    return Buffer.concat([head, this.machine.export()]);
   }
 
   restore(image: Uint8Array | undefined): void {
     this.machine.close();
-    this.machine = new SqlStateMachine(this.engine, image);
+    if (!image || image.length < 8) {
+      this.machine = new SqlStateMachine(this.engine);
+      this.maxTs = 0;
+      return;
+    }
+    const buf = Buffer.from(image.buffer, image.byteOffset, image.byteLength);
+    this.maxTs = buf.readDoubleLE(0);
+    this.machine = new SqlStateMachine(this.engine, buf.subarray(8));
   }
 
   query(statement: Statement): QueryResult {
