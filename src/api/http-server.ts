@@ -186,7 +186,7 @@ export class ApiServer {
   }
 
   private errorResponse(err: unknown): RouteResponse {
-    if (err instanceof GandalfError) return { status: STATUS_OF[err.code], body: errorBody(err.code, err.message) };
+    if (err instanceof GandalfError) return { status: STATUS_OF[err.code] ?? 500, body: errorBody(err.code, err.message) };
     this.options.logger.error('request failed', { err: err as Error });
     return { status: 500, body: errorBody('internal', `internal error: ${(err as Error)?.message ?? String(err)}`) };
   }

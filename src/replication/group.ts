@@ -186,7 +186,7 @@ export class ReplicaGroup {
   // ---- inputs ----
 
   step(message: unknown): void {
-    if (this.closed) return;
+    if (this.closed || this.failed) return;
     this.node.step(message);
     this.kick();
   }
@@ -331,7 +331,8 @@ export class ReplicaGroup {
 
   private async loop(): Promise<void> {
     for (;;) {
-      if (this.closed) {
+      // A replica whose log failed says nothing more: it could not make a vote or an ack durable.
+      if (this.closed || this.failed) {
         this.running = false;
         return;
       }
@@ -343,7 +344,10 @@ export class ReplicaGroup {
       try {
         await this.process(rd);
       } catch (err) {
-        await this.recover(err as Error);
+        await this.recover(err as Error).catch((again: unknown) => {
+          this.failed = again as Error;
+          this.options.logger.error('the replica could not reopen its files; it stays down until restart', { group: this.name, err: again as Error });
+        });
       }
     }
   }
