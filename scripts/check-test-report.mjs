@@ -1,15 +1,15 @@
 #!/usr/bin/env node
-// Reads vitest's JSON report and fails unless every test ran and passed:
+// Reads vitest's JSON reports (one or more files) and fails unless every test ran and passed:
 // a skipped, todo or pending test is a failure here, never a silent pass.
 // Prints the plain closing line "N passed, N failed".
 import { readFileSync } from 'node:fs';
 
-const file = process.argv[2] ?? 'test-results/vitest.json';
-const report = JSON.parse(readFileSync(file, 'utf8'));
+const files = process.argv.length > 2 ? process.argv.slice(2) : ['test-results/vitest.json'];
+const suites = files.flatMap((file) => JSON.parse(readFileSync(file, 'utf8')).testResults);
 let passed = 0;
 let failed = 0;
 const notRun = [];
-for (const suite of report.testResults) {
+for (const suite of suites) {
   for (const t of suite.assertionResults) {
     if (t.status === 'passed') passed++;
     else if (t.status === 'failed') failed++;
