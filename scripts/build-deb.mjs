@@ -46,7 +46,8 @@ function build(arch) {
         `Architecture: ${arch}`,
         'Maintainer: gandalf-node developers <gandalf-node@localhost>',
         `Installed-Size: ${installedKiB}`,
-        'Depends: systemd',
+        // The official armv7l Node runtime inside the ARMv7 executable links libatomic.
+        `Depends: systemd${arch === 'armhf' ? ', libatomic1' : ''}`,
         'Section: net',
         'Priority: optional',
         'Description: zero-configuration edge cluster node for single-board computers',

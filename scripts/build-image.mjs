@@ -1,13 +1,18 @@
 #!/usr/bin/env node
 // Builds a flashable SD-card image for a board (images/boards.json),
 // only from Debian's packages and without loop mounts:
-//   mmdebstrap (root file system with the kernel, firmware, systemd and the
-//   gandalf-node .deb, enabled) -> FAT boot partition (mtools) and ext4 root
-//   (mke2fs -d) -> genimage (MBR disk image) -> xz, SHA-256 and a flashing note.
+//   mmdebstrap (root file system with the kernel, firmware or u-boot, systemd
+//   and the gandalf-node .deb, enabled) -> FAT boot partition (mtools) and ext4
+//   root (mke2fs -d) -> genimage (MBR disk image, plus the raw u-boot image at
+//   its offset for u-boot boards) -> xz, SHA-256 and a flashing note.
+// Boot flavours ("boot" in boards.json): "raspi-firmware" (Raspberry Pi: the
+// raspi-firmware package fills the FAT partition with config.txt, cmdline.txt,
+// kernel, initrd and dtbs) and "u-boot" (e.g. Cubietruck: images/uboot-boot-partition
+// writes kernel, initrd, dtb and extlinux/extlinux.conf there).
 // Needs root, binfmt for the board's architecture (scripts/ensure-test-deps.sh)
 // and dist/gandalf-node_<version>_<arch>.deb (npm run package && npm run deb).
 // Usage: node scripts/build-image.mjs BOARD [--no-compress]
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -31,6 +36,12 @@ function run(cmd, args, options = {}) {
   execFileSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], ...options });
 }
 
+/** Runs a command with its output shown live and kept in `log`; returns the exit status and that output. */
+function runLogged(log, cmd, args) {
+  const r = spawnSync('bash', ['-c', 'set -o pipefail; log=$1; shift; "$@" 2>&1 | tee "$log"', 'run', log, cmd, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  return { status: r.status ?? 1, output: existsSync(log) ? readFileSync(log, 'utf8') : '' };
+}
+
 if (!board || !boards[board] || board === 'comment') {
   console.error(`usage: build-image.mjs BOARD [--no-compress]; boards: ${Object.keys(boards).filter((b) => b !== 'comment').join(', ')}`);
   process.exit(2);
@@ -40,6 +51,9 @@ if (process.getuid?.() !== 0) {
   process.exit(1);
 }
 const spec = boards[board];
+const bootKind = spec.boot ?? 'raspi-firmware';
+if (!['raspi-firmware', 'u-boot'].includes(bootKind)) throw new Error(`board ${board}: unknown boot "${bootKind}"`);
+if (bootKind === 'u-boot' && !(spec.uboot?.image && spec.uboot?.offset >= 512 && spec.dtb)) throw new Error(`board ${board}: u-boot boards need uboot.image, uboot.offset and dtb`);
 const version = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version;
 const deb = path.join(root, 'dist', `gandalf-node_${version}_${spec.arch}.deb`);
 if (!existsSync(deb)) {
@@ -52,18 +66,28 @@ const work = mkdtempSync(path.join(os.tmpdir(), `gandalf-image-${board}-`));
 try {
   const rootfs = path.join(work, 'rootfs');
   const sources = path.join(work, 'sources');
-  writeFileSync(sources, hostDebianSources('bookworm', ['main', 'non-free-firmware']));
+  let sourceText = hostDebianSources('bookworm', ['main', 'non-free-firmware']);
   const image = path.join(root, 'images');
-  step(`root file system for ${board} (${spec.arch}) with mmdebstrap`);
-  run('mmdebstrap', [
+  const bootHooks =
+    bootKind === 'raspi-firmware'
+      ? [
+          // raspi-firmware writes cmdline.txt from this when the kernel is installed.
+          `--setup-hook=mkdir -p "$1/etc/default" && echo 'ROOTPART=LABEL=gndroot' > "$1/etc/default/raspi-firmware"`,
+        ]
+      : [
+          // The kernel and initramfs hooks fill /boot/firmware (the FAT partition) for u-boot.
+          `--setup-hook=mkdir -p "$1/etc/default" && printf 'DTB=%s\\nCONSOLE=%s\\n' '${spec.dtb}' '${spec.console ?? 'ttyS0,115200'}' > "$1/etc/default/gandalf-boot"`,
+          `--setup-hook=mkdir -p "$1/etc/kernel/postinst.d" "$1/etc/initramfs/post-update.d" "$1/boot/firmware" && install -m 755 ${path.join(image, 'uboot-boot-partition')} "$1/etc/kernel/postinst.d/zz-gandalf-boot-partition" && install -m 755 ${path.join(image, 'uboot-boot-partition')} "$1/etc/initramfs/post-update.d/zz-gandalf-boot-partition"`,
+          '--customize-hook=chroot "$1" /etc/kernel/postinst.d/zz-gandalf-boot-partition',
+        ];
+  const mmdebstrapArgs = () => [
     `--arch=${spec.arch}`,
     '--variant=minbase',
     // Keep the configuration the setup hooks put in place (e.g. /etc/default/raspi-firmware).
     '--dpkgopt=force-confold',
     '--dpkgopt=force-confdef',
     `--include=${[...BASE_PACKAGES, ...spec.packages].join(',')}`,
-    // raspi-firmware writes cmdline.txt from this when the kernel is installed.
-    `--setup-hook=mkdir -p "$1/etc/default" && echo 'ROOTPART=LABEL=gndroot' > "$1/etc/default/raspi-firmware"`,
+    ...bootHooks,
     // A listed set of initramfs modules: "most" copies thousands with emulated processes (minutes each run).
     `--setup-hook=mkdir -p "$1/etc/initramfs-tools/conf.d" && echo MODULES=list > "$1/etc/initramfs-tools/conf.d/gandalf"`,
     `--setup-hook=cp ${path.join(image, 'initramfs-modules')} "$1/etc/initramfs-tools/modules"`,
@@ -80,7 +104,34 @@ try {
     'bookworm',
     rootfs,
     sources,
-  ]);
+  ];
+  // A mirror can serve a foreign-architecture index that does not match its
+  // Release file (a sync in progress, or a stale cache in front of it): retry;
+  // if one suite's index stays broken, build without that suite, loudly (the
+  // flashing note says so too), unless GANDALF_IMAGE_STRICT_SOURCES=1.
+  const dropped = [];
+  for (let attempt = 1; ; attempt++) {
+    writeFileSync(sources, sourceText);
+    rmSync(rootfs, { recursive: true, force: true });
+    step(`root file system for ${board} (${spec.arch}) with mmdebstrap${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
+    const r = runLogged(path.join(work, 'mmdebstrap.log'), 'mmdebstrap', mmdebstrapArgs());
+    if (r.status === 0) break;
+    const broken = [...new Set([...r.output.matchAll(/Failed to fetch \S+\/dists\/([^/\s]+)\/\S+\s+(?:File has unexpected size|Hash Sum mismatch)/g)].map((m) => m[1]))];
+    if (broken.length === 0 || attempt >= 3) throw new Error(`mmdebstrap failed (exit ${r.status})`);
+    if (attempt < 2) {
+      console.error(`build-image: the mirror's index of ${broken.join(', ')} (${spec.arch}) is inconsistent; retrying in 15 s`);
+      spawnSync('sleep', ['15']);
+      continue;
+    }
+    if (process.env.GANDALF_IMAGE_STRICT_SOURCES === '1' || broken.includes('bookworm')) throw new Error(`the mirror's index of ${broken.join(', ')} stays inconsistent`);
+    console.error(`build-image: WARNING: the mirror's index of ${broken.join(', ')} (${spec.arch}) stays inconsistent: building WITHOUT ${broken.join(', ')}; run "apt update && apt upgrade" on the board`);
+    dropped.push(...broken);
+    sourceText = sourceText
+      .split('\n\n')
+      .map((stanza) => stanza.replace(/^Suites: (.*)$/m, (_, suites) => `Suites: ${suites.split(' ').filter((x) => !broken.includes(x)).join(' ')}`))
+      .filter((stanza) => !/^Suites: *$/m.test(stanza))
+      .join('\n\n');
+  }
 
   step('boot partition (FAT) from /boot/firmware, with gandalf.conf');
   const firmware = path.join(rootfs, 'boot/firmware');
@@ -100,11 +151,17 @@ try {
   step('disk image with genimage');
   const cfg = path.join(work, 'genimage.cfg');
   const name = `gandalf-node-${version}-${board}.img`;
+  // u-boot boards: the SPL+u-boot image, raw, at its offset (sunxi: 8 KiB), before the first partition.
+  const uboot = bootKind === 'u-boot' ? path.join(work, 'u-boot.bin') : undefined;
+  if (uboot) {
+    cpSync(path.join(rootfs, spec.uboot.image), uboot);
+    if (spec.uboot.offset + statSync(uboot).size > 4 * 2 ** 20) throw new Error(`${spec.uboot.image} overlaps the boot partition at 4 MiB`);
+  }
   writeFileSync(
     cfg,
     `image ${name} {
   hdimage { partition-table-type = "mbr" }
-  partition boot { partition-type = 0xC bootable = "true" image = "${bootImg}" offset = 4M }
+${uboot ? `  partition u-boot { in-partition-table = "no" image = "${uboot}" offset = ${spec.uboot.offset} }\n` : ''}  partition boot { partition-type = 0xC bootable = "true" image = "${bootImg}" offset = 4M }
   partition root { partition-type = 0x83 image = "${rootImg}" }
 }
 `,
@@ -119,9 +176,12 @@ try {
   let artifact = img;
   if (!flags.includes('--no-compress')) {
     step('compressing (xz)');
-    rmSync(`${img}.xz`, { force: true });
+    for (const f of [`${img}.xz`, `${img}.sha256`]) rmSync(f, { force: true }); // the .sha256 of an older raw build
     run('xz', ['-T0', '-3', '-k', img]);
     artifact = `${img}.xz`;
+  } else {
+    // An older compressed image would no longer match the raw one.
+    for (const f of [`${img}.xz`, `${img}.xz.sha256`]) rmSync(f, { force: true });
   }
   const sum = execFileSync('sha256sum', [path.basename(artifact)], { cwd: outDir }).toString();
   writeFileSync(`${artifact}.sha256`, sum);
@@ -129,14 +189,26 @@ try {
     path.join(outDir, `gandalf-node-${board}.FLASH.txt`),
     `${spec.description}: ${path.basename(artifact)}
 Check:  sha256sum -c ${path.basename(artifact)}.sha256
-Flash:  xzcat ${path.basename(img)}.xz | sudo dd of=/dev/sdX bs=4M conv=fsync status=progress
-        (or Raspberry Pi Imager: "Use custom" and pick the .img.xz)
-Then edit gandalf.conf on the card's boot partition (cluster-cookie, and
+Flash:  ${artifact.endsWith('.xz') ? `xzcat ${path.basename(artifact)} |` : `cat ${path.basename(artifact)} |`} sudo dd of=/dev/sdX bs=4M conv=fsync status=progress
+        (or Raspberry Pi Imager / balenaEtcher: "Use custom" and pick the ${artifact.endsWith('.xz') ? '.img.xz' : '.img'})
+${bootKind === 'u-boot' ? `The card carries its own boot loader (u-boot, at ${spec.uboot.offset} bytes): flash the whole image
+to the card, not to a partition.
+` : ''}Then edit gandalf.conf on the card's boot partition (cluster-cookie, and
 optionally static-ip, ssh-key) and boot. The root file system grows to the
 card on first boot; the node starts as gandalf-node.service.
-`,
+${dropped.length ? `WARNING: built without ${dropped.join(', ')} (the mirror's index was inconsistent): run
+"apt update && apt upgrade" on the board once it is online.
+` : ''}`,
   );
   step(`done: ${path.relative(root, artifact)} ${(statSync(artifact).size / 2 ** 20).toFixed(0)} MiB (raw ${(statSync(img).size / 2 ** 20).toFixed(0)} MiB)`);
 } finally {
+  // A build killed half-way can leave mmdebstrap's mounts (proc, sys, dev/pts) in the root: never delete through them.
+  const mounts = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1]?.replace(/\\040/g, ' '))
+    .filter((m) => m && (m === work || m.startsWith(`${work}/`)))
+    .sort()
+    .reverse();
+  for (const m of mounts) spawnSync('umount', ['-l', m], { stdio: 'inherit' });
   rmSync(work, { recursive: true, force: true });
 }
