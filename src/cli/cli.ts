@@ -13,17 +13,12 @@ import { runNode } from '../node/node';
 import { checkReadStatement } from '../store/statement-guard';
 import { loadNativeRtc } from '../transport/native-rtc';
 import { NodeUnreachableError, request, type ApiReply } from './api-client';
-import { CommandFailed, runKv, runLocked } from './coordination-commands';
+import { CommandFailed, runKv, runLocked, type CliIo } from './coordination-commands';
 import { renderTable } from './table';
 
 export class UsageError extends Error {}
 
-interface Io {
-  out: (s: string) => void;
-  err: (s: string) => void;
-  isTTY: boolean;
-  env: NodeJS.ProcessEnv;
-}
+type Io = CliIo;
 
 /** Options every command that talks to a running node takes. */
 const CLIENT_OPTIONS = `  --http-bind HOST:PORT  the node's client API (env ${envName('http-bind')}, default 127.0.0.1:8420)

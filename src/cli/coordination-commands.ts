@@ -9,6 +9,7 @@ import { parseDuration } from '../config/settings';
 import { request, type ApiReply } from './api-client';
 import { renderTable } from './table';
 
+/** Where a CLI command writes, and what it knows of its terminal and environment. */
 export interface CliIo {
   out: (s: string) => void;
   err: (s: string) => void;
