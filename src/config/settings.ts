@@ -39,6 +39,8 @@ export interface NodeConfig {
   redundancy: number;
   /** A voter unreachable this long (ms) is replaced. */
   replaceAfterMs: number;
+  /** Rebalancing pace (ms): members stable this long, one database voter moved per interval. */
+  rebalanceIntervalMs: number;
   /** A write that is not committed within this (ms) fails with no_quorum. */
   writeTimeoutMs: number;
 }
@@ -299,6 +301,15 @@ export const SETTINGS = [
     accepted: 'a duration from 1s to 24h (e.g. 500ms, 30s, 5m)',
     parse: duration(1000, 86_400_000),
   } satisfies SettingSpec<'replaceAfterMs'>,
+  {
+    key: 'rebalanceIntervalMs',
+    flag: 'rebalance-interval',
+    description: 'After joins, move one database voter toward its rendezvous placement per interval, once the members held still that long',
+    defaultText: '60s',
+    default: () => '60s',
+    accepted: 'a duration from 1s to 24h',
+    parse: duration(1000, 86_400_000),
+  } satisfies SettingSpec<'rebalanceIntervalMs'>,
   {
     key: 'writeTimeoutMs',
     flag: 'write-timeout',

@@ -172,6 +172,7 @@ export class GandalfNode {
       onSystemApplied: (entry, result) => coordination?.onSystemApplied(entry, result),
       redundancy: config.redundancy,
       replaceAfterMs: config.replaceAfterMs,
+      rebalanceMs: config.rebalanceIntervalMs,
       writeTimeoutMs: config.writeTimeoutMs,
       snapshotEntries: config.snapshotEntries,
       snapshotBytes: config.snapshotBytes,

@@ -69,6 +69,8 @@ export interface ReplicatorOptions {
   /** Default voters per database (0: min(3, cluster size)). */
   redundancy: number;
   replaceAfterMs: number;
+  /** Rebalancing: members must hold still this long, and moves are this far apart (default 60 s). */
+  rebalanceMs?: number;
   writeTimeoutMs: number;
   snapshotEntries: number;
   snapshotBytes?: number;
@@ -125,6 +127,7 @@ export class Replicator {
   private reconcileTimer: TimerHandle | undefined;
   private reconciling = false;
   private lastGc = 0;
+  private lastRebalance = 0;
   private lastMembershipChange: number;
   /** Who is present and who has a system replica, as last seen: founding waits until it holds still. */
   private membershipSignature = '';
@@ -331,6 +334,7 @@ export class Replicator {
     if (this.closed || this.reconciling) return;
     this.reconciling = true;
     try {
+      this.noteMembership();
       await this.maybeBootstrap();
       await this.collectRemoved();
       const sys = this.replicas.get(SYSTEM_GROUP);
@@ -351,6 +355,19 @@ export class Replicator {
     } finally {
       this.reconciling = false;
       this.scheduleReconcile(this.options.reconcileMs ?? 500);
+    }
+  }
+
+  /** Remembers when the set of present members (and who has a system replica) last changed. */
+  private noteMembership(): void {
+    const signature = this.members()
+      .filter((m) => m.state === 'alive' || m.state === 'suspect')
+      .map((m) => `${m.id}:${m.meta.sys ?? ''}`)
+      .sort()
+      .join(',');
+    if (signature !== this.membershipSignature) {
+      this.membershipSignature = signature;
+      this.lastMembershipChange = this.options.clock.monotonic();
     }
   }
 
@@ -395,15 +412,6 @@ export class Replicator {
     if (this.replicas.has(SYSTEM_GROUP) || this.opening.has(SYSTEM_GROUP)) return;
     const now = this.options.clock.monotonic();
     const grace = this.options.bootstrapGraceMs ?? 3000;
-    const signature = this.members()
-      .filter((m) => m.state === 'alive' || m.state === 'suspect')
-      .map((m) => `${m.id}:${m.meta.sys ?? ''}`)
-      .sort()
-      .join(',');
-    if (signature !== this.membershipSignature) {
-      this.membershipSignature = signature;
-      this.lastMembershipChange = now;
-    }
     // The view must have settled: a member whose "sys" we have not heard yet would mean two system groups.
     if (now - this.startedAt < grace || now - this.lastMembershipChange < grace) return;
     if (this.options.mayFound && !this.options.mayFound()) return;
@@ -429,20 +437,43 @@ export class Replicator {
     await this.moveMembers(group, desiredVoters(SYSTEM_GROUP, keep, alive, count));
   }
 
-  /** System leader: keeps each database's desired voters on usable boards (one database per pass: gradual). */
+  /**
+   * System leader: keeps each database's desired voters on usable boards (one
+   * database per pass: gradual), then rebalances: once the members have held
+   * still for `rebalanceMs`, at most one voter of one database moves toward
+   * the rendezvous choice over the live boards, once per `rebalanceMs`.
+   */
   private async placeDatabases(sys: Replica): Promise<void> {
     const alive = this.aliveIds();
-    for (const rec of (sys.machine as SystemMachine).databases()) {
+    const records = (sys.machine as SystemMachine).databases();
+    const place = async (name: string, from: string[], to: string[], why: string) => {
+      this.options.logger.info(why, { db: name, from, to });
+      await sys.group.propose({ op: 'db-place', name, voters: to }, this.options.writeTimeoutMs).catch((err: unknown) =>
+        this.options.logger.debug('re-placing failed', { db: name, err: err as Error }),
+      );
+    };
+    for (const rec of records) {
       this.trackMissing(rec.voters);
       const keep = rec.voters.filter((v) => this.usable(v));
       const pool = [...new Set([...keep, ...alive])];
       const desired = desiredVoters(dbGroup(rec.name), keep, alive, effectiveRedundancy(rec.redundancy, pool.length));
       if (desired.length === 0 || (desired.length === rec.voters.length && desired.every((v, i) => v === rec.voters[i]))) continue;
-      this.options.logger.info('re-placing a database', { db: rec.name, from: rec.voters, to: desired });
-      await sys.group.propose({ op: 'db-place', name: rec.name, voters: desired }, this.options.writeTimeoutMs).catch((err: unknown) =>
-        this.options.logger.debug('re-placing failed', { db: rec.name, err: err as Error }),
-      );
-      return;
+      return place(rec.name, rec.voters, desired, 're-placing a database');
+    }
+    const now = this.options.clock.monotonic();
+    const rebalanceMs = this.options.rebalanceMs ?? 60_000;
+    if (now - this.lastMembershipChange < rebalanceMs || now - this.lastRebalance < rebalanceMs) return;
+    for (const rec of records) {
+      const count = effectiveRedundancy(rec.redundancy, alive.length);
+      if (rec.voters.length !== count || !rec.voters.every((v) => this.isAlive(v))) continue;
+      const ideal = rendezvous(dbGroup(rec.name), alive, count);
+      const leaving = rec.voters.filter((v) => !ideal.includes(v));
+      const coming = ideal.filter((v) => !rec.voters.includes(v));
+      if (leaving.length === 0 || coming.length === 0) continue;
+      // The worst-ranked voter makes way for the best-ranked board that lacks the database.
+      const worst = leaving[leaving.length - 1]!;
+      this.lastRebalance = now;
+      return place(rec.name, rec.voters, rec.voters.map((v) => (v === worst ? coming[0]! : v)), 'rebalancing a database');
     }
   }
 

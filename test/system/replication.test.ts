@@ -9,13 +9,14 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { rendezvous } from '../../src/replication/placement';
 import { runCli, startNode, type NodeProcess } from '../helpers/node-process';
 import { tempDir } from '../helpers/tmp';
 
 const COOKIE = 'replication-test-cookie-42';
 let nodes: NodeProcess[] = [];
 let dirs: string[] = [];
-const clusterArgs = (i: number, join?: string) => ['--node-id', `n${i}`, '--discovery', 'manual', '--cluster-cookie', COOKIE, '--replace-after', '4s', ...(join ? ['--join', join] : [])];
+const clusterArgs = (i: number, join?: string, extra: string[] = []) => ['--node-id', `n${i}`, '--discovery', 'manual', '--cluster-cookie', COOKIE, '--replace-after', '4s', ...extra, ...(join ? ['--join', join] : [])];
 
 afterEach(async () => {
   await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
@@ -37,11 +38,11 @@ async function until<T>(what: string, probe: () => Promise<T | undefined | false
   throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
 }
 
-async function cluster(count: number): Promise<NodeProcess[]> {
+async function cluster(count: number, extra: string[] = []): Promise<NodeProcess[]> {
   dirs = Array.from({ length: count }, () => tempDir());
-  nodes.push(await startNode({ dataDir: dirs[0]!, args: clusterArgs(0) }));
+  nodes.push(await startNode({ dataDir: dirs[0]!, args: clusterArgs(0, undefined, extra) }));
   const seed = `http://127.0.0.1:${nodes[0]!.mgmtPort}`;
-  for (let i = 1; i < count; i++) nodes.push(await startNode({ dataDir: dirs[i]!, args: clusterArgs(i, seed) }));
+  for (let i = 1; i < count; i++) nodes.push(await startNode({ dataDir: dirs[i]!, args: clusterArgs(i, seed, extra) }));
   await until(`the system group to have ${Math.min(count, 5) - (count % 2 === 0 ? 1 : 0)} voters`, async () => {
     const s = (await nodes[0]!.get('/status')).body;
     const sys = s.replicas.find((r: { group: string }) => r.group === 'system');
@@ -164,6 +165,43 @@ describe('replicated store (real processes)', () => {
     nodes[back] = await startNode({ dataDir: dirs[back]!, args: clusterArgs(back, `http://127.0.0.1:${nodes[back === 0 ? 1 : 0]!.mgmtPort}`) });
     await until('the returning board to drop its stale replica', async () => !(await replicas(nodes[back]!)).some((r) => r.group === 'db.trio'), 40_000);
     expect(await holders(nodes, 'db.trio')).toHaveLength(3);
+  }, 240_000);
+
+  it('joins rebalance gradually: databases whose rendezvous choice is a new board move there, the others stay', async () => {
+    const extra = ['--rebalance-interval', '3s'];
+    await cluster(3, extra);
+    const before = ['n0', 'n1', 'n2'];
+    const after = [...before, 'n3', 'n4'];
+    // Pick, deterministically, two names that should move to a new board and two that should stay.
+    const names = Array.from({ length: 40 }, (_, i) => `r${i}`);
+    const moving = names.filter((n) => ['n3', 'n4'].includes(rendezvous(`db.${n}`, after, 1)[0]!)).slice(0, 2);
+    const staying = names.filter((n) => !['n3', 'n4'].includes(rendezvous(`db.${n}`, after, 1)[0]!)).slice(0, 2);
+    expect(moving).toHaveLength(2);
+    for (const n of [...moving, ...staying]) {
+      expect((await exec(nodes[0]!, ['CREATE TABLE t(v)', ['INSERT INTO t VALUES(?)', n]], `?db=${n}&redundancy=1`)).status).toBe(200);
+    }
+    const placement = async () => new Map(((await nodes[0]!.get('/status')).body.databases as { name: string; voters: string[] }[]).map((d) => [d.name, d.voters]));
+    const initial = await placement();
+    for (const n of [...moving, ...staying]) expect(initial.get(n)).toEqual(rendezvous(`db.${n}`, before, 1));
+    const seed = `http://127.0.0.1:${nodes[0]!.mgmtPort}`;
+    for (const i of [3, 4]) {
+      dirs.push(tempDir());
+      nodes.push(await startNode({ dataDir: dirs[i]!, args: clusterArgs(i, seed, extra) }));
+    }
+    await until('the moving databases on their new boards', async () => {
+      const p = await placement();
+      return moving.every((n) => JSON.stringify(p.get(n)) === JSON.stringify(rendezvous(`db.${n}`, after, 1)));
+    }, 90_000);
+    for (const n of moving) {
+      const home = nodes[Number(rendezvous(`db.${n}`, after, 1)[0]!.slice(1))]!;
+      await until(`db ${n} served by its new board alone`, async () => {
+        const r = (await replicas(home)).find((x) => x.group === `db.${n}`);
+        return r?.state === 'leader' && r.voters.length === 1;
+      }, 30_000);
+      expect((await home.get(`/db/query?db=${n}&level=strong&q=SELECT+v+FROM+t`)).body.results[0].values).toEqual([[n]]);
+    }
+    const final = await placement();
+    for (const n of staying) expect(final.get(n)).toEqual(initial.get(n)); // nothing else moved
   }, 240_000);
 
   it('`gandalf-node lock` from two shells never overlaps and hands out increasing fencing tokens', async () => {
