@@ -476,8 +476,6 @@ async function withKeepalive(fn, sendAll) {
 /** Lock cycles: `clients` clients (one session/lease each) acquire+release one lock name. */
 async function lockLoad(label, sys, clients, [maxOps, maxMs]) {
   const lockName = `bench-lock-${clients}`;
-  let holder = -1;
-  let overlaps = 0;
   if (sys === 'gandalf') {
     const node = await gandalf.leaderOf('system');
     const sessions = [];
@@ -489,17 +487,14 @@ async function lockLoad(label, sys, clients, [maxOps, maxMs]) {
           maxOps,
           maxMs,
           op: async (w) => {
+            // An empty critical section (mutual exclusion itself is tested, not benchmarked).
             await gandalf.acquire(node, lockName, sessions[w]);
-            if (holder !== -1) overlaps++;
-            holder = w;
-            holder = -1; // empty critical section
             return gandalf.release(node, lockName, sessions[w]);
           },
         }),
       () => Promise.all(sessions.map((s) => gandalf.keepalive(node, s))),
     );
     r.node = node.id;
-    r.overlaps = overlaps;
     return r;
   }
   const m = await etcd.leader();
@@ -513,16 +508,12 @@ async function lockLoad(label, sys, clients, [maxOps, maxMs]) {
         maxMs,
         op: async (w) => {
           const key = await etcd.lock(m, lockName, leases[w]);
-          if (holder !== -1) overlaps++;
-          holder = w;
-          holder = -1;
           return etcd.unlock(m, key);
         },
       }),
     () => Promise.all(leases.map((l) => etcd.keepalive(m, l))),
   );
   r.node = m.name;
-  r.overlaps = overlaps;
   return r;
 }
 
@@ -770,7 +761,7 @@ async function main() {
   }
   const allRuns = { 'gandalf seq': gSeq, 'etcd seq': eSeq, 'gandalf 64': gPar, 'etcd 64': ePar, 'gandalf lock': gLock, 'etcd lock': eLock, 'gandalf contended': gCont, 'etcd contended': eCont };
   for (const [k, r] of Object.entries(allRuns)) {
-    notes.push(`${k}: ${r.ok} ok in ${(r.elapsedMs / 1000).toFixed(1)} s${r.failed ? `, ${r.failed} failed (${[...r.errors].map(([e, v]) => `${v}x ${e}`).join('; ')})` : ''}${r.overlaps ? `, ${r.overlaps} MUTUAL EXCLUSION VIOLATIONS seen by the clients` : ''}`);
+    notes.push(`${k}: ${r.ok} ok in ${(r.elapsedMs / 1000).toFixed(1)} s${r.failed ? `, ${r.failed} failed (${[...r.errors].map(([e, v]) => `${v}x ${e}`).join('; ')})` : ''}`);
   }
   for (const n of notes) console.log(`note: ${n}`);
   const meets = rows.filter((r) => Number.isFinite(r.ratio) && r.ratio >= 1 && !r.name.includes('(info)')).map((r) => r.name.split(' ')[0] + ' ' + r.name.split(' ').slice(1).join(' '));

@@ -33,20 +33,27 @@ export interface ChaosResult {
 
 const CONVERGE_MS = 30_000;
 
-export function runChaos(seed: number, opts: ChaosOptions): ChaosResult {
-  const chaosMs = opts.chaosMs ?? 5_000;
-  const maxOps = opts.maxOps ?? 300;
-  // a second stream for the run's parameters, so they do not shift the cluster's own sequence
-  const pre = mulberry32(seed ^ 0x9e3779b9);
-  const c = new RaftCluster({
+/**
+ * A simulated cluster whose network and Raft parameters are drawn from a second
+ * stream (`seed ^ salt`), so they do not shift the cluster's own sequence.
+ */
+export function chaosCluster(seed: number, size: number, salt: number): RaftCluster {
+  const pre = mulberry32(seed ^ salt);
+  return new RaftCluster({
     seed,
-    size: opts.size,
+    size,
     maxDelayMs: 2 + Math.floor(pre() * 12),
     loss: pre() < 0.4 ? 0 : pre() * 0.1,
     duplicate: pre() * 0.05,
     compactEvery: 10 + Math.floor(pre() * 50),
     config: { maxEntriesPerMessage: 1 + Math.floor(pre() * 16), maxInflight: 1 + Math.floor(pre() * 8) },
   });
+}
+
+export function runChaos(seed: number, opts: ChaosOptions): ChaosResult {
+  const chaosMs = opts.chaosMs ?? 5_000;
+  const maxOps = opts.maxOps ?? 300;
+  const c = chaosCluster(seed, opts.size, 0x9e3779b9);
   const r = c.random;
   const pick = <T>(xs: T[]): T | undefined => (xs.length === 0 ? undefined : xs[Math.floor(r() * xs.length)]);
   const members = (): SimRaftNode[] => [...c.nodes.values()].filter((n) => !n.retired);

@@ -36,7 +36,7 @@
  * byte-identical snapshots after healing, equal to a replay from scratch.
  */
 import { SystemState, type SystemResult } from '../../../src/replication/system-state';
-import { mulberry32 } from '../sim/prng';
+import { chaosCluster } from './chaos';
 import { RaftCluster, type SimRaftNode } from './cluster';
 import { checkLinearizable, type CheckResult, type Model, type Operation } from './linearizability';
 
@@ -233,16 +233,7 @@ type Pending = { node: string; generation: number; done: (res: SystemResult, pos
 
 export function runSystemSim(seed: number, opts: SystemSimOptions): SystemSimResult {
   const chaosMs = opts.chaosMs ?? 3000;
-  const pre = mulberry32(seed ^ 0x5bd1e995);
-  const c = new RaftCluster({
-    seed,
-    size: opts.size,
-    maxDelayMs: 2 + Math.floor(pre() * 12),
-    loss: pre() < 0.4 ? 0 : pre() * 0.1,
-    duplicate: pre() * 0.05,
-    compactEvery: 10 + Math.floor(pre() * 50),
-    config: { maxEntriesPerMessage: 1 + Math.floor(pre() * 16), maxInflight: 1 + Math.floor(pre() * 8) },
-  });
+  const c = chaosCluster(seed, opts.size, 0x5bd1e995);
   const r = c.random;
   const pick = <T>(xs: readonly T[]): T | undefined => (xs.length === 0 ? undefined : xs[Math.floor(r() * xs.length)]);
   const later = (fn: () => void, ms: number): void => void c.clock.setTimeout(fn, ms);
