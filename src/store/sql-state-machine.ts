@@ -71,7 +71,9 @@ export class SqlStateMachine {
   private nextRandom: () => number = cryptoRandom32;
 
   constructor(engine: SqlEngine, image?: Uint8Array) {
-    this.db = new engine.Database(image);
+    // A copy: sql.js's in-memory file system keeps `image.slice()`, which for a Node Buffer is a
+    // view, so SQLite would write into the caller's bytes (a Raft snapshot that is sent on later).
+    this.db = new engine.Database(image ? new Uint8Array(image) : undefined);
     this.configure();
   }
 

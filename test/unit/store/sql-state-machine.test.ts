@@ -125,6 +125,18 @@ describe('SqlStateMachine', () => {
     expect(values(copy, 'SELECT v FROM t')).toEqual(values(sm, 'SELECT v FROM t'));
   });
 
+  it('never writes into the image it was opened from (a Raft snapshot that is later sent to followers)', () => {
+    const sm = new SqlStateMachine(engine);
+    sm.apply(entry(1, 1, ['CREATE TABLE t(v)', "INSERT INTO t VALUES ('before')"]));
+    // a Buffer, as snapshots come from disk and the wire: sql.js's file system "copies" with slice(), a view for a Buffer
+    const image = Buffer.from(sm.export());
+    const pristine = Buffer.from(image);
+    const opened = new SqlStateMachine(engine, image);
+    opened.apply(entry(2, 2, ["INSERT INTO t SELECT 'x' || value FROM generate_series(1, 500)", "UPDATE t SET v = 'after'"]));
+    expect(image.equals(pristine)).toBe(true);
+    expect(values(new SqlStateMachine(engine, image), 'SELECT count(*) FROM t')).toEqual([[1]]);
+  });
+
   it('reports column types from values and BLOBs as bytes', () => {
     const sm = new SqlStateMachine(engine);
     sm.apply(entry(1, 1, ["CREATE TABLE t(a, b, c, d, e)", "INSERT INTO t VALUES(1, 1.5, 'x', x'0102', NULL)"]));
