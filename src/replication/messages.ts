@@ -59,10 +59,16 @@ export interface VoteRequest extends Envelope {
   transfer: boolean;
 }
 
+/**
+ * `removed`: the answering member can prove the candidate is no longer in the group (see
+ * `RaftNode`: its committed configuration excludes the candidate, which asks with a log no longer
+ * than the answerer's committed prefix). The candidate then never campaigns in this group again.
+ */
 export interface VoteResponse extends Envelope {
   type: 'vote-resp';
   pre: boolean;
   granted: boolean;
+  removed?: true;
 }
 
 export interface AppendRequest extends Envelope {
@@ -191,7 +197,8 @@ function parse(v: unknown): RaftMessage | undefined {
       return { type: 'vote', ...base, pre: v.pre, lastIndex: v.lastIndex, lastTerm: v.lastTerm, transfer: v.transfer };
     case 'vote-resp':
       if (typeof v.pre !== 'boolean' || typeof v.granted !== 'boolean') return undefined;
-      return { type: 'vote-resp', ...base, pre: v.pre, granted: v.granted };
+      if (v.removed !== undefined && (v.removed !== true || v.granted)) return undefined;
+      return { type: 'vote-resp', ...base, pre: v.pre, granted: v.granted, ...(v.removed ? { removed: true as const } : {}) };
     case 'append': {
       if (!isIndex(v.prevIndex) || !isIndex(v.prevTerm) || !isIndex(v.commit) || v.prevTerm > term) return undefined;
       if (!Array.isArray(v.entries) || v.entries.length > MAX_ENTRIES_PER_MESSAGE) return undefined;

@@ -146,6 +146,14 @@ export class RaftNode {
   /** Reads asked for before the leader committed an entry of its term. */
   private deferredReads: string[] = [];
 
+  /** The configuration in force at the commit index, as far as this node has seen it committed. */
+  private committedConf: ConfState = { voters: [], learners: [] };
+  /** This node learned it was removed from the group: it never campaigns or votes in it again. */
+  private _removed = false;
+  /** Leader: ticks since it became leader, and the tick each voter was last heard from (its lease). */
+  private leaderTicks = 0;
+  private heard = new Map<NodeId, number>();
+
   private msgs: RaftMessage[] = [];
   private readStates: { requestId: string; index: number }[] = [];
   private pendingInstall: Snapshot | undefined;
@@ -172,6 +180,7 @@ export class RaftNode {
     // as persisted: a commit index beyond the persisted log (a torn write) is clamped and re-persisted
     this.prevHard = st ? { term: st.term, vote: st.vote, commit: st.commit } : this.hardState();
     this.refreshConf();
+    this.committedConf = this.confAt(this.log.committed);
     this.resetTimeout();
   }
 
@@ -214,6 +223,28 @@ export class RaftNode {
   learners(): NodeId[] {
     return [...this.learnerSet].sort();
   }
+  /**
+   * This node saw a committed configuration that no longer has it (after one that had it), or a
+   * member proved as much in answer to its (pre-)vote request. A removed node never campaigns or
+   * votes again; identities are never re-added (see replica-id.ts), so this is final.
+   */
+  get removed(): boolean {
+    return this._removed;
+  }
+  /**
+   * Leader only: a quorum of voters (itself included) answered within the last election timeout.
+   * Followers that heard from it within that time ignore vote requests (leader lease), so no newer
+   * leader can exist yet, up to clock drift between boards; a leader without it serves no reads.
+   */
+  hasQuorumContact(): boolean {
+    if (this._state !== 'leader') return false;
+    let n = 0;
+    for (const v of this.voterSet) {
+      const at = this.heard.get(v);
+      if (v === this.id || (at !== undefined && this.leaderTicks - at < this.cfg.electionTicks)) n++;
+    }
+    return n >= this.quorum();
+  }
   /** Leader only: a follower's match index (undefined otherwise). */
   matchIndex(peer: NodeId): number | undefined {
     if (this._state !== 'leader') return undefined;
@@ -230,6 +261,14 @@ export class RaftNode {
   step(raw: unknown): void {
     const m = parseRaftMessage(raw);
     if (!m || m.to !== this.id) return;
+    if (m.type === 'vote-resp' && m.removed) {
+      this.markRemoved();
+      return;
+    }
+    if (m.type === 'vote' && this.provesRemoved(m)) {
+      this.send({ type: 'vote-resp', term: this._term, from: this.id, to: m.from, pre: m.pre, granted: false, removed: true });
+      return;
+    }
     if (m.term > this._term) {
       if (m.type === 'vote') {
         const inLease = this.cfg.checkQuorum && this._leader !== null && this.electionElapsed < this.cfg.electionTicks;
@@ -368,6 +407,9 @@ export class RaftNode {
     }
     const { entries, truncateFrom } = this.log.takeUnstable();
     const rd: Ready = { entries, messages: this.msgs, committed: this.log.takeCommitted(), readStates: this.readStates };
+    for (const e of rd.committed) {
+      if (e.kind === 'conf') this.noteCommittedConf(e.data as ConfEntryData);
+    }
     if (hardChanged) rd.hardState = hs;
     if (this.pendingInstall) rd.snapshot = this.pendingInstall;
     if (truncateFrom !== undefined) rd.truncateFrom = truncateFrom;
@@ -381,7 +423,36 @@ export class RaftNode {
   // ---- elections ----
 
   private promotable(): boolean {
-    return this.voterSet.has(this.id);
+    return this.voterSet.has(this.id) && !this._removed;
+  }
+
+  private static has(conf: ConfState, id: NodeId): boolean {
+    return conf.voters.includes(id) || conf.learners.includes(id);
+  }
+
+  /** A configuration became committed here (a committed conf entry handed out, or an installed snapshot's). */
+  private noteCommittedConf(conf: ConfState): void {
+    const wasMember = RaftNode.has(this.committedConf, this.id);
+    this.committedConf = { voters: [...conf.voters], learners: [...conf.learners] };
+    if (wasMember && !RaftNode.has(this.committedConf, this.id)) this.markRemoved();
+  }
+
+  private markRemoved(): void {
+    if (this._removed) return;
+    this._removed = true;
+    if (this._state !== 'follower') this.becomeFollower(this._term, null);
+  }
+
+  /**
+   * Whether this member can prove that the (pre-)candidate was removed: its committed
+   * configuration lacks the candidate, and the candidate's whole log lies within our committed
+   * prefix. A candidate believes it votes, so the entries that made it a voter (its promotion,
+   * after its committed addition; a snapshot that lists it; or its founding) are in that prefix:
+   * it was a member of the committed log and a committed change removed it. It is never re-added
+   * under the same identity.
+   */
+  private provesRemoved(m: Extract<RaftMessage, { type: 'vote' }>): boolean {
+    return RaftNode.has(this.committedConf, this.id) && !RaftNode.has(this.committedConf, m.from) && m.lastIndex <= this.log.committed;
   }
 
   private quorum(): number {
@@ -402,6 +473,7 @@ export class RaftNode {
   }
 
   private tickLeader(): void {
+    this.leaderTicks++;
     this.heartbeatElapsed++;
     this.electionElapsed++;
     if (this.electionElapsed >= this.cfg.electionTicks) {
@@ -483,7 +555,9 @@ export class RaftNode {
   }
 
   private handleVote(m: Extract<RaftMessage, { type: 'vote' }>): void {
-    const canVote = this.vote === m.from || (this.vote === null && this._leader === null) || (m.pre && m.term > this._term);
+    // A replica votes only once it knows it is a member (an empty replica, or a removed one, never does).
+    const member = !this._removed && (this.voterSet.has(this.id) || this.learnerSet.has(this.id));
+    const canVote = member && (this.vote === m.from || (this.vote === null && this._leader === null) || (m.pre && m.term > this._term));
     if (canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)) {
       this.send({ type: 'vote-resp', term: m.term, from: this.id, to: m.from, pre: m.pre, granted: true });
       if (!m.pre) {
@@ -530,6 +604,9 @@ export class RaftNode {
   private becomeLeader(): void {
     this._state = 'leader';
     this._leader = this.id;
+    // the voters that granted their votes just answered: the lease starts with them
+    this.heard = new Map();
+    for (const [id, granted] of this.votes) if (granted) this.heard.set(id, this.leaderTicks);
     this.votes = new Map();
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
@@ -625,6 +702,7 @@ export class RaftNode {
     const pr = this.progress.get(m.from);
     if (!pr) return;
     pr.recentActive = true;
+    this.heard.set(m.from, this.leaderTicks);
     if (!m.success) {
       if (pr.state === 'snapshot') return;
       // stale: an answer to an append sent before the match index moved (or before the last probe)
@@ -646,6 +724,7 @@ export class RaftNode {
     const pr = this.progress.get(m.from);
     if (!pr) return;
     pr.recentActive = true;
+    this.heard.set(m.from, this.leaderTicks);
     if (pr.state === 'probe') pr.paused = false;
     if (pr.state === 'replicate' && pr.match < this.log.lastIndex()) {
       // no progress for a few heartbeat rounds: appends (or their answers) were lost, or the
@@ -753,6 +832,7 @@ export class RaftNode {
     this.snap = copySnapshot(s);
     this.pendingInstall = copySnapshot(s);
     this.refreshConf();
+    this.noteCommittedConf(s);
     this.respondAppend(m.from, true, s.index);
   }
 
