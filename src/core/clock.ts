@@ -9,6 +9,8 @@ export interface Clock {
   monotonic(): number;
   setTimeout(fn: () => void, ms: number): TimerHandle;
   clearTimeout(handle: TimerHandle): void;
+  /** Runs `fn` soon, after pending I/O callbacks (setImmediate; in simulations, the next step at the current time). */
+  defer(fn: () => void): void;
 }
 
 export interface TimerHandle {
@@ -21,4 +23,10 @@ export const systemClock: Clock = {
   monotonic: () => performance.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  defer: (fn) => void setImmediate(fn),
 };
+
+/** Resolves after `ms` on `clock` (unref'd: a pending sleep does not keep the process alive). */
+export function sleep(clock: Clock, ms: number): Promise<void> {
+  return new Promise((resolve) => clock.setTimeout(resolve, Math.max(0, ms)).unref?.());
+}

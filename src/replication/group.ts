@@ -7,12 +7,13 @@
  * injected clock (ticks), randomness from the injected source.
  */
 import * as path from 'node:path';
-import type { Clock, TimerHandle } from '../core/clock';
+import { sleep, type Clock, type TimerHandle } from '../core/clock';
 import { DiskFullError, GandalfError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { DataFs } from '../store/data-fs';
 import { RaftNode, type ConfChange, type Entry, type NodeId, type RaftConfig, type RaftMessage, type Ready } from './raft';
 import { RaftDiskStorage } from './raft-storage';
+import { nodeOfReplica } from './replica-id';
 
 /** A replicated state machine: deterministic, fed committed commands in log order. */
 export interface GroupMachine {
@@ -26,15 +27,19 @@ export interface GroupMachine {
 
 export interface GroupOptions {
   name: string;
+  /** This board's node id. */
   self: NodeId;
+  /** The identity of a replica created now (see replica-id.ts; default: `self`); a replica on disk keeps the one it was created with. */
+  replicaId?: NodeId;
   dir: string;
   fs: DataFs;
   logger: Logger;
   clock: Clock;
   random: () => number;
   machine: GroupMachine;
-  /** Voters of a newly created group (the same on every founding replica); [] for a replica that waits to be added. Ignored when the replica has state on disk. */
+  /** Voters (replica ids) of a newly created group; [] for a replica that waits to be added. Ignored when the replica has state on disk. */
   bootstrap: NodeId[];
+  /** Sends to the replica `message.to` (its board is `nodeOfReplica(message.to)`). */
   send: (message: RaftMessage) => void;
   tickMs: number;
   raft?: Partial<RaftConfig>;
@@ -47,6 +52,7 @@ export interface GroupOptions {
 }
 
 export class NotLeaderError extends GandalfError {
+  /** `leader`: the board of the leader this replica knows of. */
   constructor(
     readonly group: string,
     readonly leader: NodeId | null,
@@ -79,6 +85,7 @@ export class ReplicaGroup {
   private readonly readsAt: { requestId: string; index: number }[] = [];
   private readSeq = 0;
   private bootstrap: NodeId[] = [];
+  private replica = '';
   private snapshotting = false;
   private closing = false;
   private readonly readyWaiters = new Set<() => void>();
@@ -107,10 +114,14 @@ export class ReplicaGroup {
     await fs.mkdirp(dir);
     const bootFile = path.join(dir, BOOTSTRAP_FILE);
     if ((await fs.readdir(dir)).includes(BOOTSTRAP_FILE)) {
-      this.bootstrap = JSON.parse(Buffer.from(await fs.readFile(bootFile)).toString('utf8')).voters as NodeId[];
+      const boot = JSON.parse(Buffer.from(await fs.readFile(bootFile)).toString('utf8')) as { voters: NodeId[]; replica?: NodeId };
+      this.bootstrap = boot.voters;
+      // replicas created before replica ids existed are their board's id
+      this.replica = typeof boot.replica === 'string' ? boot.replica : self;
     } else {
       this.bootstrap = [...this.options.bootstrap];
-      await fs.writeFileAtomic(bootFile, [Buffer.from(JSON.stringify({ group: this.options.name, voters: this.bootstrap }))]);
+      this.replica = this.options.replicaId ?? self;
+      await fs.writeFileAtomic(bootFile, [Buffer.from(JSON.stringify({ group: this.options.name, voters: this.bootstrap, replica: this.replica }))]);
     }
     const { storage, state } = await RaftDiskStorage.open({ dir, fs, logger });
     this.storage = storage;
@@ -128,7 +139,7 @@ export class ReplicaGroup {
       replayed: state ? state.entries.filter((e) => e.index <= state.commit).length : 0,
     });
     this.node = new RaftNode({
-      id: self,
+      id: this.replica,
       peers: this.bootstrap,
       random: this.options.random,
       ...(this.options.raft ? { config: this.options.raft } : {}),
@@ -141,8 +152,17 @@ export class ReplicaGroup {
   get name(): string {
     return this.options.name;
   }
+  /** This replica's identity in the group. */
+  get id(): NodeId {
+    return this.replica;
+  }
+  /** The board of the leader this replica knows of. */
   get leader(): NodeId | null {
-    return this.node.leader;
+    return this.node.leader === null ? null : nodeOfReplica(this.node.leader);
+  }
+  /** This replica learned it was removed from the group (see RaftNode.removed): the node drops it. */
+  get removed(): boolean {
+    return this.node.removed;
   }
   get isLeader(): boolean {
     return this.node.state === 'leader';
@@ -153,13 +173,15 @@ export class ReplicaGroup {
   get commitIndex(): number {
     return this.node.commitIndex;
   }
+  /** Voting replicas (replica ids). */
   voters(): NodeId[] {
     return this.node.voters();
   }
+  /** Learner replicas (replica ids). */
   learners(): NodeId[] {
     return this.node.learners();
   }
-  /** Leader only: how far a member's log matches the leader's. */
+  /** Leader only: how far a member replica's log matches the leader's. */
   matchIndex(peer: NodeId): number | undefined {
     return this.node.matchIndex(peer);
   }
@@ -172,13 +194,17 @@ export class ReplicaGroup {
     return {
       group: this.options.name,
       state: this.node.state,
-      leader: this.node.leader,
+      leader: this.leader,
       term: this.node.term,
       commit_index: this.node.commitIndex,
       applied_index: this.applied,
       snapshot_index: this.storage.snapshotIndex,
-      voters: this.node.voters(),
-      learners: this.node.learners(),
+      voters: this.node.voters().map(nodeOfReplica),
+      learners: this.node.learners().map(nodeOfReplica),
+      replica: this.replica,
+      voter_replicas: this.node.voters(),
+      learner_replicas: this.node.learners(),
+      removed: this.node.removed,
       failed: this.failure?.message ?? null,
     };
   }
@@ -212,7 +238,7 @@ export class ReplicaGroup {
     if (this.closed) return Promise.reject(new GandalfError('stopping', 'the node is stopping'));
     const requestId = `${this.options.self}:${++this.readSeq}`;
     const r = this.node.readIndex(requestId);
-    if ('error' in r) return Promise.reject(new NotLeaderError(this.name, r.leader));
+    if ('error' in r) return Promise.reject(new NotLeaderError(this.name, this.leader));
     this.kick();
     return new Promise((resolve, reject) => {
       const timer = this.options.clock.setTimeout(() => {
@@ -225,25 +251,27 @@ export class ReplicaGroup {
   }
 
   /**
-   * Leader only: resolves once this leader committed an entry of its own term
-   * and applied everything committed, so its state holds every acknowledged
-   * write (what `level=weak` reads need from a leader that was just elected).
+   * Leader only: resolves once this leader committed an entry of its own term,
+   * applied everything committed, and heard from a quorum of voters within the
+   * last election timeout, so its state holds every acknowledged write and no
+   * newer leader can exist yet (what `level=weak` reads need; a leader cut off
+   * from its quorum serves none).
    */
   leaderReady(timeoutMs: number): Promise<void> {
     if (this.closed) return Promise.reject(new GandalfError('stopping', 'the node is stopping'));
-    if (!this.isLeader) return Promise.reject(new NotLeaderError(this.name, this.node.leader));
+    if (!this.isLeader) return Promise.reject(new NotLeaderError(this.name, this.leader));
     if (this.isLeaderReady()) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = this.options.clock.setTimeout(() => {
         this.readyWaiters.delete(waiter);
-        reject(new GandalfError('no_quorum', `${this.name}: the new leader could not commit within ${timeoutMs} ms`));
+        reject(new GandalfError('no_quorum', `${this.name}: this leader could not commit or reach a quorum of its voters within ${timeoutMs} ms`));
       }, timeoutMs);
       timer.unref?.();
       const waiter = () => {
         if (!this.isLeader) {
           this.readyWaiters.delete(waiter);
           this.options.clock.clearTimeout(timer);
-          reject(new NotLeaderError(this.name, this.node.leader));
+          reject(new NotLeaderError(this.name, this.leader));
         } else if (this.isLeaderReady()) {
           this.readyWaiters.delete(waiter);
           this.options.clock.clearTimeout(timer);
@@ -255,7 +283,9 @@ export class ReplicaGroup {
   }
 
   isLeaderReady(): boolean {
-    return this.isLeader && this.node.termAt(this.node.commitIndex) === this.node.term && this.applied >= this.node.commitIndex;
+    return (
+      this.isLeader && this.node.termAt(this.node.commitIndex) === this.node.term && this.applied >= this.node.commitIndex && this.node.hasQuorumContact()
+    );
   }
 
   transferLeadership(to: NodeId): boolean {
@@ -273,10 +303,10 @@ export class ReplicaGroup {
     if (this.closed) return;
     const until = this.options.clock.monotonic() + graceMs;
     this.closing = true;
-    while (this.proposals.size > 0 && this.options.clock.monotonic() < until && !this.failure) await new Promise((r) => setTimeout(r, 5));
+    while (this.proposals.size > 0 && this.options.clock.monotonic() < until && !this.failure) await sleep(this.options.clock, 5);
     this.closed = true;
     if (this.tickTimer) this.options.clock.clearTimeout(this.tickTimer);
-    while (this.running || this.snapshotting) await new Promise((r) => setImmediate(r));
+    while (this.running || this.snapshotting) await new Promise<void>((r) => this.options.clock.defer(r));
     this.failAll(new GandalfError('stopping', 'the node is stopping'));
     // A final snapshot: the next start restores it instead of replaying the log.
     if (snapshot && !this.failure && this.applied > this.storage.snapshotIndex) await this.takeSnapshot();
@@ -293,7 +323,7 @@ export class ReplicaGroup {
 
   private awaitEntry(r: ReturnType<RaftNode['propose']>, timeoutMs: number): Promise<unknown> {
     if ('error' in r) {
-      if (r.error === 'not_leader') return Promise.reject(new NotLeaderError(this.name, r.leader));
+      if (r.error === 'not_leader') return Promise.reject(new NotLeaderError(this.name, r.leader === null ? null : nodeOfReplica(r.leader)));
       return Promise.reject(new GandalfError('leader_changed', `${this.name}: leadership is moving (${r.error}); retry`));
     }
     this.kick();
@@ -326,7 +356,7 @@ export class ReplicaGroup {
   private kick(): void {
     if (this.running || this.closed) return;
     this.running = true;
-    setImmediate(() => void this.loop());
+    this.options.clock.defer(() => void this.loop());
   }
 
   private async loop(): Promise<void> {
@@ -459,7 +489,7 @@ export class ReplicaGroup {
     this.storage = storage;
     this.persistedLast = state ? (state.entries.length > 0 ? state.entries[state.entries.length - 1]!.index : state.snapshot?.index ?? 0) : 0;
     this.node = new RaftNode({
-      id: this.options.self,
+      id: this.replica,
       peers: this.bootstrap,
       random: this.options.random,
       ...(this.options.raft ? { config: this.options.raft } : {}),

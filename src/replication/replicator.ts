@@ -8,7 +8,7 @@
  * accepts any request. See DESIGN.md ("Groups").
  */
 import * as path from 'node:path';
-import type { Clock, TimerHandle } from '../core/clock';
+import { sleep, type Clock, type TimerHandle } from '../core/clock';
 import { GandalfError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { DataFs } from '../store/data-fs';
@@ -18,6 +18,7 @@ import type { ExecuteCommand, ExecuteResult, LogEntry, QueryResult, Statement } 
 import { NotLeaderError, ReplicaGroup, type GroupMachine } from './group';
 import { desiredVoters, effectiveRedundancy, rendezvous, systemVoterCount } from './placement';
 import type { Entry, RaftConfig } from './raft';
+import { newReplicaId, nodeOfReplica } from './replica-id';
 import { SqlMachine } from './sql-machine';
 import { RpcUnreachableError, type Rpc, type Wire } from './wire';
 
@@ -93,12 +94,19 @@ export interface SystemLeader {
 export type SystemCall = (leader: SystemLeader, args: Record<string, unknown>, timeoutMs: number) => Promise<unknown>;
 
 type Replica = { group: ReplicaGroup; machine: GroupMachine; lastTs: number };
-type RaftEnvelope = { g: string; m: unknown };
+/** A Raft message for replica `m.to` of group `g`, or a board's word that it holds no replica `gone` of `g`. */
+type RaftEnvelope = { g: string; m: unknown } | { g: string; gone: string };
+/** How a replica is opened: from its files, as the founder of a new group, or empty, waiting to be added. */
+type OpenMode = 'disk' | 'found' | 'join';
 type Redirect = { redirect: string | null };
 
 const RAFT_DEFAULTS: Partial<RaftConfig> = { electionTicks: 10, heartbeatTicks: 1, maxEntriesPerMessage: 512, maxInflight: 32 };
 const RPC_TIMEOUT_MS = 5_000;
 const GC_INTERVAL_MS = 10_000;
+/** How often a forwarded call checks whether this node's replica learned of a newer leader. */
+const LEADER_WATCH_MS = 100;
+/** A board repeats "no such replica" to one sender at most this often. */
+const GONE_NOTICE_MS = 1_000;
 /** Tombstone of a replica this node held and gave up: it is never re-created from a bootstrap. */
 const REMOVED_SUFFIX = '.removed';
 
@@ -111,6 +119,10 @@ export function isGroupName(group: unknown): group is string {
   return group === SYSTEM_GROUP || (typeof group === 'string' && group.startsWith('db.') && isDatabaseName(group.slice(3)));
 }
 
+function unique(ids: string[]): string[] {
+  return [...new Set(ids)];
+}
+
 function isRedirect(v: unknown): v is Redirect {
   return typeof v === 'object' && v !== null && 'redirect' in v;
 }
@@ -118,6 +130,8 @@ function isRedirect(v: unknown): v is Redirect {
 export class Replicator {
   private readonly replicas = new Map<string, Replica>();
   private readonly opening = new Map<string, Promise<Replica | undefined>>();
+  /** Per group: the tail of its opens and drops, which run one at a time (they share the group's directory). */
+  private readonly groupOps = new Map<string, Promise<unknown>>();
   private readonly leaderHint = new Map<string, string>();
   private readonly missingSince = new Map<string, number>();
   private placement = new Map<string, DbRecord>();
@@ -132,6 +146,11 @@ export class Replicator {
   /** Who is present and who has a system replica, as last seen: founding waits until it holds still. */
   private membershipSignature = '';
   private closed = false;
+  /** Replicas on disk are open: from now on a message for a replica this node lacks is answered "gone". */
+  private started = false;
+  /** Per group: replica ids whose boards said they hold no such replica (a lost disk, a dropped replica). */
+  private readonly gone = new Map<string, Set<string>>();
+  private readonly goneNoticed = new Map<string, number>();
   private readonly tickMs: number;
 
   constructor(private readonly options: ReplicatorOptions) {
@@ -156,8 +175,9 @@ export class Replicator {
     await fs.mkdirp(this.raftDir);
     for (const name of await fs.readdir(this.raftDir)) {
       if (name.endsWith(REMOVED_SUFFIX) || name.endsWith('.tmp')) continue;
-      if (await ReplicaGroup.exists(fs, this.groupDir(name))) await this.openReplica(name, []);
+      if (await ReplicaGroup.exists(fs, this.groupDir(name))) await this.openReplica(name, 'disk');
     }
+    this.started = true;
     this.scheduleReconcile(0);
   }
 
@@ -168,10 +188,10 @@ export class Replicator {
     // Hand leadership over so the others need not wait for an election timeout.
     for (const { group } of this.replicas.values()) {
       if (!group.isLeader) continue;
-      const to = group.voters().find((v) => v !== this.options.self && this.isAlive(v));
+      const to = group.voters().find((v) => v !== group.id && this.isAlive(nodeOfReplica(v)));
       if (to) group.transferLeadership(to);
     }
-    if ([...this.replicas.values()].some((r) => r.group.isLeader)) await new Promise((r) => setTimeout(r, 300));
+    if ([...this.replicas.values()].some((r) => r.group.isLeader)) await sleep(this.options.clock, 300);
     for (const r of this.replicas.values()) {
       await r.group.close();
       if (r.machine instanceof SqlMachine) r.machine.close();
@@ -181,53 +201,93 @@ export class Replicator {
 
   // ---- replicas ----
 
-  private openReplica(group: string, bootstrap: string[]): Promise<Replica | undefined> {
+  /**
+   * Opens a replica of `group` (see OpenMode). A new replica ('found', 'join')
+   * gets a fresh replica id; replicas are never created by Raft messages, only
+   * by a founding, a leader's `group-prepare` that placement backs, or the files
+   * on disk.
+   */
+  private openReplica(group: string, mode: OpenMode): Promise<Replica | undefined> {
     const existing = this.replicas.get(group);
     if (existing) return Promise.resolve(existing);
     let p = this.opening.get(group);
     if (!p) {
-      p = this.doOpen(group, bootstrap).finally(() => this.opening.delete(group));
+      p = this.serially(group, () => this.replicas.get(group) ?? this.doOpen(group, mode)).finally(() => this.opening.delete(group));
       this.opening.set(group, p);
     }
     return p;
   }
 
-  private async doOpen(group: string, bootstrap: string[]): Promise<Replica | undefined> {
+  private serially<T>(group: string, op: () => Promise<T> | T): Promise<T> {
+    const run = (this.groupOps.get(group) ?? Promise.resolve()).then(op, op);
+    const tail = run.catch(() => undefined);
+    this.groupOps.set(group, tail);
+    void tail.then(() => {
+      if (this.groupOps.get(group) === tail) this.groupOps.delete(group);
+    });
+    return run;
+  }
+
+  private async doOpen(group: string, mode: OpenMode): Promise<Replica | undefined> {
     if (this.closed) return undefined;
     const { fs, logger, clock, random, self } = this.options;
     const siblings = await fs.readdir(this.raftDir).catch(() => [] as string[]);
     const tombstone = siblings.includes(group + REMOVED_SUFFIX);
-    if (tombstone && bootstrap.length > 0 && !(await ReplicaGroup.exists(fs, this.groupDir(group)))) {
+    const onDisk = await ReplicaGroup.exists(fs, this.groupDir(group));
+    if (mode === 'found' && tombstone && !onDisk) {
       throw new GandalfError('conflict', `${group} was removed from this node; it is not founded again here`);
     }
-    // Re-added by the group's leader after a removal: a fresh learner; the tombstone has served.
-    if (tombstone) await fs.unlink(path.join(this.raftDir, group + REMOVED_SUFFIX)).catch(() => undefined);
+    // Added again by the group's leader after a removal: a fresh, empty replica under a new id; the tombstone has served.
+    if (mode === 'join' && tombstone) await fs.unlink(path.join(this.raftDir, group + REMOVED_SUFFIX)).catch(() => undefined);
+    if (mode === 'join' && onDisk) await fs.removeTree(this.groupDir(group));
+    const replicaId = newReplicaId(self, this.options.random32);
     const machine = group === SYSTEM_GROUP ? this.options.createSystemMachine() : new SqlMachine(this.options.engine);
     const replica: Replica = { machine, lastTs: 0, group: undefined as unknown as ReplicaGroup };
     replica.group = await ReplicaGroup.open({
       name: group,
       self,
+      replicaId,
       dir: this.groupDir(group),
       fs,
       logger: logger.child({ group }),
       clock,
       random,
       machine,
-      bootstrap,
-      send: (m) => void this.options.wire.send((m as { to: string }).to, { g: group, m } satisfies RaftEnvelope),
+      bootstrap: mode === 'found' ? [replicaId] : [],
+      send: (m) => void this.options.wire.send(nodeOfReplica(m.to), { g: group, m } satisfies RaftEnvelope),
       tickMs: this.tickMs,
       raft: { ...RAFT_DEFAULTS, ...this.options.raft },
       snapshotEntries: this.options.snapshotEntries,
       ...(this.options.snapshotBytes ? { snapshotBytes: this.options.snapshotBytes } : {}),
       onApplied: (entry, result) => this.onApplied(group, entry, result),
     });
+    if (this.closed) {
+      await replica.group.close(0, false);
+      return undefined;
+    }
     this.replicas.set(group, replica);
     if (group === SYSTEM_GROUP) {
       this.options.membership.publish('sys', '1');
       this.refreshPlacementFromLocal();
     }
-    logger.info('replica opened', { group, bootstrap, voters: replica.group.voters() });
+    logger.info('replica opened', { group, mode, replica: replica.group.id, voters: replica.group.voters() });
     return replica;
+  }
+
+  /** Closes a local replica and deletes its files; a tombstone (unless it is replaced at once) keeps it from being founded here again. */
+  private dropReplica(name: string, r: Replica, tombstone: { voters: string[] } | undefined): Promise<void> {
+    return this.serially(name, async () => {
+      // dropped or replaced meanwhile: the directory now belongs to someone else
+      if (this.replicas.get(name) !== r) return;
+      this.replicas.delete(name);
+      await r.group.close(0);
+      if (r.machine instanceof SqlMachine) r.machine.close();
+      if (tombstone) {
+        const record = Buffer.from(JSON.stringify({ at: this.options.clock.now(), replica: r.group.id, voters: tombstone.voters }));
+        await this.options.fs.writeFileAtomic(path.join(this.raftDir, name + REMOVED_SUFFIX), [record]);
+      }
+      await this.options.fs.removeTree(this.groupDir(name));
+    });
   }
 
   private onApplied(group: string, entry: Entry, result: unknown): void {
@@ -239,18 +299,46 @@ export class Replicator {
   }
 
   private onWire(from: string, message: unknown): void {
-    const env = message as Partial<RaftEnvelope> | null;
-    if (!env || !isGroupName(env.g) || env.m === undefined || this.closed) return;
+    const env = message as { g?: unknown; m?: unknown; gone?: unknown } | null;
+    if (!env || !isGroupName(env.g) || this.closed) return;
+    if (typeof env.gone === 'string') return this.noteGone(env.g, env.gone, from);
+    const m = env.m as { to?: unknown } | null | undefined;
+    if (!m || typeof m.to !== 'string') return;
     const replica = this.replicas.get(env.g);
-    if (replica) return replica.group.step(env.m);
-    // A leader is talking to us about a group we hold no replica of: we were added to it.
-    if (env.g !== SYSTEM_GROUP && !this.placement.has(env.g)) {
-      void this.refreshPlacement();
-      return;
-    }
-    void this.openReplica(env.g, [])
-      .then((r) => r?.group.step(env.m))
-      .catch((err: unknown) => this.options.logger.debug('not opening a replica', { group: env.g, from, err: err as Error }));
+    if (replica && replica.group.id === m.to) return replica.group.step(m);
+    // Nothing here answers to that identity (this board never had it, dropped it, or lost its disk).
+    // A Raft message never creates a replica; the sender learns the identity is gone.
+    if (!this.started || this.opening.has(env.g) || nodeOfReplica(m.to) !== this.options.self) return;
+    this.tellGone(from, env.g, m.to);
+    if (!replica && env.g !== SYSTEM_GROUP && !this.placement.has(env.g)) void this.refreshPlacement();
+  }
+
+  private tellGone(to: string, group: string, replica: string): void {
+    const key = `${to} ${group} ${replica}`;
+    const now = this.options.clock.monotonic();
+    if (now - (this.goneNoticed.get(key) ?? -Infinity) < GONE_NOTICE_MS) return;
+    if (this.goneNoticed.size > 1_000) this.goneNoticed.clear();
+    this.goneNoticed.set(key, now);
+    this.options.wire.send(to, { g: group, gone: replica } satisfies RaftEnvelope);
+  }
+
+  /** Only the replica's own board can say it is gone. Kept while the identity is a member of our replica's configuration. */
+  private noteGone(group: string, replica: string, from: string): void {
+    const r = this.replicas.get(group);
+    if (nodeOfReplica(replica) !== from || !r || ![...r.group.voters(), ...r.group.learners()].includes(replica)) return;
+    let set = this.gone.get(group);
+    if (!set) this.gone.set(group, (set = new Set()));
+    if (!set.has(replica)) this.options.logger.info('a member replica is gone from its board', { group, replica });
+    set.add(replica);
+  }
+
+  private isGone(group: string, replica: string): boolean {
+    return this.gone.get(group)?.has(replica) ?? false;
+  }
+
+  /** A member replica that can take part: its board is alive and did not say the replica is gone. */
+  private replicaLive(group: string, replica: string): boolean {
+    return !this.isGone(group, replica) && this.isAlive(nodeOfReplica(replica));
   }
 
   // ---- membership ----
@@ -336,12 +424,14 @@ export class Replicator {
     try {
       this.noteMembership();
       await this.maybeBootstrap();
+      await this.dropRemoved();
       await this.collectRemoved();
+      this.forgetGone();
       const sys = this.replicas.get(SYSTEM_GROUP);
       if (!sys && this.options.clock.monotonic() - this.placementFetched > 2000 && this.systemCandidates().length > 0) void this.refreshPlacement();
       for (const [name, r] of this.replicas) {
         if (!r.group.isLeader) continue;
-        this.trackMissing([...r.group.voters(), ...r.group.learners()]);
+        this.trackMissing([...r.group.voters(), ...r.group.learners()].map(nodeOfReplica));
         if (name === SYSTEM_GROUP) {
           await this.placeSystem(r.group);
           await this.placeDatabases(r);
@@ -371,6 +461,25 @@ export class Replicator {
     }
   }
 
+  /** Drops replicas that learned from Raft itself that they were removed (a committed removal, or a member's proof). */
+  private async dropRemoved(): Promise<void> {
+    for (const [name, r] of [...this.replicas]) {
+      if (!r.group.removed) continue;
+      this.options.logger.info('dropping a replica that was removed from its group', { group: name, replica: r.group.id });
+      await this.dropReplica(name, r, { voters: r.group.voters() });
+    }
+  }
+
+  /** "Gone" notices matter only while the identity is still a member. */
+  private forgetGone(): void {
+    for (const [group, set] of this.gone) {
+      const r = this.replicas.get(group);
+      const members = new Set(r ? [...r.group.voters(), ...r.group.learners()] : []);
+      for (const id of set) if (!members.has(id)) set.delete(id);
+      if (set.size === 0) this.gone.delete(group);
+    }
+  }
+
   /**
    * Drops replicas of groups this node was removed from (e.g. it came back
    * after being replaced): placement no longer lists it and the group's leader
@@ -393,13 +502,9 @@ export class Replicator {
         RPC_TIMEOUT_MS,
         () => rec.voters,
       ).catch(() => undefined);
-      if (!members || members.voters.includes(this.options.self) || members.learners.includes(this.options.self)) continue;
-      this.options.logger.info('dropping a replica this node was removed from', { group: name, voters: members.voters });
-      this.replicas.delete(name);
-      await r.group.close(0);
-      if (r.machine instanceof SqlMachine) r.machine.close();
-      await this.options.fs.writeFileAtomic(path.join(this.raftDir, name + REMOVED_SUFFIX), [Buffer.from(JSON.stringify({ at: this.options.clock.now(), voters: members.voters }))]);
-      await this.options.fs.removeTree(this.groupDir(name));
+      if (!members || members.voters.includes(r.group.id) || members.learners.includes(r.group.id) || this.replicas.get(name) !== r) continue;
+      this.options.logger.info('dropping a replica this node was removed from', { group: name, replica: r.group.id, voters: members.voters });
+      await this.dropReplica(name, r, { voters: members.voters });
     }
   }
 
@@ -420,7 +525,7 @@ export class Replicator {
     const alive = this.aliveIds();
     if (alive[0] !== this.options.self) return;
     this.options.logger.info('founding the system group', { members: alive.length });
-    await this.openReplica(SYSTEM_GROUP, [this.options.self]);
+    await this.openReplica(SYSTEM_GROUP, 'found');
   }
 
   /** Usable for placement: alive, or unreachable for less than --replace-after (not replaced yet). */
@@ -430,8 +535,8 @@ export class Replicator {
 
   private async placeSystem(group: ReplicaGroup): Promise<void> {
     const alive = this.aliveIds();
-    const keep = group.voters().filter((v) => this.usable(v));
-    const pool = [...new Set([...keep, ...alive])];
+    const keep = unique(group.voters().filter((v) => !this.isGone(group.name, v)).map(nodeOfReplica)).filter((v) => this.usable(v));
+    const pool = unique([...keep, ...alive]);
     // Live voters are never dropped just because the target shrank: only unusable ones go.
     const count = Math.min(5, Math.max(systemVoterCount(pool.length), keep.filter((v) => this.isAlive(v)).length));
     await this.moveMembers(group, desiredVoters(SYSTEM_GROUP, keep, alive, count));
@@ -478,9 +583,11 @@ export class Replicator {
   }
 
   /**
-   * Leader of a group: one membership change toward `desired` voters. Order:
-   * promote a caught-up learner, add a missing one as learner, then remove
-   * voters placement no longer wants, only once every desired one votes.
+   * Leader of a group: one membership change toward `desired` voters (boards).
+   * Order: drop a learner nobody wants, promote a caught-up learner, add a
+   * missing board as a learner (under the fresh replica id it prepares), then
+   * remove voters placement no longer wants, or whose board said they are gone,
+   * only once every desired board votes.
    */
   private async moveMembers(group: ReplicaGroup, desired: string[]): Promise<void> {
     const voters = group.voters();
@@ -488,34 +595,53 @@ export class Replicator {
     const want = new Set(desired);
     const timeout = this.options.writeTimeoutMs;
     const quiet = (err: unknown) => this.options.logger.debug('membership change not made', { group: group.name, err: err as Error });
+    const live = (replica: string) => this.replicaLive(group.name, replica);
+    const gone = (replica: string) => this.isGone(group.name, replica);
     // A single-server change takes effect at once: the new configuration must still have a live quorum.
-    const liveQuorum = (config: string[]) => config.filter((v) => this.isAlive(v)).length >= Math.floor(config.length / 2) + 1;
+    const liveQuorum = (config: string[]) => config.filter(live).length >= Math.floor(config.length / 2) + 1;
     for (const l of learners) {
-      if (!want.has(l)) return void (await group.changeConf({ type: 'remove', node: l }, timeout).catch(quiet));
+      if (!want.has(nodeOfReplica(l)) || gone(l)) return void (await group.changeConf({ type: 'remove', node: l }, timeout).catch(quiet));
       const match = group.matchIndex(l) ?? 0;
-      if (match > 0 && match >= group.commitIndex - 64 && this.isAlive(l) && liveQuorum([...voters, l])) {
-        this.options.logger.info('promoting a caught-up learner', { group: group.name, node: l });
+      if (match > 0 && match >= group.commitIndex - 64 && live(l) && liveQuorum([...voters, l])) {
+        this.options.logger.info('promoting a caught-up learner', { group: group.name, replica: l });
         return void (await group.changeConf({ type: 'promote', node: l }, timeout).catch(quiet));
       }
     }
-    const missing = desired.filter((d) => !voters.includes(d) && !learners.includes(d) && this.isAlive(d));
+    const present = new Set([...voters, ...learners].filter((r) => !gone(r)).map(nodeOfReplica));
+    const missing = desired.filter((d) => !present.has(d) && this.isAlive(d));
     if (missing.length > 0 && learners.length === 0) {
-      this.options.logger.info('adding a replica', { group: group.name, node: missing[0] });
-      return void (await group.changeConf({ type: 'add-learner', node: missing[0]! }, timeout).catch(quiet));
+      const node = missing[0]!;
+      const replica = await this.prepareReplica(group, node, [...voters, ...learners]);
+      if (!replica) return;
+      this.options.logger.info('adding a replica', { group: group.name, node, replica });
+      return void (await group.changeConf({ type: 'add-learner', node: replica }, timeout).catch(quiet));
     }
-    if (!desired.every((d) => voters.includes(d) || !this.isAlive(d))) return;
-    const extra = voters.filter((v) => !want.has(v));
+    if (!desired.every((d) => voters.some((v) => nodeOfReplica(v) === d && live(v)) || !this.isAlive(d))) return;
+    const extra = voters.filter((v) => !want.has(nodeOfReplica(v)) || gone(v));
     if (extra.length === 0) return;
     // Dead ones first; never a removal that leaves no live quorum.
-    const victim = extra.find((v) => v !== this.options.self && !this.isAlive(v)) ?? extra.find((v) => v !== this.options.self) ?? extra[0]!;
+    const victim = extra.find((v) => v !== group.id && !live(v)) ?? extra.find((v) => v !== group.id) ?? extra[0]!;
     if (!liveQuorum(voters.filter((v) => v !== victim))) return;
-    if (victim === this.options.self) {
-      const to = desired.find((d) => d !== this.options.self && voters.includes(d) && this.isAlive(d));
+    if (victim === group.id) {
+      const to = voters.find((v) => v !== group.id && want.has(nodeOfReplica(v)) && live(v));
       if (to) group.transferLeadership(to);
       return;
     }
-    this.options.logger.info('removing a replica', { group: group.name, node: victim, alive: this.isAlive(victim) });
+    this.options.logger.info('removing a replica', { group: group.name, replica: victim, alive: live(victim) });
     await group.changeConf({ type: 'remove', node: victim }, timeout).catch(quiet);
+  }
+
+  /** Asks `node` to open an empty replica of the group under a fresh id (it checks that placement names it); undefined on failure. */
+  private async prepareReplica(group: ReplicaGroup, node: string, members: string[]): Promise<string | undefined> {
+    try {
+      const reply = await this.options.rpc.call<{ replica?: unknown }>(node, 'group-prepare', { group: group.name, members }, RPC_TIMEOUT_MS);
+      const replica = reply?.replica;
+      if (typeof replica === 'string' && nodeOfReplica(replica) === node && !members.includes(replica)) return replica;
+      this.options.logger.warn('a board answered group-prepare with an unusable replica id', { group: group.name, node, replica: String(replica) });
+    } catch (err) {
+      this.options.logger.debug('a board did not prepare a replica', { group: group.name, node, err: err as Error });
+    }
+    return undefined;
   }
 
   // ---- leaders: forwarding ----
@@ -548,6 +674,8 @@ export class Replicator {
         } catch (err) {
           if (!(err instanceof NotLeaderError) && !(err instanceof GandalfError && err.code === 'leader_changed')) throw err;
           lastError = err as Error;
+          // leadership is moving (a transfer, a pending change): wait for it instead of spinning
+          await sleep(clock, Math.min(20 + attempt * 20, 200, Math.max(0, deadline - clock.monotonic())));
           continue;
         }
       }
@@ -557,16 +685,19 @@ export class Replicator {
       const list = candidates().filter((c) => (c !== self || local) && this.isAlive(c));
       const target = known && known !== self ? known : list.length > 0 ? list[tried++ % list.length]! : undefined;
       if (!target || target === self) {
-        await new Promise((r) => setTimeout(r, Math.min(100 + attempt * 20, 500, remaining)));
+        await sleep(clock, Math.min(100 + attempt * 20, 500, remaining));
         continue;
       }
+      // While waiting on `target`, our own replica may learn of a newer leader: then stop waiting on the old one.
+      const abandon = new AbortController();
+      const watch = local ? this.watchLeader(local.group, target, abandon) : undefined;
       try {
-        const reply = await this.options.rpc.call<unknown>(target, method, body, Math.min(remaining, RPC_TIMEOUT_MS + (method === 'db-exec' ? timeoutMs : 0)));
+        const reply = await this.options.rpc.call<unknown>(target, method, body, Math.min(remaining, RPC_TIMEOUT_MS + (method === 'db-exec' ? timeoutMs : 0)), abandon.signal);
         if (isRedirect(reply)) {
           if (reply.redirect && reply.redirect !== target) this.leaderHint.set(group, reply.redirect);
           else {
             this.leaderHint.delete(group);
-            await new Promise((r) => setTimeout(r, Math.min(100 + attempt * 20, 500, Math.max(0, deadline - clock.monotonic()))));
+            await sleep(clock, Math.min(100 + attempt * 20, 500, Math.max(0, deadline - clock.monotonic())));
           }
           continue;
         }
@@ -581,8 +712,14 @@ export class Replicator {
             `${group}: node ${target} took the request and stopped answering (${err.message}); it may or may not have been applied`,
           );
         }
-        if (err instanceof GandalfError && (err.code === 'peer_unreachable' || err.code === 'leader_changed' || err.code === 'stopping')) continue;
+        if (err instanceof GandalfError && (err.code === 'peer_unreachable' || err.code === 'leader_changed' || err.code === 'stopping')) {
+          // an unlinked peer fails at once: back off rather than spin through the candidates
+          if (!abandon.signal.aborted) await sleep(clock, Math.min(20 + attempt * 20, 200, Math.max(0, deadline - clock.monotonic())));
+          continue;
+        }
         throw err;
+      } finally {
+        if (watch) clock.clearTimeout(watch.timer);
       }
     }
     const voters = candidates();
@@ -592,6 +729,20 @@ export class Replicator {
       `${group}: no leader could take the request within ${timeoutMs} ms; ${alive.length} of its ${voters.length} voters are reachable` +
         ` (${voters.join(', ') || 'none known'})${lastError ? `; last error: ${lastError.message}` : ''}`,
     );
+  }
+
+  /** Aborts `abandon` once `group` knows a leader other than `target` (checked every LEADER_WATCH_MS). */
+  private watchLeader(group: ReplicaGroup, target: string, abandon: AbortController): { timer: TimerHandle } {
+    const watch = { timer: undefined as unknown as TimerHandle };
+    const check = () => {
+      const leader = group.leader;
+      if (leader !== null && leader !== target) return abandon.abort(`${leader} leads ${group.name} now`);
+      watch.timer = this.options.clock.setTimeout(check, LEADER_WATCH_MS);
+      watch.timer.unref?.();
+    };
+    watch.timer = this.options.clock.setTimeout(check, LEADER_WATCH_MS);
+    watch.timer.unref?.();
+    return watch;
   }
 
   /** Serves `work` if this node leads `group`, else redirects the caller. */
@@ -608,7 +759,7 @@ export class Replicator {
 
   private systemCandidates(): string[] {
     const local = this.replicas.get(SYSTEM_GROUP);
-    if (local) return local.group.voters();
+    if (local) return unique(local.group.voters().map(nodeOfReplica));
     return this.members()
       .filter((m) => m.meta.sys === '1' && (m.state === 'alive' || m.state === 'suspect'))
       .map((m) => m.id)
@@ -723,7 +874,7 @@ export class Replicator {
     if (!result.ok && result.code !== 'database_exists') throw new GandalfError('invalid_request', result.message ?? `database ${name} could not be created`);
     if (result.ok) {
       // The first voter founds the group alone; the group's leader adds the others.
-      await this.options.rpc.call(voters[0]!, 'group-open', { group: dbGroup(name), bootstrap: [voters[0]] }, RPC_TIMEOUT_MS);
+      await this.options.rpc.call(voters[0]!, 'group-open', { group: dbGroup(name) }, RPC_TIMEOUT_MS);
       this.options.logger.info('database created', { db: name, voters, redundancy: r || 'auto' });
     }
     await this.refreshPlacement();
@@ -739,7 +890,7 @@ export class Replicator {
     while (this.options.clock.monotonic() < deadline) {
       const n = await this.dbRead<number>(name, 'voters', {}, 'weak', Math.max(100, deadline - this.options.clock.monotonic())).catch(() => 0);
       if (n >= count) return;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(this.options.clock, 100);
     }
     this.options.logger.warn('a new database has fewer voters than placed so far', { db: name, want: count });
   }
@@ -801,6 +952,18 @@ export class Replicator {
     );
   }
 
+  /** The committed placement of a database group, asked of the system leader if this node is not named in it yet; fails unless it names this node. */
+  private async placementNaming(group: string): Promise<DbRecord> {
+    let rec = this.placement.get(group);
+    if (!rec?.voters.includes(this.options.self)) {
+      // from the system leader: this node's own system replica may not have applied the change yet
+      const dbs = await this.systemRead<DbRecord[]>('databases', {}, 'weak', RPC_TIMEOUT_MS);
+      rec = dbs.find((d) => dbGroup(d.name) === group);
+    }
+    if (!rec?.voters.includes(this.options.self)) throw new GandalfError('conflict', `placement does not name ${this.options.self} for ${group}`);
+    return rec;
+  }
+
   // ---- RPC handlers (the far side of onLeader) ----
 
   private registerRpc(): void {
@@ -847,13 +1010,30 @@ export class Replicator {
       if (!isGroupName(group)) throw new GandalfError('invalid_request', 'bad group name');
       return this.asLeader(group, async (r) => ({ voters: r.group.voters(), learners: r.group.learners() }));
     });
+    // Founding a new database's group: its committed placement names this node first.
     rpc.handle('group-open', async (_from, body) => {
-      const { group, bootstrap } = body as { group: string; bootstrap: string[] };
-      if (!isGroupName(group) || group === SYSTEM_GROUP || !Array.isArray(bootstrap) || !bootstrap.every((b) => typeof b === 'string')) {
-        throw new GandalfError('invalid_request', 'bad group-open');
-      }
-      await this.openReplica(group, bootstrap);
+      const { group } = (body ?? {}) as { group?: unknown };
+      if (!isGroupName(group) || group === SYSTEM_GROUP) throw new GandalfError('invalid_request', 'bad group-open');
+      const rec = await this.placementNaming(group);
+      if (rec.voters[0] !== this.options.self) throw new GandalfError('conflict', `${group} is founded by ${rec.voters[0]}, not here`);
+      await this.openReplica(group, 'found');
       return { ok: true };
+    });
+    // A group's leader is about to add this board: open an empty replica under a fresh id and say which.
+    rpc.handle('group-prepare', async (_from, body) => {
+      const { group, members } = (body ?? {}) as { group?: unknown; members?: unknown };
+      if (!isGroupName(group) || !Array.isArray(members) || !members.every((m) => typeof m === 'string')) {
+        throw new GandalfError('invalid_request', 'bad group-prepare');
+      }
+      // Only a committed placement that names this node creates a database replica (the system group's own configuration is its placement).
+      if (group !== SYSTEM_GROUP) await this.placementNaming(group);
+      const existing = this.replicas.get(group);
+      if (existing && members.includes(existing.group.id)) return { replica: existing.group.id };
+      // A replica the leader does not count (a lost add, or one removed meanwhile): never reused, replaced by a fresh one.
+      if (existing) await this.dropReplica(group, existing, undefined);
+      const r = await this.openReplica(group, 'join');
+      if (!r) throw new GandalfError('stopping', 'the node is stopping');
+      return { replica: r.group.id };
     });
   }
 

@@ -141,12 +141,18 @@ export class Rpc {
     });
   }
 
+  /** Registers the handler of `method`; a second handler for one method is a bug and refused. */
   handle(method: string, handler: RpcHandler): void {
+    if (this.handlers.has(method)) throw new Error(`rpc: ${method} already has a handler`);
     this.handlers.set(method, handler);
   }
 
-  /** Calls `method` on node `to` (locally when `to` is this node). Fails with `peer_unreachable` after `timeoutMs`. */
-  call<T = unknown>(to: string, method: string, body: unknown, timeoutMs: number): Promise<T> {
+  /**
+   * Calls `method` on node `to` (locally when `to` is this node). Fails with `peer_unreachable`
+   * after `timeoutMs`, or as soon as `signal` aborts (the caller gave up on that node; `sent`: the
+   * request may have reached it).
+   */
+  call<T = unknown>(to: string, method: string, body: unknown, timeoutMs: number, signal?: AbortSignal): Promise<T> {
     if (to === this.wire.selfId) {
       const h = this.handlers.get(method);
       if (!h) return Promise.reject(new GandalfError('internal', `no handler for ${method}`));
@@ -165,7 +171,17 @@ export class Rpc {
         this.clock.clearTimeout(timer);
         this.waiting.delete(id);
         reject(new RpcUnreachableError(`node ${to} is not connected`, false));
+        return;
       }
+      signal?.addEventListener(
+        'abort',
+        () => {
+          if (!this.waiting.delete(id)) return;
+          this.clock.clearTimeout(timer);
+          reject(new RpcUnreachableError(`gave up waiting for node ${to} to answer ${method}: ${String(signal.reason ?? 'aborted')}`, true));
+        },
+        { once: true },
+      );
     });
   }
 

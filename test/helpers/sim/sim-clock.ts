@@ -48,6 +48,10 @@ export class SimClock implements Clock {
     if (handle instanceof SimTimer) handle.cancelled = true;
   }
 
+  defer(fn: () => void): void {
+    this.setTimeout(fn, 0);
+  }
+
   advance(ms: number): void {
     this.runUntil(this.time + ms);
   }
@@ -61,6 +65,23 @@ export class SimClock implements Clock {
       timer.fn();
     }
     this.time = Math.max(this.time, t);
+  }
+
+  /**
+   * Fires the next timer if it is due at or before `t` and returns true; else sets the time to
+   * `t` and returns false. For simulations whose timers start async work: the caller lets
+   * promise continuations run between two timers, as the event loop does.
+   */
+  fireNext(t: number): boolean {
+    while (this.heap.length > 0 && this.heap[0]!.at <= t) {
+      const timer = this.pop();
+      if (timer.cancelled) continue;
+      this.time = timer.at;
+      timer.fn();
+      return true;
+    }
+    this.time = Math.max(this.time, t);
+    return false;
   }
 
   private push(timer: SimTimer): void {
