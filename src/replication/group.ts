@@ -181,6 +181,10 @@ export class ReplicaGroup {
   learners(): NodeId[] {
     return this.node.learners();
   }
+  /** Whether a membership change would be refused now (not leader, one pending, a transfer). */
+  get confChangeBlocked(): boolean {
+    return this.node.confChangeBlocked();
+  }
   /** Leader only: how far a member replica's log matches the leader's. */
   matchIndex(peer: NodeId): number | undefined {
     return this.node.matchIndex(peer);

@@ -231,6 +231,10 @@ export class RaftNode {
   get removed(): boolean {
     return this._removed;
   }
+  /** Leader only: whether proposeConfChange would be refused for now (a change, or the leader's no-op, not committed yet; a transfer). */
+  confChangeBlocked(): boolean {
+    return this._state !== 'leader' || this.transferee !== null || this.pendingConfIndex > this.log.committed;
+  }
   /**
    * Leader only: a quorum of voters (itself included) answered within the last election timeout.
    * Followers that heard from it within that time ignore vote requests (leader lease), so no newer

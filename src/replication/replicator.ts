@@ -590,6 +590,8 @@ export class Replicator {
    * only once every desired board votes.
    */
   private async moveMembers(group: ReplicaGroup, desired: string[]): Promise<void> {
+    // one change at a time: nothing to do (and no replica to prepare) until the last one committed
+    if (group.confChangeBlocked) return;
     const voters = group.voters();
     const learners = group.learners();
     const want = new Set(desired);

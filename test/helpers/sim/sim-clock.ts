@@ -58,13 +58,7 @@ export class SimClock implements Clock {
 
   /** Fires, in order, every timer due at or before `t` (including ones they schedule), then sets the time to `t`. */
   runUntil(t: number): void {
-    while (this.heap.length > 0 && this.heap[0]!.at <= t) {
-      const timer = this.pop();
-      if (timer.cancelled) continue;
-      this.time = timer.at;
-      timer.fn();
-    }
-    this.time = Math.max(this.time, t);
+    while (this.fireNext(t));
   }
 
   /**
