@@ -13,10 +13,11 @@ import { runNode } from '../node/node';
 import { checkReadStatement } from '../store/statement-guard';
 import { loadNativeRtc } from '../transport/native-rtc';
 import { NodeUnreachableError, request, type ApiReply } from './api-client';
-import { CommandFailed, runKv, runLocked, type CliIo } from './coordination-commands';
+import { runKv, runLocked, type CliIo } from './coordination-commands';
+import { CommandFailed, UsageError } from './errors';
 import { renderTable } from './table';
 
-export class UsageError extends Error {}
+export { UsageError } from './errors';
 
 type Io = CliIo;
 

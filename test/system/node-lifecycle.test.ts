@@ -31,6 +31,22 @@ describe('node process', () => {
     expect(r.stderr).toMatch(/^gandalf-node: cannot read --cluster-cookie-file .*no-such-file/);
   });
 
+  it('exits 2 on every usage error of the client commands, before reaching any node', async () => {
+    const nowhere = { GANDALF_HTTP_BIND: `127.0.0.1:${await freePort()}` };
+    for (const [args, message] of [
+      [['kv', 'put', 'onlykey'], /usage: gandalf-node kv put KEY VALUE/],
+      [['kv', 'frob', 'x'], /unknown kv command "frob"/],
+      [['kv', 'get'], /usage: gandalf-node kv get KEY/],
+      [['kv', 'put', 'k', 'v', '--prev-revision', 'seven'], /--prev-revision must be a revision number/],
+      [['lock', 'job', '--timeout', 'abc', '--', 'true'], /--timeout must be a duration/],
+      [['lock', 'job', '--ttl', '5 parsecs', '--', 'true'], /--ttl must be a duration/],
+    ] as const) {
+      const r = await runCli([...args], nowhere);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(message);
+    }
+  });
+
   it('never runs mDNS on other interfaces when its mgmt endpoint is loopback-only', async () => {
     const node = await startNode({ dataDir: tempDir(), args: ['--discovery', 'mdns'] });
     expect(node.log).toMatch(/mDNS has no interface to use/);
