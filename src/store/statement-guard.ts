@@ -152,9 +152,26 @@ export function checkReadStatement(sql: string): void {
   if (!READ_KEYWORDS.has(first)) {
     reject(`${first} is not a read-only statement: send writes to /db/execute`);
   }
+  if (first === 'WITH') {
+    const verb = withMainVerb(stmt);
+    if (verb !== 'SELECT' && verb !== 'VALUES') reject(`WITH … ${verb ?? '(no statement)'} is not a read-only statement: send writes to /db/execute`);
+  }
   if (first === 'PRAGMA' && stmt.some((t) => t.kind === 'punct' && t.text === '=')) {
     reject('PRAGMA assignments are not allowed in a query');
   }
+}
+
+const WITH_MAIN_VERBS = new Set(['SELECT', 'VALUES', 'INSERT', 'UPDATE', 'DELETE', 'REPLACE']);
+
+/** The statement a `WITH` clause introduces: the first of its verbs outside the parenthesised common table expressions. */
+function withMainVerb(stmt: Token[]): string | undefined {
+  let depth = 0;
+  for (const t of stmt.slice(1)) {
+    if (t.kind === 'punct' && t.text === '(') depth++;
+    else if (t.kind === 'punct' && t.text === ')') depth--;
+    else if (depth === 0 && t.kind === 'word' && WITH_MAIN_VERBS.has(t.text.toUpperCase())) return t.text.toUpperCase();
+  }
+  return undefined;
 }
 
 function pragmaName(stmt: Token[]): string {

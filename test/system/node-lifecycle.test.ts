@@ -126,6 +126,12 @@ while True: print(s.recv(65536).decode().replace("\\n"," "),flush=True)`,
     expect(JSON.parse(r.stdout).results[0]).toEqual({ last_insert_id: 0, rows_affected: 0 });
     r = await runCli(['sql', '--db', 'main', "INSERT INTO kv VALUES('a', 1)"], env);
     expect(r.code).toBe(0);
+    // a WITH clause that introduces a write is a write
+    r = await runCli(['sql', "WITH n(k, v) AS (VALUES('b', 2)) INSERT INTO kv SELECT k, v FROM n"], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).results[0]).toMatchObject({ rows_affected: 1 });
+    r = await runCli(['sql', "DELETE FROM kv WHERE k = 'b'"], env);
+    expect(r.code).toBe(0);
     r = await runCli(['sql', 'SELECT k, v FROM kv'], env);
     expect(JSON.parse(r.stdout).results[0].values).toEqual([['a', 1]]);
     r = await runCli(['sql', 'SELECT nope FROM kv'], env);

@@ -72,6 +72,7 @@ describe('data API', () => {
       ['POST', '/db/execute', [['SELECT ?', { a: [1] }]], undefined, 400, 'invalid_request'],
       ['POST', '/db/execute', ['ATTACH "x" AS y'], undefined, 400, 'statement_rejected'],
       ['POST', '/db/query', ['DROP TABLE t'], undefined, 400, 'statement_rejected'],
+      ['POST', '/db/query', ['WITH x(v) AS (SELECT 1) INSERT INTO t SELECT v FROM x'], undefined, 400, 'statement_rejected'],
       ['GET', '/db/query', undefined, undefined, 400, 'invalid_request'],
       ['GET', '/db/query?q=SELECT+1&level=eventual', undefined, undefined, 400, 'invalid_request'],
       ['POST', '/db/execute', ['x'.repeat(5000)], undefined, 413, 'body_too_large'],

@@ -49,6 +49,13 @@ describe('statement guard', () => {
     acceptsRead('EXPLAIN QUERY PLAN SELECT 1');
     acceptsRead('PRAGMA table_info(t)');
     rejectsRead('INSERT INTO t VALUES(1)');
+    // a WITH clause may introduce a write: that is not a query
+    rejectsRead('WITH x(v) AS (SELECT 1) INSERT INTO t SELECT v FROM x');
+    rejectsRead('with recursive x(v) as (select 1 union all select v + 1 from x where v < 3) delete from t where v in x');
+    rejectsRead('WITH x AS (SELECT 1) UPDATE t SET v = (SELECT * FROM x)');
+    rejectsRead('WITH x AS MATERIALIZED (SELECT 1) REPLACE INTO t SELECT * FROM x');
+    acceptsRead('WITH x AS (SELECT 1), y AS NOT MATERIALIZED (SELECT 2) SELECT * FROM x, y');
+    acceptsRead("WITH x(v) AS (VALUES('delete')) VALUES((SELECT v FROM x))");
     rejectsRead('BEGIN');
     rejectsRead('PRAGMA query_only=0');
     rejectsRead('SELECT 1; SELECT 2');
