@@ -17,6 +17,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Database, Statement as SqlJsStatement } from 'sql.js';
 import type { SqlEngine } from './sql-engine';
+import { splitStatements, tokenize } from './statement-guard';
+
+/** The answer to every statement of a request from the BEGIN it left open on. */
+export const DANGLING_TRANSACTION_ERROR = 'the request left a transaction open (BEGIN without COMMIT or ROLLBACK): everything since that BEGIN was rolled back';
 
 export type SqlValue = number | string | Uint8Array | null;
 export type Params = SqlValue[] | Record<string, SqlValue>;
@@ -63,6 +67,15 @@ export type QueryResult = QueryOk | StatementError;
 
 /** Largest randomblob() accepted while applying an entry (SQLite's own limit is 1e9). */
 const MAX_RANDOMBLOB = 16 * 1024 * 1024;
+
+function opensTransaction(sql: string): boolean {
+  return splitStatements(tokenize(sql)).some((st) => /^(BEGIN|SAVEPOINT)$/i.test(st[0]?.text ?? ''));
+}
+
+function findLastIndex<T>(xs: readonly T[], p: (x: T) => boolean): number {
+  for (let i = xs.length - 1; i >= 0; i--) if (p(xs[i]!)) return i;
+  return -1;
+}
 
 export class SqlStateMachine {
   private db: Database;
@@ -113,14 +126,20 @@ export class SqlStateMachine {
     Date.now = () => entry.ts;
     this.nextRandom = seededRandom32(entry.seed);
     this.run(this.control.writable);
+    let results: ExecuteResult[] = [];
+    let dangling = false;
     try {
-      return command.transaction ? this.applyTransaction(command.statements) : this.applyEach(command.statements);
+      results = command.transaction ? this.applyTransaction(command.statements) : this.applyEach(command.statements);
     } finally {
-      this.closeDanglingTransaction();
+      dangling = this.closeDanglingTransaction();
       this.run(this.control.readOnly);
       this.nextRandom = cryptoRandom32;
       Date.now = realNow;
     }
+    if (!dangling) return results;
+    // what the client sent from its last BEGIN on was rolled back: say so for each of those statements
+    const from = Math.max(0, findLastIndex(command.statements, (st) => opensTransaction(st.sql)));
+    return results.map((r, i) => (i >= from ? { error: DANGLING_TRANSACTION_ERROR } : r));
   }
 
   private applyEach(statements: Statement[]): ExecuteResult[] {
@@ -152,13 +171,15 @@ export class SqlStateMachine {
    * open is rolled back here so that no entry leaks into the next one (the same
    * happens on every replay, so replicas agree).
    */
-  private closeDanglingTransaction(): void {
+  private closeDanglingTransaction(): boolean {
+    let open = false;
     try {
       this.run(this.control.begin);
     } catch {
-      // BEGIN fails only inside a transaction: the request left one open.
+      open = true; // BEGIN fails only inside a transaction: the request left one open
     }
     this.run(this.control.rollback);
+    return open;
   }
 
   private tryWrite(statement: Statement): ExecuteResult {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadSqlEngine } from '../../../src/store/sql-engine';
-import { SqlStateMachine, type LogEntry, type Statement } from '../../../src/store/sql-state-machine';
+import { DANGLING_TRANSACTION_ERROR, SqlStateMachine, type LogEntry, type Statement } from '../../../src/store/sql-state-machine';
 
 const engine = await loadSqlEngine();
 
@@ -90,8 +90,11 @@ describe('SqlStateMachine', () => {
   it('rolls back a transaction a request leaves open, so it never leaks into the next entry', () => {
     const sm = new SqlStateMachine(engine);
     sm.apply(entry(1, 1, ['CREATE TABLE t(v)']));
-    sm.apply(entry(2, 1, ['BEGIN', 'INSERT INTO t VALUES(1)']));
-    expect(values(sm, 'SELECT count(*) FROM t')).toEqual([[0]]);
+    const left = sm.apply(entry(2, 1, ["INSERT INTO t VALUES('kept')", 'BEGIN', 'INSERT INTO t VALUES(1)']));
+    // the client is told, statement by statement, what was rolled back; what came before stays
+    expect(left).toEqual([{ last_insert_id: 1, rows_affected: 1 }, { error: DANGLING_TRANSACTION_ERROR }, { error: DANGLING_TRANSACTION_ERROR }]);
+    expect(values(sm, 'SELECT v FROM t')).toEqual([['kept']]);
+    sm.apply(entry(2, 1, ["DELETE FROM t WHERE v = 'kept'"]));
     sm.apply(entry(3, 1, ['BEGIN; INSERT INTO t VALUES(2); COMMIT']));
     expect(values(sm, 'SELECT v FROM t')).toEqual([[2]]);
   });
