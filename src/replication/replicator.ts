@@ -119,6 +119,11 @@ export function isGroupName(group: unknown): group is string {
   return group === SYSTEM_GROUP || (typeof group === 'string' && group.startsWith('db.') && isDatabaseName(group.slice(3)));
 }
 
+/** A database read on a local replica: its voter count, or one result per SQL statement of the query. */
+function readLocal(r: Replica, what: 'query' | 'voters', args: Record<string, unknown>): number | QueryResult[] {
+  return what === 'voters' ? r.group.voters().length : (args.statements as Statement[]).flatMap((s) => (r.machine as SqlMachine).queryAll(s));
+}
+
 function unique(ids: string[]): string[] {
   return [...new Set(ids)];
 }
@@ -925,8 +930,7 @@ export class Replicator {
 
   private async dbRead<T>(name: string, what: 'query' | 'voters', args: Record<string, unknown>, level: ReadLevel, timeoutMs: number): Promise<T> {
     const group = dbGroup(name);
-    const run = (r: Replica): T =>
-      (what === 'voters' ? r.group.voters().length : (args.statements as Statement[]).map((s) => (r.machine as SqlMachine).query(s))) as T;
+    const run = (r: Replica): T => readLocal(r, what, args) as T;
     const local = this.replicas.get(group);
     if (level === 'none') {
       if (local) return run(local);
@@ -998,14 +1002,14 @@ export class Replicator {
       const { db, what, args, level, timeoutMs } = body as { db: string; what: 'query' | 'voters'; args: Record<string, unknown>; level: ReadLevel; timeoutMs: number };
       return this.asLeader(dbGroup(db), async (r) => {
         await (level === 'strong' ? r.group.readBarrier(timeoutMs) : r.group.leaderReady(timeoutMs));
-        return what === 'voters' ? r.group.voters().length : (args.statements as Statement[]).map((s) => (r.machine as SqlMachine).query(s));
+        return readLocal(r, what, args);
       });
     });
     rpc.handle('db-read-local', (_from, body) => {
       const { db, what, args } = body as { db: string; what: 'query' | 'voters'; args: Record<string, unknown> };
       const r = this.replicas.get(dbGroup(db));
       if (!r) throw new GandalfError('unknown_database', `no replica of ${db} on this node`);
-      return what === 'voters' ? r.group.voters().length : (args.statements as Statement[]).map((s) => (r.machine as SqlMachine).query(s));
+      return readLocal(r, what, args);
     });
     rpc.handle('group-members', (_from, body) => {
       const { group } = body as { group: unknown };

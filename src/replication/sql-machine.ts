@@ -52,6 +52,11 @@ export class SqlMachine implements GroupMachine {
     return this.machine.query(statement);
   }
 
+  /** One result per SQL statement in the text. */
+  queryAll(statement: Statement): QueryResult[] {
+    return this.machine.queryAll(statement);
+  }
+
   sizeBytes(): number {
     return this.machine.sizeBytes();
   }

@@ -126,7 +126,7 @@ export class SqlStateMachine {
     Date.now = () => entry.ts;
     this.nextRandom = seededRandom32(entry.seed);
     this.run(this.control.writable);
-    let results: ExecuteResult[] = [];
+    let results: ExecuteResult[][] = [];
     let dangling = false;
     try {
       results = command.transaction ? this.applyTransaction(command.statements) : this.applyEach(command.statements);
@@ -136,23 +136,26 @@ export class SqlStateMachine {
       this.nextRandom = cryptoRandom32;
       Date.now = realNow;
     }
-    if (!dangling) return results;
-    // what the client sent from its last BEGIN on was rolled back: say so for each of those statements
-    const from = Math.max(0, findLastIndex(command.statements, (st) => opensTransaction(st.sql)));
-    return results.map((r, i) => (i >= from ? { error: DANGLING_TRANSACTION_ERROR } : r));
+    if (dangling) {
+      // what the client sent from its last BEGIN on was rolled back: say so for each of those statements
+      const from = Math.max(0, findLastIndex(command.statements, (st) => opensTransaction(st.sql)));
+      results = results.map((r, i) => (i >= from ? r.map(() => ({ error: DANGLING_TRANSACTION_ERROR })) : r));
+    }
+    return results.flat();
   }
 
-  private applyEach(statements: Statement[]): ExecuteResult[] {
+  /** Per request statement, one result per SQL statement in its text. */
+  private applyEach(statements: Statement[]): ExecuteResult[][] {
     return statements.map((s) => this.tryWrite(s));
   }
 
-  private applyTransaction(statements: Statement[]): ExecuteResult[] {
-    const results: ExecuteResult[] = [];
+  private applyTransaction(statements: Statement[]): ExecuteResult[][] {
+    const results: ExecuteResult[][] = [];
     this.run(this.control.begin);
     for (const s of statements) {
       const r = this.tryWrite(s);
       results.push(r);
-      if ('error' in r) {
+      if (r.some((x) => 'error' in x)) {
         this.run(this.control.rollback);
         return results;
       }
@@ -161,7 +164,7 @@ export class SqlStateMachine {
       this.db.run('COMMIT');
     } catch (err) {
       this.run(this.control.rollback);
-      results.push({ error: `commit failed: ${messageOf(err)}` });
+      results.push([{ error: `commit failed: ${messageOf(err)}` }]);
     }
     return results;
   }
@@ -182,38 +185,39 @@ export class SqlStateMachine {
     return open;
   }
 
-  private tryWrite(statement: Statement): ExecuteResult {
+  /**
+   * Runs every SQL statement in `statement.sql` (as SQLite splits it), one
+   * result each; the first that fails ends the list with its error.
+   */
+  private tryWrite({ sql, params }: Statement): ExecuteResult[] {
+    const results: ExecuteResult[] = [];
+    const hasParams = params !== undefined && (Array.isArray(params) ? params.length > 0 : Object.keys(params).length > 0);
     try {
-      return this.write(statement);
+      for (const stmt of this.db.iterateStatements(sql)) {
+        try {
+          if (hasParams && results.length > 0) throw new Error('parameters were given for a string that holds several statements');
+          results.push(this.writeOne(stmt, hasParams ? params : undefined));
+        } finally {
+          stmt.free();
+        }
+      }
+      if (results.length === 0) throw new Error('empty statement');
     } catch (err) {
-      return { error: messageOf(err) };
+      results.push({ error: messageOf(err) });
     }
+    return results;
   }
 
-  private write({ sql, params }: Statement): ExecuteOk {
-    const hasParams = params !== undefined && (Array.isArray(params) ? params.length > 0 : Object.keys(params).length > 0);
+  private writeOne(stmt: SqlJsStatement, params: Params | undefined): ExecuteOk {
     const before = this.counters();
-    let count = 0;
+    if (params) stmt.bind(bindable(params));
     let columns: string[] | undefined;
     let values: SqlValue[][] | undefined;
-    let rowsModified = 0;
-    for (const stmt of this.db.iterateStatements(sql)) {
-      try {
-        count++;
-        if (hasParams) {
-          if (count > 1) throw new Error('parameters were given for a string that holds several statements');
-          stmt.bind(bindable(params!));
-        }
-        while (stmt.step()) {
-          columns ??= stmt.getColumnNames();
-          (values ??= []).push(stmt.get() as SqlValue[]);
-        }
-        rowsModified = this.db.getRowsModified();
-      } finally {
-        stmt.free();
-      }
+    while (stmt.step()) {
+      columns ??= stmt.getColumnNames();
+      (values ??= []).push(stmt.get() as SqlValue[]);
     }
-    if (count === 0) throw new Error('empty statement');
+    const rowsModified = this.db.getRowsModified();
     const after = this.counters();
     const result: ExecuteOk = {
       last_insert_id: after.lastInsertId,
@@ -234,21 +238,32 @@ export class SqlStateMachine {
     return { lastInsertId: lastInsertId!, totalChanges: totalChanges! };
   }
 
-  /** Runs one read-only statement on the local state. */
-  query({ sql, params }: Statement): QueryResult {
-    let stmt: SqlJsStatement | undefined;
+  /** Runs the first read-only statement of `statement.sql` on the local state. */
+  query(statement: Statement): QueryResult {
+    return this.queryAll(statement)[0]!;
+  }
+
+  /** Runs every read-only statement in `statement.sql`, one result each; the first that fails ends the list. */
+  queryAll({ sql, params }: Statement): QueryResult[] {
+    const results: QueryResult[] = [];
     try {
-      stmt = this.db.prepare(sql);
-      if (params !== undefined) stmt.bind(bindable(params));
-      const columns = stmt.getColumnNames();
-      const values: SqlValue[][] = [];
-      while (stmt.step()) values.push(stmt.get() as SqlValue[]);
-      return { columns, types: columnTypes(columns.length, values), values };
+      for (const stmt of this.db.iterateStatements(sql)) {
+        try {
+          if (params !== undefined && results.length > 0) throw new Error('parameters were given for a string that holds several statements');
+          if (params !== undefined) stmt.bind(bindable(params));
+          const columns = stmt.getColumnNames();
+          const values: SqlValue[][] = [];
+          while (stmt.step()) values.push(stmt.get() as SqlValue[]);
+          results.push({ columns, types: columnTypes(columns.length, values), values });
+        } finally {
+          stmt.free();
+        }
+      }
+      if (results.length === 0) throw new Error('empty statement');
     } catch (err) {
-      return { error: messageOf(err) };
-    } finally {
-      stmt?.free();
+      results.push({ error: messageOf(err) });
     }
+    return results;
   }
 
   /** The whole database as an SQLite file image (for snapshots). */

@@ -142,22 +142,22 @@ export function checkWriteStatement(sql: string): void {
   }
 }
 
-/** Throws `statement_rejected` unless `sql` is exactly one read-only statement. */
+/** Throws `statement_rejected` unless every statement in `sql` is read-only. */
 export function checkReadStatement(sql: string): void {
   const statements = splitStatements(tokenize(sql));
   if (statements.length === 0) reject('empty statement');
-  if (statements.length > 1) reject('a query must hold one statement; send several as separate array items');
-  const stmt = statements[0]!;
-  const first = stmt[0]!.text.toUpperCase();
-  if (!READ_KEYWORDS.has(first)) {
-    reject(`${first} is not a read-only statement: send writes to /db/execute`);
-  }
-  if (first === 'WITH') {
-    const verb = withMainVerb(stmt);
-    if (verb !== 'SELECT' && verb !== 'VALUES') reject(`WITH … ${verb ?? '(no statement)'} is not a read-only statement: send writes to /db/execute`);
-  }
-  if (first === 'PRAGMA' && stmt.some((t) => t.kind === 'punct' && t.text === '=')) {
-    reject('PRAGMA assignments are not allowed in a query');
+  for (const stmt of statements) {
+    const first = stmt[0]!.text.toUpperCase();
+    if (!READ_KEYWORDS.has(first)) {
+      reject(`${first} is not a read-only statement: send writes to /db/execute`);
+    }
+    if (first === 'WITH') {
+      const verb = withMainVerb(stmt);
+      if (verb !== 'SELECT' && verb !== 'VALUES') reject(`WITH … ${verb ?? '(no statement)'} is not a read-only statement: send writes to /db/execute`);
+    }
+    if (first === 'PRAGMA' && stmt.some((t) => t.kind === 'punct' && t.text === '=')) {
+      reject('PRAGMA assignments are not allowed in a query');
+    }
   }
 }
 

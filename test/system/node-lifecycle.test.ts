@@ -132,6 +132,11 @@ while True: print(s.recv(65536).decode().replace("\\n"," "),flush=True)`,
     expect(JSON.parse(r.stdout).results[0]).toMatchObject({ rows_affected: 1 });
     r = await runCli(['sql', "DELETE FROM kv WHERE k = 'b'"], env);
     expect(r.code).toBe(0);
+    // one result per statement, for reads and writes
+    r = await runCli(['sql', 'SELECT 1; SELECT 2'], env);
+    expect(JSON.parse(r.stdout).results.map((x: { values: unknown[][] }) => x.values)).toEqual([[[1]], [[2]]]);
+    r = await runCli(['sql', "INSERT INTO kv VALUES('c', 3); DELETE FROM kv WHERE k = 'c'"], env);
+    expect(JSON.parse(r.stdout).results).toEqual([expect.objectContaining({ rows_affected: 1 }), expect.objectContaining({ rows_affected: 1 })]);
     r = await runCli(['sql', 'SELECT k, v FROM kv'], env);
     expect(JSON.parse(r.stdout).results[0].values).toEqual([['a', 1]]);
     r = await runCli(['sql', 'SELECT nope FROM kv'], env);

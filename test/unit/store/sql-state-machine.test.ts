@@ -99,14 +99,28 @@ describe('SqlStateMachine', () => {
     expect(values(sm, 'SELECT v FROM t')).toEqual([[2]]);
   });
 
-  it('returns rows of RETURNING and supports several statements in one string', () => {
+  it('returns rows of RETURNING, and one result per statement of a string that holds several', () => {
     const sm = new SqlStateMachine(engine);
     const r = sm.apply(entry(1, 1, ['CREATE TABLE t(id INTEGER PRIMARY KEY, v); INSERT INTO t(v) VALUES (1)', 'INSERT INTO t(v) VALUES (7) RETURNING id, v']));
-    expect(r[0]).toEqual({ last_insert_id: 1, rows_affected: 1 });
-    expect(r[1]).toEqual({ last_insert_id: 2, rows_affected: 1, columns: ['id', 'v'], values: [[2, 7]] });
-    expect(sm.apply(entry(2, 1, [{ sql: 'INSERT INTO t(v) VALUES(?); INSERT INTO t(v) VALUES(?)', params: [1] }]))[0]).toEqual({
-      error: expect.stringMatching(/several statements/),
-    });
+    expect(r).toEqual([
+      { last_insert_id: 0, rows_affected: 0 },
+      { last_insert_id: 1, rows_affected: 1 },
+      { last_insert_id: 2, rows_affected: 1, columns: ['id', 'v'], values: [[2, 7]] },
+    ]);
+    expect(sm.apply(entry(2, 1, ['SELECT 1; SELECT 2']))).toEqual([
+      { last_insert_id: 2, rows_affected: 0, columns: ['1'], values: [[1]] },
+      { last_insert_id: 2, rows_affected: 0, columns: ['2'], values: [[2]] },
+    ]);
+    // the first failing statement of a string ends it, after the results of those before it
+    expect(sm.apply(entry(3, 1, ["INSERT INTO t(v) VALUES (3); INSERT INTO nope VALUES (1); INSERT INTO t(v) VALUES (4)"]))).toEqual([
+      { last_insert_id: 3, rows_affected: 1 },
+      { error: expect.stringMatching(/no such table: nope/) },
+    ]);
+    expect(sm.apply(entry(4, 1, [{ sql: 'INSERT INTO t(v) VALUES(?); INSERT INTO t(v) VALUES(?)', params: [1] }]))).toEqual([
+      { last_insert_id: 4, rows_affected: 1 },
+      { error: expect.stringMatching(/several statements/) },
+    ]);
+    expect(sm.queryAll({ sql: 'SELECT count(*) FROM t; SELECT max(v) FROM t' }).map((q) => ('values' in q ? q.values : q))).toEqual([[[4]], [[7]]]);
   });
 
   it('never lets a query write, even one the guard would miss', () => {

@@ -58,7 +58,8 @@ describe('statement guard', () => {
     acceptsRead("WITH x(v) AS (VALUES('delete')) VALUES((SELECT v FROM x))");
     rejectsRead('BEGIN');
     rejectsRead('PRAGMA query_only=0');
-    rejectsRead('SELECT 1; SELECT 2');
+    acceptsRead('SELECT 1; SELECT 2');
+    rejectsRead('SELECT 1; DELETE FROM t');
     rejectsRead("ATTACH 'x' AS y");
   });
 });
