@@ -1,5 +1,5 @@
 /**
- * rqlite-compatible data API: POST /db/execute, POST|GET /db/query.
+ * rqlite-compatible data API: POST /db/execute, POST|GET /db/query, POST /db/request.
  * Requests are validated here, where they enter; the store only ever sees
  * well-formed statements that passed the statement guard.
  */
@@ -99,10 +99,18 @@ function associative(r: QueryResult): AssociativeResult {
   return { types, rows };
 }
 
+function isRead(sql: string): boolean {
+  try {
+    checkReadStatement(sql);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function dbRoutes(dbs: DatabaseService): Routes {
-  const execute = async (req: RouteRequest) => {
+  const execute = async (statements: Statement[], req: RouteRequest) => {
     const start = process.hrtime.bigint();
-    const statements = parseStatements(req.body);
     guard(statements, checkWriteStatement);
     const r = req.url.searchParams.get('redundancy');
     if (r !== null && !/^[1-7]$/.test(r)) invalid('redundancy must be an integer from 1 to 7');
@@ -127,7 +135,12 @@ export function dbRoutes(dbs: DatabaseService): Routes {
   };
 
   return {
-    'POST /db/execute': execute,
+    'POST /db/execute': (req) => execute(parseStatements(req.body), req),
+    // rqlite's unified endpoint: only reads go the read path (at `level`); anything else takes the write path whole
+    'POST /db/request': (req) => {
+      const statements = parseStatements(req.body);
+      return statements.every((st) => isRead(st.sql)) ? query(statements, req) : execute(statements, req);
+    },
     'POST /db/query': (req) => query(parseStatements(req.body), req),
     'GET /db/query': (req) => {
       const q = req.url.searchParams.get('q');

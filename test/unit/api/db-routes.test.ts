@@ -55,6 +55,21 @@ describe('data API', () => {
     expect((await call('POST', '/db/execute?db=Bad%20Name', ['SELECT 1'])).body.code).toBe('invalid_database_name');
   });
 
+  it('POST /db/request: reads take the read path, anything with a write takes the write path whole', async () => {
+    let r = await call('POST', '/db/request', ['CREATE TABLE r(v)', "INSERT INTO r VALUES('x')", 'SELECT count(*) AS n FROM r']);
+    expect(r.status).toBe(200);
+    expect(r.body.results).toEqual([
+      { last_insert_id: 0, rows_affected: 0 },
+      { last_insert_id: 1, rows_affected: 1 },
+      { last_insert_id: 1, rows_affected: 0, columns: ['n'], values: [[1]] },
+    ]);
+    r = await call('POST', '/db/request?level=strong&associative', ['SELECT v FROM r', 'SELECT 2 AS two']);
+    expect(r.body.results).toEqual([{ types: { v: 'text' }, rows: [{ v: 'x' }] }, { types: { two: 'integer' }, rows: [{ two: 2 }] }]);
+    r = await call('POST', '/db/request', ['SELECT 1', 'ATTACH "x" AS y']);
+    expect(r.status).toBe(400);
+    expect(r.body.code).toBe('statement_rejected');
+  });
+
   it('applies ?transaction atomically', async () => {
     await call('POST', '/db/execute', ['CREATE TABLE t(v UNIQUE)']);
     const r = await call('POST', '/db/execute?transaction', ['INSERT INTO t VALUES(1)', 'INSERT INTO t VALUES(1)']);
