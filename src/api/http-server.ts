@@ -76,7 +76,16 @@ export interface ApiServerOptions {
   maxBodyBytes: number;
   /** Grace period for in-flight requests on close. */
   closeTimeoutMs?: number;
+  /** Time a client has to send a whole request, headers and body (default REQUEST_TIMEOUT_MS): a trickled body is cut off like slow headers. */
+  requestTimeoutMs?: number;
 }
+
+const REQUEST_TIMEOUT_MS = 30_000;
+/** How often the server looks for requests past their time. */
+const TIMEOUT_CHECK_MS = 1_000;
+
+/** The client went away before its request was read or answered: nothing to answer, nothing wrong here. */
+class ClientGone extends Error {}
 
 export class ApiServer {
   private readonly server: http.Server;
@@ -84,7 +93,11 @@ export class ApiServer {
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly options: ApiServerOptions) {
-    this.server = http.createServer((req, res) => {
+    const requestTimeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    const serverOptions: http.ServerOptions = { requestTimeout, headersTimeout: requestTimeout };
+    // Node 18.12+: how often request and header timeouts are checked (its default, 30 s, would let a deadline slip by that much)
+    Object.assign(serverOptions, { connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_MS, requestTimeout) });
+    this.server = http.createServer(serverOptions, (req, res) => {
       this.inFlight++;
       this.handle(req, res).finally(() => {
         this.inFlight--;
@@ -144,7 +157,15 @@ export class ApiServer {
         response = await handler({ method, url, body, raw: req, rest });
       }
     } catch (err) {
+      if (err instanceof ClientGone || req.destroyed) {
+        this.options.logger.debug('the client went away before its request was read', { url: req.url, err: err as Error });
+        return;
+      }
       response = this.errorResponse(err);
+    }
+    if (res.destroyed) {
+      this.options.logger.debug('the client went away before its answer', { url: req.url });
+      return;
     }
     if (response.stream) {
       try {
@@ -209,13 +230,18 @@ async function readJsonBody(req: http.IncomingMessage, limit: number): Promise<u
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      req.resume();
-      throw new GandalfError('body_too_large', `request body exceeds the limit of ${limit} bytes`);
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > limit) {
+        req.resume();
+        throw new GandalfError('body_too_large', `request body exceeds the limit of ${limit} bytes`);
+      }
+      chunks.push(chunk as Buffer);
     }
-    chunks.push(chunk as Buffer);
+  } catch (err) {
+    if (err instanceof GandalfError) throw err;
+    throw new ClientGone((err as Error).message); // aborted, ECONNRESET: the request never arrived whole
   }
   if (size === 0) return undefined;
   const text = Buffer.concat(chunks).toString('utf8');
