@@ -9,8 +9,9 @@ runCli(process.argv.slice(2), {
 }).then(
   (code) => {
     process.exitCode = code;
-    // A stopped node leaves no work behind; exit promptly even if a client socket lingers.
-    if (process.argv[2] === 'start') setTimeout(() => process.exit(code), 3000).unref();
+    // A stopped node leaves no work behind (its log lines are written synchronously to files,
+    // pipes and terminals on Linux): exit now, whatever native handles (WebRTC, sockets) linger.
+    if (process.argv[2] === 'start') process.exit(code);
   },
   (err: unknown) => {
     process.stderr.write(`gandalf-node: ${(err as Error)?.stack ?? String(err)}\n`);

@@ -157,13 +157,13 @@ export class ApiServer {
         response = await handler({ method, url, body, raw: req, rest });
       }
     } catch (err) {
-      if (err instanceof ClientGone || req.destroyed) {
+      if (err instanceof ClientGone) {
         this.options.logger.debug('the client went away before its request was read', { url: req.url, err: err as Error });
         return;
       }
       response = this.errorResponse(err);
     }
-    if (res.destroyed) {
+    if (res.destroyed || req.socket.destroyed) {
       this.options.logger.debug('the client went away before its answer', { url: req.url });
       return;
     }

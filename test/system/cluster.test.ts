@@ -92,14 +92,23 @@ describe('cluster of real processes', () => {
     await nodes[4]!.stop('SIGKILL');
     await until('n4 dead again', async () => (await Promise.all(nodes.slice(0, 4).map(view))).every((v) => stateOf(v, 'n4') === 'dead'), DEAD_BOUND_MS);
 
-    // SIGTERM n3: "left" everywhere, promptly.
+    // SIGTERM n3: "left" everywhere, promptly; the process exits as soon as it logged "stopped".
+    let stoppedAt = 0;
+    nodes[3]!.proc.stderr!.on('data', (d: Buffer) => {
+      if (!stoppedAt && /"msg":"stopped"/.test(d.toString())) stoppedAt = performance.now();
+    });
     const exit = nodes[3]!.stop('SIGTERM');
+    const exitedAt = exit.then(() => performance.now());
     const leave = await until('n3 left on every survivor', async () => {
       const views = await Promise.all(nodes.slice(0, 3).map(view));
       return views.every((v) => stateOf(v, 'n3') === 'left');
     }, LEFT_BOUND_MS);
     console.log(`SIGTERM -> left on all 3 survivors in ${leave} ms`);
     expect((await exit).code).toBe(0);
+    expect(stoppedAt).toBeGreaterThan(0);
+    const lingered = (await exitedAt) - stoppedAt;
+    console.log(`n3 exited ${Math.round(lingered)} ms after logging "stopped"`);
+    expect(lingered).toBeLessThan(1_000);
     for (const n of nodes.slice(0, 3)) expect((await n.stop()).code).toBe(0);
   }, 120_000);
 });
