@@ -5,7 +5,7 @@
  */
 import { GandalfError } from '../core/errors';
 import { DEFAULT_DATABASE, validateDatabaseName } from '../store/database-name';
-import { checkReadStatement, checkWriteStatement } from '../store/statement-guard';
+import { checkReadStatement, checkWriteStatement, isReadStatement } from '../store/statement-guard';
 import type {
   ExecuteCommand,
   ExecuteResult,
@@ -99,15 +99,6 @@ function associative(r: QueryResult): AssociativeResult {
   return { types, rows };
 }
 
-function isRead(sql: string): boolean {
-  try {
-    checkReadStatement(sql);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export function dbRoutes(dbs: DatabaseService): Routes {
   const execute = async (statements: Statement[], req: RouteRequest) => {
     const start = process.hrtime.bigint();
@@ -139,7 +130,7 @@ export function dbRoutes(dbs: DatabaseService): Routes {
     // rqlite's unified endpoint: only reads go the read path (at `level`); anything else takes the write path whole
     'POST /db/request': (req) => {
       const statements = parseStatements(req.body);
-      return statements.every((st) => isRead(st.sql)) ? query(statements, req) : execute(statements, req);
+      return statements.every((st) => isReadStatement(st.sql)) ? query(statements, req) : execute(statements, req);
     },
     'POST /db/query': (req) => query(parseStatements(req.body), req),
     'GET /db/query': (req) => {

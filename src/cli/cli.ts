@@ -10,7 +10,7 @@ import { ConfigError } from '../core/errors';
 import { isSingleExecutable } from '../core/sea';
 import { COMMIT, VERSION } from '../core/version';
 import { runNode } from '../node/node';
-import { checkReadStatement } from '../store/statement-guard';
+import { isReadStatement } from '../store/statement-guard';
 import { loadNativeRtc } from '../transport/native-rtc';
 import { NodeUnreachableError, request, type ApiReply } from './api-client';
 import { runKv, runLocked, type CliIo } from './coordination-commands';
@@ -182,17 +182,8 @@ function failReply(reply: ApiReply): string {
   return `the node answered ${reply.status}${body?.code ? ` ${body.code}` : ''}: ${body?.message ?? JSON.stringify(reply.body)}`;
 }
 
-function isRead(sql: string): boolean {
-  try {
-    checkReadStatement(sql);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function runSql(bind: HostPort, db: string, sql: string, json: boolean, io: Io): Promise<boolean> {
-  const read = isRead(sql);
+  const read = isReadStatement(sql);
   const path = `/db/${read ? 'query' : 'execute'}?db=${encodeURIComponent(db)}`;
   const reply = await request(bind, 'POST', path, [sql]);
   if (reply.status !== 200) {

@@ -161,6 +161,16 @@ export function checkReadStatement(sql: string): void {
   }
 }
 
+/** Whether `sql` passes checkReadStatement (what the CLI and /db/request send down the read path). */
+export function isReadStatement(sql: string): boolean {
+  try {
+    checkReadStatement(sql);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const WITH_MAIN_VERBS = new Set(['SELECT', 'VALUES', 'INSERT', 'UPDATE', 'DELETE', 'REPLACE']);
 
 /** The statement a `WITH` clause introduces: the first of its verbs outside the parenthesised common table expressions. */
