@@ -160,6 +160,10 @@ export class ReplicaGroup {
   get leader(): NodeId | null {
     return this.node.leader === null ? null : nodeOfReplica(this.node.leader);
   }
+  /** This replica is in its own configuration (as far as its log goes): it was founded, or received its addition. */
+  get isMember(): boolean {
+    return this.node.voters().includes(this.replica) || this.node.learners().includes(this.replica);
+  }
   /** This replica learned it was removed from the group (see RaftNode.removed): the node drops it. */
   get removed(): boolean {
     return this.node.removed;

@@ -381,8 +381,17 @@ export class Replicator {
 
   // ---- placement ----
 
+  /**
+   * The local replica of `group` if it is a member (a replica that was just opened, empty, and not
+   * added yet holds no state worth reading: placement and reads go elsewhere then).
+   */
+  private member(group: string): Replica | undefined {
+    const r = this.replicas.get(group);
+    return r?.group.isMember ? r : undefined;
+  }
+
   private refreshPlacementFromLocal(): void {
-    const sys = this.replicas.get(SYSTEM_GROUP);
+    const sys = this.member(SYSTEM_GROUP);
     if (!sys) return;
     this.placement = new Map((sys.machine as SystemMachine).databases().map((d) => [dbGroup(d.name), d]));
     this.placementFetched = this.options.clock.monotonic();
@@ -390,7 +399,7 @@ export class Replicator {
 
   /** Fetches the placement table from the system group (a node without a system replica). */
   refreshPlacement(): Promise<void> {
-    if (this.replicas.has(SYSTEM_GROUP)) {
+    if (this.member(SYSTEM_GROUP)) {
       this.refreshPlacementFromLocal();
       return Promise.resolve();
     }
@@ -432,7 +441,7 @@ export class Replicator {
       await this.dropRemoved();
       await this.collectRemoved();
       this.forgetGone();
-      const sys = this.replicas.get(SYSTEM_GROUP);
+      const sys = this.member(SYSTEM_GROUP);
       if (!sys && this.options.clock.monotonic() - this.placementFetched > 2000 && this.systemCandidates().length > 0) void this.refreshPlacement();
       for (const [name, r] of this.replicas) {
         if (!r.group.isLeader) continue;
@@ -765,7 +774,7 @@ export class Replicator {
   }
 
   private systemCandidates(): string[] {
-    const local = this.replicas.get(SYSTEM_GROUP);
+    const local = this.member(SYSTEM_GROUP);
     if (local) return unique(local.group.voters().map(nodeOfReplica));
     return this.members()
       .filter((m) => m.meta.sys === '1' && (m.state === 'alive' || m.state === 'suspect'))
@@ -788,7 +797,7 @@ export class Replicator {
 
   /** Reads from the system state: `none` from any replica, `weak` from the leader, `strong` after ReadIndex. */
   systemRead<T = unknown>(query: string, args: Record<string, unknown>, level: ReadLevel, timeoutMs = this.options.writeTimeoutMs): Promise<T> {
-    const local = this.replicas.get(SYSTEM_GROUP);
+    const local = this.member(SYSTEM_GROUP);
     if (level === 'none' && local) return Promise.resolve(this.runSystemQuery(local, query, args) as T);
     return this.onLeader<T>(
       SYSTEM_GROUP,
@@ -931,7 +940,7 @@ export class Replicator {
   private async dbRead<T>(name: string, what: 'query' | 'voters', args: Record<string, unknown>, level: ReadLevel, timeoutMs: number): Promise<T> {
     const group = dbGroup(name);
     const run = (r: Replica): T => readLocal(r, what, args) as T;
-    const local = this.replicas.get(group);
+    const local = this.member(group);
     if (level === 'none') {
       if (local) return run(local);
       const voters = this.dbCandidates(name)();
@@ -1007,7 +1016,7 @@ export class Replicator {
     });
     rpc.handle('db-read-local', (_from, body) => {
       const { db, what, args } = body as { db: string; what: 'query' | 'voters'; args: Record<string, unknown> };
-      const r = this.replicas.get(dbGroup(db));
+      const r = this.member(dbGroup(db));
       if (!r) throw new GandalfError('unknown_database', `no replica of ${db} on this node`);
       return readLocal(r, what, args);
     });

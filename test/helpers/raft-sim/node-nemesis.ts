@@ -274,7 +274,7 @@ export async function runNodeNemesis(seed: number, engine: SqlEngine, options: {
   await sim.run(5_000);
   const copies = new Map<string, number>();
   for (const b of sim.boards.values()) {
-    if (!b.replicator!.localGroups().includes(`db.${DB}`)) continue;
+    if (!b.replicator!.status().some((st) => st.group === `db.${DB}` && !st.removed && [...(st.voter_replicas as string[]), ...(st.learner_replicas as string[])].includes(String(st.replica)))) continue;
     copies.set(b.id, (await read(b.id, 'none')).size);
   }
   if (new Set(copies.values()).size > 1) violations.push(`replicas disagree: ${JSON.stringify(Object.fromEntries(copies))}; faults: ${faults.join('; ')}`);
