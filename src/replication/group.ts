@@ -181,6 +181,15 @@ export class ReplicaGroup {
   voters(): NodeId[] {
     return this.node.voters();
   }
+  /** The configuration (replica ids), the log index it is known in force at, and whether that is committed. */
+  members(): { voters: NodeId[]; learners: NodeId[]; since: number; committed: boolean } {
+    const since = this.node.configSince;
+    return { voters: this.node.voters(), learners: this.node.learners(), since, committed: since <= this.node.commitIndex };
+  }
+  /** Index of the last entry in this replica's log. */
+  get lastIndex(): number {
+    return this.node.lastIndex;
+  }
   /** Learner replicas (replica ids). */
   learners(): NodeId[] {
     return this.node.learners();

@@ -148,6 +148,8 @@ export class RaftNode {
 
   /** The configuration in force at the commit index, as far as this node has seen it committed. */
   private committedConf: ConfState = { voters: [], learners: [] };
+  /** The log index committedConf was set at (its conf entry, or a snapshot): older conf entries handed out again after a restart change nothing. */
+  private committedConfAt = 0;
   /** This node learned it was removed from the group: it never campaigns or votes in it again. */
   private _removed = false;
   /** Leader: ticks since it became leader, and the tick each voter was last heard from (its lease). */
@@ -181,6 +183,13 @@ export class RaftNode {
     this.prevHard = st ? { term: st.term, vote: st.vote, commit: st.commit } : this.hardState();
     this.refreshConf();
     this.committedConf = this.confAt(this.log.committed);
+    this.committedConfAt = this.log.snapIndex;
+    for (let i = this.log.committed; i > this.log.snapIndex; i--) {
+      if (this.log.entry(i)?.kind === 'conf') {
+        this.committedConfAt = i;
+        break;
+      }
+    }
     this.resetTimeout();
   }
 
@@ -216,6 +225,10 @@ export class RaftNode {
   /** Index of the conf entry that set the current configuration (0: bootstrap or snapshot). */
   get configIndex(): number {
     return this.confIndex;
+  }
+  /** Where the current configuration is known to be in force: its conf entry, else the snapshot it came from (0: bootstrap). */
+  get configSince(): number {
+    return this.confIndex > 0 ? this.confIndex : (this.snap?.index ?? 0);
   }
   voters(): NodeId[] {
     return [...this.voterSet].sort();
@@ -412,7 +425,7 @@ export class RaftNode {
     const { entries, truncateFrom } = this.log.takeUnstable();
     const rd: Ready = { entries, messages: this.msgs, committed: this.log.takeCommitted(), readStates: this.readStates };
     for (const e of rd.committed) {
-      if (e.kind === 'conf') this.noteCommittedConf(e.data as ConfEntryData);
+      if (e.kind === 'conf') this.noteCommittedConf(e.index, e.data as ConfEntryData);
     }
     if (hardChanged) rd.hardState = hs;
     if (this.pendingInstall) rd.snapshot = this.pendingInstall;
@@ -435,7 +448,9 @@ export class RaftNode {
   }
 
   /** A configuration became committed here (a committed conf entry handed out, or an installed snapshot's). */
-  private noteCommittedConf(conf: ConfState): void {
+  private noteCommittedConf(at: number, conf: ConfState): void {
+    if (at <= this.committedConfAt) return;
+    this.committedConfAt = at;
     const wasMember = RaftNode.has(this.committedConf, this.id);
     this.committedConf = { voters: [...conf.voters], learners: [...conf.learners] };
     if (wasMember && !RaftNode.has(this.committedConf, this.id)) this.markRemoved();
@@ -836,7 +851,7 @@ export class RaftNode {
     this.snap = copySnapshot(s);
     this.pendingInstall = copySnapshot(s);
     this.refreshConf();
-    this.noteCommittedConf(s);
+    this.noteCommittedConf(s.index, s);
     this.respondAppend(m.from, true, s.index);
   }
 

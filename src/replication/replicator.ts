@@ -495,28 +495,36 @@ export class Replicator {
   }
 
   /**
-   * Drops replicas of groups this node was removed from (e.g. it came back
-   * after being replaced): placement no longer lists it and the group's leader
-   * confirms it is neither voter nor learner. A tombstone keeps it from being
-   * founded here again. Checked every GC_INTERVAL_MS.
+   * Drops replicas that were removed without learning it (a learner never
+   * campaigns, so no member can tell it; a voter may find no member left of
+   * its old configuration to tell it): every GC_INTERVAL_MS each member
+   * replica that does not lead asks its group's leader, and goes if the
+   * leader's committed configuration lacks it and lies beyond this replica's
+   * whole log: then whatever made this replica a member came before it, so a
+   * committed change removed it (a stale leader, or one that does not know of
+   * this replica's addition yet, proves nothing). A replica not added yet (no
+   * configuration of its own) is left to the leader's `group-prepare`. A
+   * tombstone keeps the group from being founded here again.
    */
   private async collectRemoved(): Promise<void> {
     const now = this.options.clock.monotonic();
     if (now - this.lastGc < GC_INTERVAL_MS) return;
     this.lastGc = now;
     for (const [name, r] of [...this.replicas]) {
-      if (name === SYSTEM_GROUP || r.group.isLeader) continue;
-      const rec = this.placement.get(name);
-      if (!rec || rec.voters.includes(this.options.self)) continue;
-      const members = await this.onLeader<{ voters: string[]; learners: string[] }>(
+      if (r.group.isLeader || !r.group.isMember) continue;
+      const asked = unique([
+        ...r.group.voters().map(nodeOfReplica),
+        ...(name === SYSTEM_GROUP ? this.systemBoards() : (this.placement.get(name)?.voters ?? [])),
+      ]).filter((n) => n !== this.options.self);
+      const members = await this.onLeader<{ voters: string[]; learners: string[]; since: number; committed: boolean }>(
         name,
         'group-members',
         { group: name },
-        async (x) => ({ voters: x.group.voters(), learners: x.group.learners() }),
+        async (x) => x.group.members(),
         RPC_TIMEOUT_MS,
-        () => rec.voters,
+        () => asked,
       ).catch(() => undefined);
-      if (!members || members.voters.includes(r.group.id) || members.learners.includes(r.group.id) || this.replicas.get(name) !== r) continue;
+      if (!members?.committed || members.since <= r.group.lastIndex || members.voters.includes(r.group.id) || members.learners.includes(r.group.id) || this.replicas.get(name) !== r) continue;
       this.options.logger.info('dropping a replica this node was removed from', { group: name, replica: r.group.id, voters: members.voters });
       await this.dropReplica(name, r, { voters: members.voters });
     }
@@ -524,8 +532,9 @@ export class Replicator {
 
   /**
    * A node with no system replica, once membership had time to settle, founds
-   * the system group if no member has one and it has the lowest id among the
-   * live members. Everyone else gets added by the system leader.
+   * the system group if no member has one, every member it knows of is alive,
+   * and it has the lowest id among them. Everyone else gets added by the
+   * system leader.
    */
   private async maybeBootstrap(): Promise<void> {
     if (this.replicas.has(SYSTEM_GROUP) || this.opening.has(SYSTEM_GROUP)) return;
@@ -536,6 +545,9 @@ export class Replicator {
     if (this.options.mayFound && !this.options.mayFound()) return;
     const members = this.members();
     if (members.some((m) => m.id !== this.options.self && (m.state === 'alive' || m.state === 'suspect') && m.meta.sys === '1')) return;
+    // A board it cannot reach (dead, or gone) means a cluster exists beyond this view: this board
+    // (rebooted, wiped, cut off) waits to be added rather than found a second system group.
+    if (members.some((m) => m.id !== this.options.self && (m.state === 'dead' || m.state === 'left'))) return;
     const alive = this.aliveIds();
     if (alive[0] !== this.options.self) return;
     this.options.logger.info('founding the system group', { members: alive.length });
@@ -680,6 +692,8 @@ export class Replicator {
     const deadline = clock.monotonic() + timeoutMs;
     let lastError: Error | undefined;
     let tried = 0;
+    // a redirect from the node asked wins over this node's own replica, whose view of the leader may be stale
+    let redirectedTo: string | undefined;
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - clock.monotonic();
       if (remaining <= 0 || this.closed) break;
@@ -696,7 +710,7 @@ export class Replicator {
         }
       }
       // Membership's verdict first: a node it declared dead is not asked (a request to it could only end as outcome_unknown).
-      const hint = local?.group.leader ?? this.leaderHint.get(group);
+      const hint = redirectedTo ?? local?.group.leader ?? this.leaderHint.get(group);
       const known = hint && this.isAlive(hint) ? hint : undefined;
       const list = candidates().filter((c) => (c !== self || local) && this.isAlive(c));
       const target = known && known !== self ? known : list.length > 0 ? list[tried++ % list.length]! : undefined;
@@ -710,8 +724,11 @@ export class Replicator {
       try {
         const reply = await this.options.rpc.call<unknown>(target, method, body, Math.min(remaining, RPC_TIMEOUT_MS + (method === 'db-exec' ? timeoutMs : 0)), abandon.signal);
         if (isRedirect(reply)) {
-          if (reply.redirect && reply.redirect !== target) this.leaderHint.set(group, reply.redirect);
-          else {
+          if (reply.redirect && reply.redirect !== target) {
+            this.leaderHint.set(group, reply.redirect);
+            redirectedTo = reply.redirect;
+          } else {
+            redirectedTo = undefined;
             this.leaderHint.delete(group);
             await sleep(clock, Math.min(100 + attempt * 20, 500, Math.max(0, deadline - clock.monotonic())));
           }
@@ -721,6 +738,7 @@ export class Replicator {
         return reply as T;
       } catch (err) {
         lastError = err as Error;
+        redirectedTo = undefined;
         this.leaderHint.delete(group);
         if (!idempotent && err instanceof RpcUnreachableError && err.sent) {
           throw new GandalfError(
@@ -747,12 +765,13 @@ export class Replicator {
     );
   }
 
-  /** Aborts `abandon` once `group` knows a leader other than `target` (checked every LEADER_WATCH_MS). */
+  /** Aborts `abandon` once `group` learns of a new leader, other than `target` (checked every LEADER_WATCH_MS). */
   private watchLeader(group: ReplicaGroup, target: string, abandon: AbortController): { timer: TimerHandle } {
     const watch = { timer: undefined as unknown as TimerHandle };
+    const initial = group.leader;
     const check = () => {
       const leader = group.leader;
-      if (leader !== null && leader !== target) return abandon.abort(`${leader} leads ${group.name} now`);
+      if (leader !== null && leader !== target && leader !== initial) return abandon.abort(`${leader} leads ${group.name} now`);
       watch.timer = this.options.clock.setTimeout(check, LEADER_WATCH_MS);
       watch.timer.unref?.();
     };
@@ -776,6 +795,11 @@ export class Replicator {
   private systemCandidates(): string[] {
     const local = this.member(SYSTEM_GROUP);
     if (local) return unique(local.group.voters().map(nodeOfReplica));
+    return this.systemBoards();
+  }
+
+  /** Live boards that say they hold a system replica. */
+  private systemBoards(): string[] {
     return this.members()
       .filter((m) => m.meta.sys === '1' && (m.state === 'alive' || m.state === 'suspect'))
       .map((m) => m.id)
@@ -1023,7 +1047,7 @@ export class Replicator {
     rpc.handle('group-members', (_from, body) => {
       const { group } = body as { group: unknown };
       if (!isGroupName(group)) throw new GandalfError('invalid_request', 'bad group name');
-      return this.asLeader(group, async (r) => ({ voters: r.group.voters(), learners: r.group.learners() }));
+      return this.asLeader(group, async (r) => r.group.members());
     });
     // Founding a new database's group: its committed placement names this node first.
     rpc.handle('group-open', async (_from, body) => {

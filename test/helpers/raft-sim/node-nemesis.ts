@@ -275,8 +275,14 @@ export async function runNodeNemesis(seed: number, engine: SqlEngine, options: {
   const copies = new Map<string, number>();
   for (const b of sim.boards.values()) {
     if (!b.replicator!.status().some((st) => st.group === `db.${DB}` && !st.removed && [...(st.voter_replicas as string[]), ...(st.learner_replicas as string[])].includes(String(st.replica)))) continue;
-    copies.set(b.id, (await read(b.id, 'none')).size);
+    try {
+      copies.set(b.id, (await read(b.id, 'none')).size);
+    } catch (err) {
+      const st = b.replicator!.status().find((x) => x.group === `db.${DB}`);
+      violations.push(`the copy on ${b.id} cannot be read: ${(err as Error).message}; its replica: ${JSON.stringify(st)}; faults: ${faults.join('; ')}`);
+    }
   }
+  if (process.env.NODE_SIM_TRACE) for (const b of sim.boards.values()) console.error(b.id, JSON.stringify(b.replicator!.status().filter((st) => st.group === `db.${DB}`)));
   if (new Set(copies.values()).size > 1) violations.push(`replicas disagree: ${JSON.stringify(Object.fromEntries(copies))}; faults: ${faults.join('; ')}`);
   for (const b of sim.boards.values()) if (b.up) sim.kill(b.id);
   return { acked: acked.size, strongReads, faults, violations };

@@ -17,7 +17,7 @@
  * injected clock.
  */
 import type { Clock, TimerHandle } from '../../../src/core/clock';
-import { silentLogger } from '../../../src/core/logger';
+import { createLogger, silentLogger, type Logger } from '../../../src/core/logger';
 import { Replicator, type MemberInfo } from '../../../src/replication/replicator';
 import { SystemStateMachine } from '../../../src/replication/system-machine';
 import { Rpc, Wire, type MeshPort } from '../../../src/replication/wire';
@@ -169,8 +169,11 @@ export class NodeSim {
       send: (to, body) => this.send(id, to, body),
       subscribe: (handler) => (board.receive = handler),
     };
-    const wire = new Wire(mesh, silentLogger);
-    const rpc = new Rpc(wire, clock, silentLogger);
+    // NODE_SIM_LOG=<board id>: that board's log lines, stamped with simulated time
+    const logger: Logger =
+      process.env.NODE_SIM_LOG === id ? createLogger({ level: 'debug', format: 'json', now: () => this.clock.now() }, { board: id }) : silentLogger;
+    const wire = new Wire(mesh, logger);
+    const rpc = new Rpc(wire, clock, logger);
     const seed = (this.seed * 7919 + hashId(id) + board.incarnation * 104729) >>> 0;
     const random = mulberry32(seed);
     const random32 = () => Math.floor(random() * 4294967296) >>> 0;
@@ -178,7 +181,7 @@ export class NodeSim {
       self: id,
       dataDir: `/data/${id}`,
       fs: board.fs,
-      logger: silentLogger,
+      logger,
       clock,
       random,
       random32,

@@ -358,6 +358,26 @@ describe('removed and empty replicas (the "ghost" that elected a stale leader)',
     expect(l.term).toBe(1);
   });
 
+  it('a restart that hands out committed conf entries again never makes a member believe it was removed', () => {
+    // n0 founds alone, adds n1, then n2: n2's log holds the configurations from before it was added
+    const h = new Harness(['n0']);
+    const l = h.elect('n0');
+    for (const id of ['n1', 'n2']) {
+      h.add(id, []);
+      expect('index' in l.proposeConfChange({ type: 'add-learner', node: id })).toBe(true);
+      h.tick(3);
+      expect('index' in l.proposeConfChange({ type: 'promote', node: id })).toBe(true);
+      h.tick(3);
+    }
+    expect(h.node('n2').voters()).toEqual(['n0', 'n1', 'n2']);
+    expect(h.node('n2').snapshotIndex).toBe(0);
+    // n2 restarts: every committed entry, the early conf entries without n2 among them, is handed out again
+    const n2 = h.restart('n2', []);
+    h.tick(2 * E);
+    expect(n2.removed).toBe(false);
+    expect(n2.voters()).toEqual(['n0', 'n1', 'n2']);
+  });
+
   it('a member calls a candidate removed only if the candidate\'s whole log lies within its committed prefix', () => {
     const h = new Harness(['n0', 'n1', 'n2', 'n3']);
     const l = h.elect('n0');
