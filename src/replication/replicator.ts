@@ -662,7 +662,8 @@ export class Replicator {
   /** Asks `node` to open an empty replica of the group under a fresh id (it checks that placement names it); undefined on failure. */
   private async prepareReplica(group: ReplicaGroup, node: string, members: string[]): Promise<string | undefined> {
     try {
-      const reply = await this.options.rpc.call<{ replica?: unknown }>(node, 'group-prepare', { group: group.name, members }, RPC_TIMEOUT_MS);
+      // a slow board (a Pi Zero) may need a while to ask the system leader and open the replica
+      const reply = await this.options.rpc.call<{ replica?: unknown }>(node, 'group-prepare', { group: group.name, members }, Math.max(RPC_TIMEOUT_MS, this.options.writeTimeoutMs));
       const replica = reply?.replica;
       if (typeof replica === 'string' && nodeOfReplica(replica) === node && !members.includes(replica)) return replica;
       this.options.logger.warn('a board answered group-prepare with an unusable replica id', { group: group.name, node, replica: String(replica) });
@@ -914,7 +915,8 @@ export class Replicator {
     if (!result.ok && result.code !== 'database_exists') throw new GandalfError('invalid_request', result.message ?? `database ${name} could not be created`);
     if (result.ok) {
       // The first voter founds the group alone; the group's leader adds the others.
-      await this.options.rpc.call(voters[0]!, 'group-open', { group: dbGroup(name) }, RPC_TIMEOUT_MS);
+      // the founder first waits until its own view of placement names it (up to --write-timeout)
+      await this.options.rpc.call(voters[0]!, 'group-open', { group: dbGroup(name) }, RPC_TIMEOUT_MS + this.options.writeTimeoutMs);
       this.options.logger.info('database created', { db: name, voters, redundancy: r || 'auto' });
     }
     await this.refreshPlacement();
@@ -991,16 +993,24 @@ export class Replicator {
     );
   }
 
-  /** The committed placement of a database group, asked of the system leader if this node is not named in it yet; fails unless it names this node. */
+  /**
+   * The committed placement of a database group, once it names this node.
+   * Applied system state holds only committed entries, so any replica's "yes"
+   * is the truth; a "no" may just be behind. So: this node's own placement
+   * (refreshed from its system replica as it applies, or from the system
+   * leader when it holds none), retried until `--write-timeout`.
+   */
   private async placementNaming(group: string): Promise<DbRecord> {
-    let rec = this.placement.get(group);
-    if (!rec?.voters.includes(this.options.self)) {
-      // from the system leader: this node's own system replica may not have applied the change yet
-      const dbs = await this.systemRead<DbRecord[]>('databases', {}, 'weak', RPC_TIMEOUT_MS);
-      rec = dbs.find((d) => dbGroup(d.name) === group);
+    const deadline = this.options.clock.monotonic() + this.options.writeTimeoutMs;
+    for (;;) {
+      const rec = this.placement.get(group);
+      if (rec?.voters.includes(this.options.self)) return rec;
+      if (this.closed || this.options.clock.monotonic() >= deadline) {
+        throw new GandalfError('conflict', `placement does not name ${this.options.self} for ${group}`);
+      }
+      if (!this.member(SYSTEM_GROUP)) await this.refreshPlacement();
+      await sleep(this.options.clock, 100);
     }
-    if (!rec?.voters.includes(this.options.self)) throw new GandalfError('conflict', `placement does not name ${this.options.self} for ${group}`);
-    return rec;
   }
 
   // ---- RPC handlers (the far side of onLeader) ----
@@ -1068,7 +1078,9 @@ export class Replicator {
       if (group !== SYSTEM_GROUP) await this.placementNaming(group);
       const existing = this.replicas.get(group);
       if (existing && members.includes(existing.group.id)) return { replica: existing.group.id };
-      // A replica the leader does not count (a lost add, or one removed meanwhile): never reused, replaced by a fresh one.
+      // Prepared before and never added (an add that was lost or is slow): it never saw a configuration, so its id is still unused.
+      if (existing && !existing.group.isMember && !existing.group.removed) return { replica: existing.group.id };
+      // A replica that was a member and the leader does not count (removed meanwhile): never reused, replaced by a fresh one.
       if (existing) await this.dropReplica(group, existing, undefined);
       const r = await this.openReplica(group, 'join');
       if (!r) throw new GandalfError('stopping', 'the node is stopping');

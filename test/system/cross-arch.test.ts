@@ -208,11 +208,25 @@ describe('single executables under qemu-user', () => {
     const until = async (what: string, probe: () => Promise<boolean>, ms: number) => {
       const end = Date.now() + ms;
       while (!(await probe().catch(() => false))) {
-        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        if (Date.now() > end) {
+          const tails = all.map((n) => `--- ${n.url}\n${n.log.split('\n').slice(-25).join('\n')}`).join('\n');
+          throw new Error(`timed out waiting for ${what}\n${tails}`);
+        }
         await new Promise((r) => setTimeout(r, 500));
       }
     };
-    await until('a write through the ARMv6 node', async () => (await guests[1]!.post('/db/execute?db=mixed&redundancy=3', ['CREATE TABLE t(v)'])).status === 200, 120_000);
+    let answer = '';
+    await until(
+      'a write through the ARMv6 node',
+      async () => {
+        const r = await guests[1]!.post('/db/execute?db=mixed&redundancy=3', ['CREATE TABLE t(v)']);
+        answer = `${r.status} ${JSON.stringify(r.body)}`;
+        return r.status === 200;
+      },
+      120_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\nlast answer: ${answer}`);
+    });
     for (let i = 0; i < 20; i++) expect((await all[i % 3]!.post('/db/execute?db=mixed', [['INSERT INTO t VALUES(?)', i]])).status).toBe(200);
     for (const n of all) {
       await until(`${n.url} to hold all rows`, async () => {
