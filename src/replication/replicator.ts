@@ -915,8 +915,7 @@ export class Replicator {
     if (!result.ok && result.code !== 'database_exists') throw new GandalfError('invalid_request', result.message ?? `database ${name} could not be created`);
     if (result.ok) {
       // The first voter founds the group alone; the group's leader adds the others.
-      // the founder first waits until its own view of placement names it (up to --write-timeout)
-      await this.options.rpc.call(voters[0]!, 'group-open', { group: dbGroup(name) }, RPC_TIMEOUT_MS + this.options.writeTimeoutMs);
+      await this.foundGroup(name, voters);
       this.options.logger.info('database created', { db: name, voters, redundancy: r || 'auto' });
     }
     await this.refreshPlacement();
@@ -924,6 +923,28 @@ export class Replicator {
     if (!rec) throw new GandalfError('no_quorum', `database ${name} was created but its placement is not visible yet; retry`);
     if (result.ok) await this.waitForVoters(name, rec.voters.length, this.options.writeTimeoutMs);
     return rec;
+  }
+
+  /**
+   * Asks one placed voter (this board if placed, else the first that answers)
+   * to found a new database's group alone (idempotent); its leader then adds
+   * the others. Retried until --write-timeout: a founding lost to a slow,
+   * busy or unlinked board would leave the database placed but never founded.
+   */
+  private async foundGroup(name: string, voters: string[]): Promise<void> {
+    const deadline = this.options.clock.monotonic() + this.options.writeTimeoutMs;
+    const order = voters.includes(this.options.self) ? [this.options.self, ...voters.filter((v) => v !== this.options.self)] : voters;
+    for (let attempt = 0; ; attempt++) {
+      const founder = order[attempt % order.length]!;
+      try {
+        await this.options.rpc.call(founder, 'group-open', { group: dbGroup(name) }, RPC_TIMEOUT_MS);
+        return;
+      } catch (err) {
+        if (this.closed || this.options.clock.monotonic() >= deadline) throw err;
+        this.options.logger.warn('founding a database group failed; trying again', { db: name, founder, err: err as Error });
+        await sleep(this.options.clock, 250);
+      }
+    }
   }
 
   /** Waits (bounded) until a new database's group has all its voters, so its first write is already redundant. */
@@ -1059,12 +1080,10 @@ export class Replicator {
       if (!isGroupName(group)) throw new GandalfError('invalid_request', 'bad group name');
       return this.asLeader(group, async (r) => r.group.members());
     });
-    // Founding a new database's group: its committed placement names this node first.
+    // Founding a new database's group, asked by the board whose db-create just committed naming this one first.
     rpc.handle('group-open', async (_from, body) => {
       const { group } = (body ?? {}) as { group?: unknown };
       if (!isGroupName(group) || group === SYSTEM_GROUP) throw new GandalfError('invalid_request', 'bad group-open');
-      const rec = await this.placementNaming(group);
-      if (rec.voters[0] !== this.options.self) throw new GandalfError('conflict', `${group} is founded by ${rec.voters[0]}, not here`);
       await this.openReplica(group, 'found');
       return { ok: true };
     });
