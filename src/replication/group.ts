@@ -15,14 +15,20 @@ import { RaftNode, type ConfChange, type Entry, type NodeId, type RaftConfig, ty
 import { RaftDiskStorage } from './raft-storage';
 import { nodeOfReplica } from './replica-id';
 
-/** A replicated state machine: deterministic, fed committed commands in log order. */
+/**
+ * A replicated state machine: deterministic, fed committed commands in log
+ * order. A machine may answer later (a promise: SQL runs on a worker thread);
+ * calls are made in log order and it must carry them out in that order, so a
+ * snapshot() reflects every apply() called before it. The Raft loop never
+ * waits for it: entries are handed over and applied behind it (see `applyTail`).
+ */
 export interface GroupMachine {
   /** Applies a committed command and returns the proposer's answer. Bad input is an answer, not a throw. */
   apply(data: unknown, index: number): unknown;
   /** The state as bytes, for a snapshot. */
-  snapshot(): Uint8Array;
+  snapshot(): Uint8Array | Promise<Uint8Array>;
   /** Replaces the state with a snapshot's (undefined: the empty state). */
-  restore(image: Uint8Array | undefined): void;
+  restore(image: Uint8Array | undefined): void | Promise<void>;
 }
 
 export interface GroupOptions {
@@ -73,7 +79,12 @@ const BOOTSTRAP_FILE = 'bootstrap.json';
 export class ReplicaGroup {
   private node!: RaftNode;
   private storage!: RaftDiskStorage;
+  /** Index of the last entry the state machine applied (its answer is in). */
   private applied = 0;
+  /** Index of the last entry handed to the state machine (applied, or being applied behind the Raft loop). */
+  private issued = 0;
+  /** The chain of state-machine work, in log order: applies, snapshot installs and snapshots. */
+  private applyTail: Promise<void> = Promise.resolve();
   private persistedLast = 0;
   private running = false;
   private closed = false;
@@ -87,6 +98,8 @@ export class ReplicaGroup {
   private bootstrap: NodeId[] = [];
   private replica = '';
   private snapshotting = false;
+  /** A snapshot image the state machine produced, for the Ready loop to compact and write. */
+  private pendingCheckpoint: { index: number; image: Uint8Array } | undefined;
   private closing = false;
   private readonly readyWaiters = new Set<() => void>();
 
@@ -126,12 +139,13 @@ export class ReplicaGroup {
     const { storage, state } = await RaftDiskStorage.open({ dir, fs, logger });
     this.storage = storage;
     if (state?.snapshot) {
-      this.options.machine.restore(state.snapshot.data as Uint8Array);
+      await this.options.machine.restore(state.snapshot.data as Uint8Array);
       this.applied = state.snapshot.index;
     } else {
-      this.options.machine.restore(undefined);
+      await this.options.machine.restore(undefined);
       this.applied = 0;
     }
+    this.issued = this.applied;
     this.persistedLast = state ? (state.entries.length > 0 ? state.entries[state.entries.length - 1]!.index : this.applied) : 0;
     logger.info('replica loaded', {
       group: this.options.name,
@@ -323,10 +337,15 @@ export class ReplicaGroup {
     while (this.proposals.size > 0 && this.options.clock.monotonic() < until && !this.failure) await sleep(this.options.clock, 5);
     this.closed = true;
     if (this.tickTimer) this.options.clock.clearTimeout(this.tickTimer);
-    while (this.running || this.snapshotting) await new Promise<void>((r) => this.options.clock.defer(r));
+    while (this.running) await new Promise<void>((r) => this.options.clock.defer(r));
+    await this.applyTail;
+    await this.writeCheckpoint(); // one the loop did not get to
     this.failAll(new GandalfError('stopping', 'the node is stopping'));
     // A final snapshot: the next start restores it instead of replaying the log.
-    if (snapshot && !this.failure && this.applied > this.storage.snapshotIndex) await this.takeSnapshot();
+    if (snapshot && !this.failure && this.applied > this.storage.snapshotIndex) {
+      await this.captureSnapshot();
+      await this.writeCheckpoint();
+    }
     await this.storage.close();
   }
 
@@ -383,6 +402,10 @@ export class ReplicaGroup {
         this.running = false;
         return;
       }
+      if (this.pendingCheckpoint) {
+        await this.writeCheckpoint();
+        continue;
+      }
       const rd = this.node.advance();
       if (!rd) {
         this.running = false; // same synchronous step as seeing no work: a later kick() starts a new loop
@@ -413,27 +436,63 @@ export class ReplicaGroup {
     if (rd.truncateFrom !== undefined) this.persistedLast = Math.min(this.persistedLast, rd.truncateFrom - 1);
     if (rd.entries.length > 0) this.persistedLast = rd.entries[rd.entries.length - 1]!.index;
     for (const m of messages) this.options.send(m);
-    if (rd.snapshot && rd.snapshot.index > this.applied) {
-      this.options.machine.restore(rd.snapshot.data as Uint8Array);
-      this.applied = rd.snapshot.index;
-      this.options.logger.info('installed a snapshot from the leader', { group: this.name, index: rd.snapshot.index });
-      for (const [index, w] of this.proposals) {
-        if (index <= this.applied) this.settle(index, w, undefined, true);
-      }
+    // The state machine works behind the Raft loop, in log order: a long apply
+    // (SQL on its worker) delays only the answers that wait for it, never
+    // heartbeats, votes or appends.
+    const snapshot = rd.snapshot;
+    if (snapshot && snapshot.index > this.issued) {
+      this.issued = snapshot.index;
+      this.enqueue(() => this.install(snapshot.index, snapshot.data as Uint8Array));
     }
-    for (const entry of rd.committed) {
-      if (entry.index <= this.applied) continue;
-      let result: unknown;
-      if (!entry.kind) result = this.options.machine.apply(entry.data, entry.index);
+    const batch = rd.committed.filter((e) => e.index > this.issued);
+    if (batch.length > 0) {
+      this.issued = batch[batch.length - 1]!.index;
+      this.enqueue(() => this.applyBatch(batch));
+    }
+    for (const rs of rd.readStates) this.readsAt.push(rs);
+    this.answerReads();
+  }
+
+  /** Runs `work` after all state-machine work handed over before it. A machine that fails takes the replica out, like a failed log. */
+  private enqueue(work: () => Promise<void>): void {
+    this.applyTail = this.applyTail
+      .then(work)
+      .catch((err: unknown) => {
+        if (this.failed) return;
+        this.failed = err as Error;
+        this.options.logger.error('the state machine failed; this replica stops taking part until restart', { group: this.name, err: err as Error });
+        this.failAll(new GandalfError('log_failed', `${this.name}: the state machine failed: ${(err as Error).message}`));
+      });
+  }
+
+  private async install(index: number, image: Uint8Array): Promise<void> {
+    await this.options.machine.restore(image);
+    this.applied = index;
+    this.options.logger.info('installed a snapshot from the leader', { group: this.name, index });
+    for (const [i, w] of this.proposals) {
+      if (i <= this.applied) this.settle(i, w, undefined, true);
+    }
+    this.afterApply();
+  }
+
+  private async applyBatch(batch: Entry[]): Promise<void> {
+    // every command is handed over before the first answer is awaited: a worker machine runs them back to back
+    const answers = batch.map((e) => (e.kind ? undefined : this.options.machine.apply(e.data, e.index)));
+    for (let i = 0; i < batch.length; i++) {
+      const entry = batch[i]!;
+      const result = await answers[i];
       this.applied = entry.index;
       const w = this.proposals.get(entry.index);
       if (w) this.settle(entry.index, w, result, w.term !== entry.term);
       this.options.onApplied?.(entry, result);
     }
-    for (const rs of rd.readStates) this.readsAt.push(rs);
+    this.afterApply();
+    await this.maybeSnapshot();
+  }
+
+  private afterApply(): void {
     this.answerReads();
     for (const w of [...this.readyWaiters]) w();
-    await this.maybeSnapshot();
   }
 
   private settle(index: number, w: Waiter, result: unknown, lost: boolean): void {
@@ -463,22 +522,42 @@ export class ReplicaGroup {
     if (this.snapshotting || this.applied <= this.storage.snapshotIndex) return;
     const entries = this.applied - this.storage.snapshotIndex;
     if (entries < this.options.snapshotEntries && this.storage.bytesSinceSnapshot < (this.options.snapshotBytes ?? Infinity)) return;
-    await this.takeSnapshot();
+    await this.captureSnapshot();
   }
 
-  private async takeSnapshot(): Promise<void> {
+  /**
+   * Part of the state-machine chain: the image at `applied`. The Ready loop
+   * compacts and writes it (never beside a persist of its own).
+   */
+  private async captureSnapshot(): Promise<void> {
+    // an image must not cover entries this replica has not made durable itself
+    if (this.snapshotting || this.applied > this.persistedLast) return;
     this.snapshotting = true;
     try {
-      const index = Math.min(this.applied, this.persistedLast);
-      const snap = this.node.compact(index, this.options.machine.snapshot());
+      const index = this.applied;
+      const image = await this.options.machine.snapshot();
+      this.pendingCheckpoint = { index, image };
+      this.kick();
+    } catch (err) {
+      this.snapshotting = false;
+      this.options.logger.warn('snapshot failed; the log keeps every entry', { group: this.name, err: err as Error });
+    }
+  }
+
+  private async writeCheckpoint(): Promise<void> {
+    const pending = this.pendingCheckpoint;
+    if (!pending) return;
+    this.pendingCheckpoint = undefined;
+    try {
+      const snap = this.node.compact(pending.index, pending.image);
       if (!snap) return;
       const tail: Entry[] = [];
-      for (let i = index + 1; i <= this.persistedLast; i++) {
+      for (let i = pending.index + 1; i <= this.persistedLast; i++) {
         const e = this.node.entry(i);
         if (e) tail.push(e);
       }
       await this.storage.checkpoint(snap, tail);
-      this.options.logger.debug('snapshot written', { group: this.name, index });
+      this.options.logger.debug('snapshot written', { group: this.name, index: pending.index });
     } catch (err) {
       this.options.logger.warn('snapshot failed; the log keeps every entry', { group: this.name, err: err as Error });
     } finally {
