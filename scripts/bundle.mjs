@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { build } from 'esbuild';
+import { buildSqlWorkerSync } from './sql-worker-bundle.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const pkg = JSON.parse(readFileSync(`${root}/package.json`, 'utf8'));
@@ -13,6 +14,9 @@ try {
 } catch {
   /* not a git checkout */
 }
+
+// SQL runs on worker threads started from this text (src/replication/sql-worker-source.ts)
+const sqlWorker = buildSqlWorkerSync(root);
 
 const result = await build({
   absWorkingDir: root,
@@ -28,6 +32,7 @@ const result = await build({
   define: {
     __GANDALF_VERSION__: JSON.stringify(pkg.version),
     __GANDALF_COMMIT__: JSON.stringify(commit),
+    __SQL_WORKER_SOURCE__: JSON.stringify(sqlWorker),
   },
   banner: { js: '#!/usr/bin/env node' },
   legalComments: 'none',
@@ -35,4 +40,4 @@ const result = await build({
   metafile: true,
 });
 const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
-console.log(`bundle: dist/gandalf-node.cjs ${(bytes / 1024).toFixed(0)} KiB (version ${pkg.version}, commit ${commit})`);
+console.log(`bundle: dist/gandalf-node.cjs ${(bytes / 1024).toFixed(0)} KiB, of which the SQL worker ${(sqlWorker.length / 1024).toFixed(0)} KiB (version ${pkg.version}, commit ${commit})`);

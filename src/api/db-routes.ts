@@ -20,7 +20,8 @@ import type { RouteRequest, Routes } from './http-server';
 export interface DatabaseService {
   /** Creates the database on its first write (`redundancy`: its voters, else the node's default). */
   execute(db: string, command: ExecuteCommand, options: { redundancy?: number }): Promise<ExecuteResult[]>;
-  query(db: string, statements: Statement[], level: 'none' | 'weak' | 'strong'): Promise<QueryResult[]>;
+  /** `signal`: the client went away; the statement is stopped. */
+  query(db: string, statements: Statement[], level: 'none' | 'weak' | 'strong', signal?: AbortSignal): Promise<QueryResult[]>;
 }
 
 const READ_LEVELS = ['none', 'weak', 'strong'];
@@ -45,6 +46,7 @@ function toSqlValue(v: unknown, where: string): SqlValue {
     if (!Number.isFinite(v)) invalid(`${where}: numbers must be finite`);
     return v;
   }
+  if (typeof v === 'bigint') return v; // an integer beyond 2^53, parsed exactly (http-server.ts)
   if (typeof v === 'boolean') return v ? 1 : 0;
   return invalid(`${where}: parameters must be strings, numbers, booleans or null`);
 }
@@ -118,7 +120,7 @@ export function dbRoutes(dbs: DatabaseService): Routes {
     const level = req.url.searchParams.get('level');
     if (level !== null && !READ_LEVELS.includes(level)) invalid(`level must be one of ${READ_LEVELS.join(', ')}`);
     guard(statements, checkReadStatement);
-    const results = await dbs.query(databaseName(req.url), statements, (level ?? 'weak') as 'none' | 'weak' | 'strong');
+    const results = await dbs.query(databaseName(req.url), statements, (level ?? 'weak') as 'none' | 'weak' | 'strong', req.signal);
     return {
       status: 200,
       body: { results: flag(req.url, 'associative') ? results.map(associative) : results, time: seconds(start) },

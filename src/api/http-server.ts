@@ -4,6 +4,7 @@
  * stops accepting and lets in-flight requests finish.
  */
 import * as http from 'node:http';
+import { parse as parseLossless } from 'lossless-json';
 import type { AddressInfo } from 'node:net';
 import type { HostPort } from '../config/settings';
 import { GandalfError, type ErrorCode } from '../core/errors';
@@ -17,6 +18,8 @@ export interface RouteRequest {
   raw: http.IncomingMessage;
   /** For a wildcard route (`"GET /kv/*"`): the decoded rest of the path after the prefix. */
   rest: string;
+  /** Aborted when the client goes away before its answer (a running statement is stopped). */
+  signal: AbortSignal;
 }
 
 export interface RouteResponse {
@@ -61,6 +64,9 @@ const STATUS_OF: Record<ErrorCode, number> = {
   key_not_found: 404,
   revision_mismatch: 409,
   compacted: 410,
+  query_timeout: 400,
+  query_canceled: 499,
+  query_failed: 500,
   internal: 500,
 };
 
@@ -154,10 +160,19 @@ export class ApiServer {
         req.resume();
       } else {
         const body = await readJsonBody(req, this.options.maxBodyBytes);
-        response = await handler({ method, url, body, raw: req, rest });
+        const gone = new AbortController();
+        const onClose = () => {
+          if (!res.writableFinished) gone.abort();
+        };
+        res.once('close', onClose);
+        try {
+          response = await handler({ method, url, body, raw: req, rest, signal: gone.signal });
+        } finally {
+          res.off('close', onClose);
+        }
       }
     } catch (err) {
-      if (err instanceof ClientGone) {
+      if (err instanceof ClientGone || (err instanceof GandalfError && err.code === 'query_canceled')) {
         this.options.logger.debug('the client went away before its request was read', { url: req.url, err: err as Error });
         return;
       }
@@ -179,7 +194,7 @@ export class ApiServer {
       }
       return;
     }
-    const text = JSON.stringify(response.body, jsonReplacer);
+    const text = toJson(response.body);
     res.writeHead(response.status, {
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(text),
@@ -211,6 +226,34 @@ export class ApiServer {
     this.options.logger.error('request failed', { err: err as Error });
     return { status: 500, body: errorBody('internal', `internal error: ${(err as Error)?.message ?? String(err)}`) };
   }
+}
+
+/** A bigint leaves as a marked string that toJson turns into its bare digits (JSON.stringify knows no bigint). */
+const BIGINT_MARK = `\u0000bigint-${Math.random().toString(36).slice(2)}:`;
+const MARKED_BIGINT = new RegExp(`"\\\\u0000${BIGINT_MARK.slice(1)}(-?\\d+)"`, 'g');
+
+/** JSON text of an answer: integers beyond 2^53 keep every digit, as rqlite sends them. */
+export function toJson(body: unknown): string {
+  let big = false;
+  const text = JSON.stringify(body, (key, value: unknown) => {
+    if (typeof value === 'bigint') {
+      big = true;
+      return BIGINT_MARK + value.toString();
+    }
+    return jsonReplacer(key, value);
+  });
+  return big ? text.replace(MARKED_BIGINT, '$1') : text;
+}
+
+/** Integer literals beyond ±(2^53 - 1) become bigints (exact); every other number a number. */
+function parseNumber(text: string): number | bigint {
+  const n = Number(text);
+  return Number.isInteger(n) && !Number.isSafeInteger(n) && /^-?\d+$/.test(text) ? BigInt(text) : n;
+}
+
+/** Parses a request body; only a body with a long digit run takes the slower exact path. */
+export function parseJson(text: string): unknown {
+  return /\d{16}/.test(text) ? parseLossless(text, null, parseNumber) : JSON.parse(text);
 }
 
 /** BLOBs (Uint8Array) are sent as base64 strings, as rqlite does. */
@@ -246,7 +289,7 @@ async function readJsonBody(req: http.IncomingMessage, limit: number): Promise<u
   if (size === 0) return undefined;
   const text = Buffer.concat(chunks).toString('utf8');
   try {
-    return JSON.parse(text);
+    return parseJson(text);
   } catch (err) {
     throw new GandalfError('invalid_json', `request body is not valid JSON: ${(err as Error).message}`);
   }

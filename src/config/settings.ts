@@ -43,6 +43,7 @@ export interface NodeConfig {
   rebalanceIntervalMs: number;
   /** A write that is not committed within this (ms) fails with no_quorum. */
   writeTimeoutMs: number;
+  queryTimeoutMs: number;
 }
 
 type Source = 'flag' | 'environment' | 'config file' | 'default';
@@ -319,6 +320,15 @@ export const SETTINGS = [
     accepted: 'a duration from 100ms to 10m',
     parse: duration(100, 600_000),
   } satisfies SettingSpec<'writeTimeoutMs'>,
+  {
+    key: 'queryTimeoutMs',
+    flag: 'query-timeout',
+    description: 'A read that runs longer is stopped with 400 query_timeout; a write that may run long is tried first and refused the same way before it enters the log',
+    defaultText: '5s',
+    default: () => '5s',
+    accepted: 'a duration from 10ms to 10m',
+    parse: duration(10, 600_000),
+  } satisfies SettingSpec<'queryTimeoutMs'>,
 ] as const;
 
 export function envName(flag: string): string {

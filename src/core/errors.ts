@@ -33,6 +33,9 @@ export type ErrorCode =
   | 'key_not_found'
   | 'revision_mismatch'
   | 'compacted'
+  | 'query_timeout'
+  | 'query_canceled'
+  | 'query_failed'
   | 'internal';
 
 export class GandalfError extends Error {

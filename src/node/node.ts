@@ -2,7 +2,7 @@
  * The composition root: the only place that creates concrete parts, starts
  * them in data-flow order and stops them in reverse.
  *
- *   start: lock data dir -> node id -> SQL engine -> HTTP servers (health
+ *   start: lock data dir -> node id -> SQL worker probe -> HTTP servers (health
  *          answers 503 "starting") -> WebRTC mesh, membership, discovery ->
  *          replicas (snapshot + log replay), system group, coordination ->
  *          serving, READY=1, watchdog
@@ -31,9 +31,11 @@ import { Replicator, type MembershipPort } from '../replication/replicator';
 import { SystemStateMachine } from '../replication/system-machine';
 import { REPLICATION_TOPIC, Rpc, Wire } from '../replication/wire';
 import { nodeDataFs } from '../store/data-fs';
-import { loadSqlEngine, type SqlEngine } from '../store/sql-engine';
 import type { ExecuteCommand, Statement } from '../store/sql-state-machine';
 import type { ReadLevel } from '../replication/replicator';
+import { bundledSqlWorkerSource } from '../replication/sql-worker-source';
+import { probeSqlWorker } from '../replication/sql-worker-client';
+import { WorkerSqlMachine } from '../replication/worker-sql-machine';
 import { Mesh } from '../transport/mesh';
 import { loadNativeRtc } from '../transport/native-rtc';
 import type { RtcFactory } from '../transport/rtc';
@@ -71,7 +73,9 @@ export class GandalfNode {
     mkdirSync(dataDir, { recursive: true });
     this.lock = lockDataDir(dataDir);
     this.nodeId = resolveNodeId(dataDir, config.nodeId);
-    const engine = await loadSqlEngine();
+    const sqlWorker = bundledSqlWorkerSource();
+    if (!sqlWorker) throw new GandalfError('invalid_config', 'no SQL worker bundle: run the node from dist/ (npm run bundle) or the single executable');
+    await probeSqlWorker(sqlWorker); // SQLite starts on a worker thread here, or the node does not start
     const cookie = readCookie(config);
 
     const info = { lifecycle: () => this.state, status: () => this.status() };
@@ -81,7 +85,7 @@ export class GandalfNode {
     };
     const dbs = {
       execute: (db: string, command: ExecuteCommand, opts: { redundancy?: number }) => ready(this.replicator).execute(db, command, opts),
-      query: (db: string, statements: Statement[], level: ReadLevel) => ready(this.replicator).query(db, statements, level),
+      query: (db: string, statements: Statement[], level: ReadLevel, signal?: AbortSignal) => ready(this.replicator).query(db, statements, level, signal),
     };
     const clusterView = { nodes: () => this.cluster?.nodes() ?? [] };
     const signals = {
@@ -111,7 +115,7 @@ export class GandalfNode {
     this.servers.push(mgmt);
 
     await this.startCluster(cookie);
-    await this.startReplication(dataDir, engine);
+    await this.startReplication(dataDir, sqlWorker);
     this.state = 'serving';
     this.notifier.ready();
     this.notifier.startWatchdog();
@@ -125,7 +129,7 @@ export class GandalfNode {
     });
   }
 
-  private async startReplication(dataDir: string, engine: SqlEngine): Promise<void> {
+  private async startReplication(dataDir: string, sqlWorker: string): Promise<void> {
     const { config, logger } = this;
     const mesh = this.mesh!;
     const swim = this.cluster!.swim;
@@ -160,7 +164,8 @@ export class GandalfNode {
       clock: systemClock,
       random: Math.random,
       random32,
-      engine,
+      createDatabaseMachine: (group) =>
+        new WorkerSqlMachine({ group, source: sqlWorker, clock: systemClock, logger: logger.child({ part: 'sql', group }), readerIdleMs: 60_000, readerHeapMb: 512 }),
       wire,
       rpc,
       membership,
@@ -174,6 +179,7 @@ export class GandalfNode {
       replaceAfterMs: config.replaceAfterMs,
       rebalanceMs: config.rebalanceIntervalMs,
       writeTimeoutMs: config.writeTimeoutMs,
+      queryTimeoutMs: config.queryTimeoutMs,
       snapshotEntries: config.snapshotEntries,
       snapshotBytes: config.snapshotBytes,
     });

@@ -13,13 +13,13 @@ import { GandalfError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { DataFs } from '../store/data-fs';
 import { isDatabaseName } from '../store/database-name';
-import type { SqlEngine } from '../store/sql-engine';
+import { mayRunLong } from '../store/statement-guard';
 import type { ExecuteCommand, ExecuteResult, LogEntry, QueryResult, Statement } from '../store/sql-state-machine';
 import { NotLeaderError, ReplicaGroup, type GroupMachine } from './group';
 import { desiredVoters, effectiveRedundancy, rendezvous, systemVoterCount } from './placement';
 import type { Entry, RaftConfig } from './raft';
 import { newReplicaId, nodeOfReplica } from './replica-id';
-import { SqlMachine } from './sql-machine';
+import type { DatabaseMachine, DatabaseMachineFactory, QueryBounds } from './database-machine';
 import { RpcUnreachableError, type Rpc, type Wire } from './wire';
 
 export const SYSTEM_GROUP = 'system';
@@ -60,7 +60,8 @@ export interface ReplicatorOptions {
   clock: Clock;
   random: () => number;
   random32: () => number;
-  engine: SqlEngine;
+  /** The state machine of a database replica (the node's runs SQL on worker threads). */
+  createDatabaseMachine: DatabaseMachineFactory;
   wire: Wire;
   rpc: Rpc;
   membership: MembershipPort;
@@ -73,6 +74,8 @@ export interface ReplicatorOptions {
   /** Rebalancing: members must hold still this long, and moves are this far apart (default 60 s). */
   rebalanceMs?: number;
   writeTimeoutMs: number;
+  /** Bound of every read and of a write's trial (`--query-timeout`). */
+  queryTimeoutMs: number;
   snapshotEntries: number;
   snapshotBytes?: number;
   tickMs?: number;
@@ -93,7 +96,8 @@ export interface SystemLeader {
 }
 export type SystemCall = (leader: SystemLeader, args: Record<string, unknown>, timeoutMs: number) => Promise<unknown>;
 
-type Replica = { group: ReplicaGroup; machine: GroupMachine; lastTs: number };
+/** `db`: the machine again, as a database's (undefined for the system group). */
+type Replica = { group: ReplicaGroup; machine: GroupMachine; db: DatabaseMachine | undefined; lastTs: number };
 /** A Raft message for replica `m.to` of group `g`, or a board's word that it holds no replica `gone` of `g`. */
 type RaftEnvelope = { g: string; m: unknown } | { g: string; gone: string };
 /** How a replica is opened: from its files, as the founder of a new group, or empty, waiting to be added. */
@@ -120,8 +124,10 @@ export function isGroupName(group: unknown): group is string {
 }
 
 /** A database read on a local replica: its voter count, or one result per SQL statement of the query. */
-function readLocal(r: Replica, what: 'query' | 'voters', args: Record<string, unknown>): number | QueryResult[] {
-  return what === 'voters' ? r.group.voters().length : (args.statements as Statement[]).flatMap((s) => (r.machine as SqlMachine).queryAll(s));
+async function readLocal(r: Replica, what: 'query' | 'voters', args: Record<string, unknown>, bounds: QueryBounds): Promise<number | QueryResult[]> {
+  if (what === 'voters') return r.group.voters().length;
+  if (!r.db) throw new GandalfError('invalid_request', `${r.group.name} is not a database`);
+  return r.db.queryAll(args.statements as Statement[], bounds);
 }
 
 function unique(ids: string[]): string[] {
@@ -199,7 +205,7 @@ export class Replicator {
     if ([...this.replicas.values()].some((r) => r.group.isLeader)) await sleep(this.options.clock, 300);
     for (const r of this.replicas.values()) {
       await r.group.close();
-      if (r.machine instanceof SqlMachine) r.machine.close();
+      await r.db?.close();
     }
     this.replicas.clear();
   }
@@ -246,8 +252,9 @@ export class Replicator {
     if (mode === 'join' && tombstone) await fs.unlink(path.join(this.raftDir, group + REMOVED_SUFFIX)).catch(() => undefined);
     if (mode === 'join' && onDisk) await fs.removeTree(this.groupDir(group));
     const replicaId = newReplicaId(self, this.options.random32);
-    const machine = group === SYSTEM_GROUP ? this.options.createSystemMachine() : new SqlMachine(this.options.engine);
-    const replica: Replica = { machine, lastTs: 0, group: undefined as unknown as ReplicaGroup };
+    const db = group === SYSTEM_GROUP ? undefined : this.options.createDatabaseMachine(group);
+    const machine = db ?? this.options.createSystemMachine();
+    const replica: Replica = { machine, db, lastTs: 0, group: undefined as unknown as ReplicaGroup };
     replica.group = await ReplicaGroup.open({
       name: group,
       self,
@@ -268,6 +275,7 @@ export class Replicator {
     });
     if (this.closed) {
       await replica.group.close(0, false);
+      await db?.close();
       return undefined;
     }
     this.replicas.set(group, replica);
@@ -286,7 +294,7 @@ export class Replicator {
       if (this.replicas.get(name) !== r) return;
       this.replicas.delete(name);
       await r.group.close(0);
-      if (r.machine instanceof SqlMachine) r.machine.close();
+      await r.db?.close();
       if (tombstone) {
         const record = Buffer.from(JSON.stringify({ at: this.options.clock.now(), replica: r.group.id, voters: tombstone.voters }));
         await this.options.fs.writeFileAtomic(path.join(this.raftDir, name + REMOVED_SUFFIX), [record]);
@@ -688,6 +696,7 @@ export class Replicator {
     timeoutMs: number,
     candidates: () => string[],
     idempotent = true,
+    signal?: AbortSignal,
   ): Promise<T> {
     const { clock, self } = this.options;
     const deadline = clock.monotonic() + timeoutMs;
@@ -698,6 +707,7 @@ export class Replicator {
     for (let attempt = 0; ; attempt++) {
       const remaining = deadline - clock.monotonic();
       if (remaining <= 0 || this.closed) break;
+      if (signal?.aborted) throw new GandalfError('query_canceled', 'the client went away');
       const local = this.replicas.get(group);
       if (local?.group.isLeader) {
         try {
@@ -722,8 +732,12 @@ export class Replicator {
       // While waiting on `target`, our own replica may learn of a newer leader: then stop waiting on the old one.
       const abandon = new AbortController();
       const watch = local ? this.watchLeader(local.group, target, abandon) : undefined;
+      const onGone = () => abandon.abort();
+      signal?.addEventListener('abort', onGone, { once: true });
+      // the far side may first run a query or a write's trial (bounded by --query-timeout) and wait for a commit (by timeoutMs)
+      const farSide = method === 'db-exec' ? timeoutMs + this.options.queryTimeoutMs : method === 'db-read' ? this.options.queryTimeoutMs : 0;
       try {
-        const reply = await this.options.rpc.call<unknown>(target, method, body, Math.min(remaining, RPC_TIMEOUT_MS + (method === 'db-exec' ? timeoutMs : 0)), abandon.signal);
+        const reply = await this.options.rpc.call<unknown>(target, method, body, Math.min(remaining, RPC_TIMEOUT_MS + farSide), abandon.signal);
         if (isRedirect(reply)) {
           if (reply.redirect && reply.redirect !== target) {
             this.leaderHint.set(group, reply.redirect);
@@ -755,6 +769,7 @@ export class Replicator {
         throw err;
       } finally {
         if (watch) clock.clearTimeout(watch.timer);
+        signal?.removeEventListener('abort', onGone);
       }
     }
     const voters = candidates();
@@ -970,23 +985,31 @@ export class Replicator {
   }
 
   private async executeLocal(r: Replica, command: ExecuteCommand, timeoutMs: number): Promise<ExecuteResult[]> {
-    const ts = Math.max(this.options.clock.now(), r.lastTs, (r.machine as SqlMachine).lastTs);
+    if (!r.db) throw new GandalfError('invalid_request', `${r.group.name} is not a database`);
+    const ts = Math.max(this.options.clock.now(), r.lastTs, r.db.lastTs);
     r.lastTs = ts;
     const entry: LogEntry = { ts, seed: this.options.random32() >>> 0, command };
+    // A write that could run long is tried first (and rolled back) on the reader: one past --query-timeout never enters the log, where every replica would replay it.
+    if (r.db.hasTriggers || command.statements.some((s) => mayRunLong(s.sql))) await r.db.trial(entry, { timeoutMs: this.options.queryTimeoutMs });
     const result = await r.group.propose(entry, timeoutMs);
     if (!Array.isArray(result)) throw new GandalfError('internal', `the database refused the entry: ${JSON.stringify(result)}`);
     return result as ExecuteResult[];
   }
 
-  async query(name: string, statements: Statement[], level: ReadLevel): Promise<QueryResult[]> {
+  /** `signal`: the client went away (the statement is stopped). Every read is bounded by `--query-timeout` where it runs. */
+  async query(name: string, statements: Statement[], level: ReadLevel, signal?: AbortSignal): Promise<QueryResult[]> {
     if (!this.database(name)) await this.refreshPlacement();
     if (!this.database(name)) throw new GandalfError('unknown_database', `database "${name}" does not exist (a database is created by its first write)`);
-    return this.dbRead<QueryResult[]>(name, 'query', { statements }, level, this.options.writeTimeoutMs);
+    return this.dbRead<QueryResult[]>(name, 'query', { statements }, level, this.options.writeTimeoutMs, signal);
   }
 
-  private async dbRead<T>(name: string, what: 'query' | 'voters', args: Record<string, unknown>, level: ReadLevel, timeoutMs: number): Promise<T> {
+  private bounds(signal?: AbortSignal): QueryBounds {
+    return { timeoutMs: this.options.queryTimeoutMs, ...(signal ? { signal } : {}) };
+  }
+
+  private async dbRead<T>(name: string, what: 'query' | 'voters', args: Record<string, unknown>, level: ReadLevel, timeoutMs: number, signal?: AbortSignal): Promise<T> {
     const group = dbGroup(name);
-    const run = (r: Replica): T => readLocal(r, what, args) as T;
+    const run = async (r: Replica): Promise<T> => (await readLocal(r, what, args, this.bounds(signal))) as T;
     const local = this.member(group);
     if (level === 'none') {
       if (local) return run(local);
@@ -994,8 +1017,10 @@ export class Replicator {
       let last: Error | undefined;
       for (const v of voters.filter((x) => this.isAlive(x))) {
         try {
-          return await this.options.rpc.call<T>(v, 'db-read-local', { db: name, what, args }, Math.min(timeoutMs, RPC_TIMEOUT_MS));
+          // the far side bounds the statement by its own --query-timeout
+          return await this.options.rpc.call<T>(v, 'db-read-local', { db: name, what, args }, Math.min(timeoutMs, RPC_TIMEOUT_MS) + this.options.queryTimeoutMs, signal);
         } catch (err) {
+          if (signal?.aborted) throw err;
           last = err as Error;
         }
       }
@@ -1011,6 +1036,8 @@ export class Replicator {
       },
       timeoutMs,
       this.dbCandidates(name),
+      true,
+      signal,
     );
   }
 
@@ -1066,14 +1093,14 @@ export class Replicator {
       const { db, what, args, level, timeoutMs } = body as { db: string; what: 'query' | 'voters'; args: Record<string, unknown>; level: ReadLevel; timeoutMs: number };
       return this.asLeader(dbGroup(db), async (r) => {
         await (level === 'strong' ? r.group.readBarrier(timeoutMs) : r.group.leaderReady(timeoutMs));
-        return readLocal(r, what, args);
+        return readLocal(r, what, args, this.bounds());
       });
     });
     rpc.handle('db-read-local', (_from, body) => {
       const { db, what, args } = body as { db: string; what: 'query' | 'voters'; args: Record<string, unknown> };
       const r = this.member(dbGroup(db));
       if (!r) throw new GandalfError('unknown_database', `no replica of ${db} on this node`);
-      return readLocal(r, what, args);
+      return readLocal(r, what, args, this.bounds());
     });
     rpc.handle('group-members', (_from, body) => {
       const { group } = body as { group: unknown };
@@ -1112,7 +1139,7 @@ export class Replicator {
   status(): Record<string, unknown>[] {
     return [...this.replicas.values()].map((r) => ({
       ...r.group.status(),
-      ...(r.machine instanceof SqlMachine ? { size_bytes: r.machine.sizeBytes() } : {}),
+      ...(r.db ? { size_bytes: r.db.sizeBytes() } : {}),
     }));
   }
 

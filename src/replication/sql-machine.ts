@@ -1,9 +1,19 @@
-/** A database's replicated state machine: the store's deterministic SQL state machine behind GroupMachine. */
+/**
+ * A database's replicated state machine in this thread: the store's
+ * deterministic SQL state machine behind GroupMachine, plus the newest entry
+ * time. The node runs it inside a worker (sql-worker.ts); simulations use it
+ * directly, where bounds on statements cannot interrupt anything.
+ */
 import type { SqlEngine } from '../store/sql-engine';
 import { SqlStateMachine, type ExecuteResult, type LogEntry, type QueryResult, type Statement } from '../store/sql-state-machine';
-import type { GroupMachine } from './group';
+import type { DatabaseMachine } from './database-machine';
 
-export class SqlMachine implements GroupMachine {
+export function isLogEntry(data: unknown): data is LogEntry {
+  const entry = data as LogEntry;
+  return !!entry && typeof entry === 'object' && !!entry.command && Array.isArray(entry.command.statements);
+}
+
+export class SqlMachine implements DatabaseMachine {
   private machine: SqlStateMachine;
   private maxTs = 0;
 
@@ -12,12 +22,9 @@ export class SqlMachine implements GroupMachine {
   }
 
   apply(data: unknown): ExecuteResult[] | { error: string } {
-    const entry = data as LogEntry;
-    if (!entry || typeof entry !== 'object' || !entry.command || !Array.isArray(entry.command.statements)) {
-      return { error: 'not a database command' };
-    }
-    this.maxTs = Math.max(this.maxTs, entry.ts);
-    return this.machine.apply(entry);
+    if (!isLogEntry(data)) return { error: 'not a database command' };
+    this.maxTs = Math.max(this.maxTs, data.ts);
+    return this.machine.apply(data);
   }
 
   /**
@@ -29,11 +36,17 @@ export class SqlMachine implements GroupMachine {
     return this.maxTs;
   }
 
-  /** The SQLite image behind 8 bytes of the newest entry time (so it survives snapshots too). */
+  get hasTriggers(): boolean {
+    return this.machine.hasTriggers();
+  }
+
+  /** The SQLite image behind 8 bytes of the newest entry time (so it survives snapshots too), in a buffer of its own. */
   snapshot(): Uint8Array {
-    const head = Buffer.alloc(8);
-    head.writeDoubleLE(this.maxTs, 0);
-    return Buffer.concat([head, this.machine.export()]);
+    const image = this.machine.export();
+    const out = new Uint8Array(8 + image.length);
+    new DataView(out.buffer).setFloat64(0, this.maxTs, true);
+    out.set(image, 8);
+    return out;
   }
 
   restore(image: Uint8Array | undefined): void {
@@ -43,25 +56,34 @@ export class SqlMachine implements GroupMachine {
       this.maxTs = 0;
       return;
     }
-    const buf = Buffer.from(image.buffer, image.byteOffset, image.byteLength);
-    this.maxTs = buf.readDoubleLE(0);
-    this.machine = new SqlStateMachine(this.engine, buf.subarray(8));
+    this.maxTs = new DataView(image.buffer, image.byteOffset, image.byteLength).getFloat64(0, true);
+    this.machine = new SqlStateMachine(this.engine, image.subarray(8));
   }
 
-  query(statement: Statement): QueryResult {
-    return this.machine.query(statement);
+  /** One result per SQL statement of every statement given. */
+  queryAllNow(statements: Statement[]): QueryResult[] {
+    return statements.flatMap((s) => this.machine.queryAll(s));
   }
 
-  /** One result per SQL statement in the text. */
-  queryAll(statement: Statement): QueryResult[] {
-    return this.machine.queryAll(statement);
+  queryAll(statements: Statement[]): Promise<QueryResult[]> {
+    return Promise.resolve(this.queryAllNow(statements));
+  }
+
+  trialNow(entry: LogEntry): void {
+    this.machine.trial(entry);
+  }
+
+  trial(entry: LogEntry): Promise<void> {
+    this.trialNow(entry);
+    return Promise.resolve();
   }
 
   sizeBytes(): number {
     return this.machine.sizeBytes();
   }
 
-  close(): void {
+  close(): Promise<void> {
     this.machine.close();
+    return Promise.resolve();
   }
 }

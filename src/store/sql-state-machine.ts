@@ -15,14 +15,15 @@
  * Reads run with PRAGMA query_only=1 and the real clock and randomness.
  */
 import { randomBytes } from 'node:crypto';
-import type { Database, Statement as SqlJsStatement } from 'sql.js';
+import type { BindParams, Database, Statement as SqlJsStatement } from 'sql.js';
 import type { SqlEngine } from './sql-engine';
 import { splitStatements, tokenize } from './statement-guard';
 
 /** The answer to every statement of a request from the BEGIN it left open on. */
 export const DANGLING_TRANSACTION_ERROR = 'the request left a transaction open (BEGIN without COMMIT or ROLLBACK): everything since that BEGIN was rolled back';
 
-export type SqlValue = number | string | Uint8Array | null;
+/** An integer beyond ±(2^53 - 1) is a bigint (exact); every other number is a number. */
+export type SqlValue = number | bigint | string | Uint8Array | null;
 export type Params = SqlValue[] | Record<string, SqlValue>;
 
 export interface Statement {
@@ -47,7 +48,7 @@ export interface LogEntry {
 }
 
 export interface ExecuteOk {
-  last_insert_id: number;
+  last_insert_id: number | bigint;
   rows_affected: number;
   /** Present when the statement returned rows (RETURNING). */
   columns?: string[];
@@ -80,7 +81,7 @@ function findLastIndex<T>(xs: readonly T[], p: (x: T) => boolean): number {
 export class SqlStateMachine {
   private db: Database;
   /** Statements run for every entry, prepared once per connection. */
-  private control!: Record<'counters' | 'writable' | 'readOnly' | 'begin' | 'rollback', SqlJsStatement>;
+  private control!: Record<'counters' | 'writable' | 'readOnly' | 'begin' | 'rollback' | 'triggers', SqlJsStatement>;
   private nextRandom: () => number = cryptoRandom32;
 
   constructor(engine: SqlEngine, image?: Uint8Array) {
@@ -107,6 +108,7 @@ export class SqlStateMachine {
       readOnly: this.db.prepare('PRAGMA query_only=1'),
       begin: this.db.prepare('BEGIN'),
       rollback: this.db.prepare('ROLLBACK'),
+      triggers: this.db.prepare("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger')"),
     };
     this.run(this.control.readOnly);
   }
@@ -215,7 +217,7 @@ export class SqlStateMachine {
     let values: SqlValue[][] | undefined;
     while (stmt.step()) {
       columns ??= stmt.getColumnNames();
-      (values ??= []).push(stmt.get() as SqlValue[]);
+      (values ??= []).push(readRow(stmt));
     }
     const rowsModified = this.db.getRowsModified();
     const after = this.counters();
@@ -230,12 +232,57 @@ export class SqlStateMachine {
     return result;
   }
 
-  private counters(): { lastInsertId: number; totalChanges: number } {
+  private counters(): { lastInsertId: number | bigint; totalChanges: number } {
     const c = this.control.counters;
     c.step();
-    const [lastInsertId, totalChanges] = c.get() as number[];
+    const [lastInsertId, totalChanges] = readRow(c) as [number | bigint, number];
     c.reset();
-    return { lastInsertId: lastInsertId!, totalChanges: totalChanges! };
+    return { lastInsertId, totalChanges };
+  }
+
+  /** Whether the schema has triggers (then any write may run arbitrary SQL). */
+  hasTriggers(): boolean {
+    const t = this.control.triggers;
+    try {
+      t.step();
+      return t.get()[0] === 1;
+    } finally {
+      t.reset();
+    }
+  }
+
+  /**
+   * Runs a write's statements as `apply` would, inside a transaction that is
+   * rolled back: nothing changes. Transaction control in the request is
+   * skipped (the whole trial is one transaction). What it measures is how long
+   * the write takes; its answers are not kept.
+   */
+  trial(entry: LogEntry): void {
+    const realNow = Date.now;
+    Date.now = () => entry.ts;
+    this.nextRandom = seededRandom32(entry.seed);
+    this.run(this.control.writable);
+    try {
+      this.run(this.control.begin);
+      for (const { sql, params } of entry.command.statements) {
+        for (const stmt of this.db.iterateStatements(sql)) {
+          try {
+            if (isTransactionControl(stmt.getSQL())) continue;
+            if (params !== undefined) stmt.bind(bindable(params));
+            while (stmt.step());
+          } finally {
+            stmt.free();
+          }
+        }
+      }
+    } catch {
+      // the real apply answers the error
+    } finally {
+      this.closeDanglingTransaction();
+      this.run(this.control.readOnly);
+      this.nextRandom = cryptoRandom32;
+      Date.now = realNow;
+    }
   }
 
   /** Runs the first read-only statement of `statement.sql` on the local state. */
@@ -253,7 +300,7 @@ export class SqlStateMachine {
           if (params !== undefined) stmt.bind(bindable(params));
           const columns = stmt.getColumnNames();
           const values: SqlValue[][] = [];
-          while (stmt.step()) values.push(stmt.get() as SqlValue[]);
+          while (stmt.step()) values.push(readRow(stmt));
           results.push({ columns, types: columnTypes(columns.length, values), values });
         } finally {
           stmt.free();
@@ -285,13 +332,36 @@ export class SqlStateMachine {
   }
 }
 
+function isTransactionControl(sql: string): boolean {
+  return /^(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)$/i.test(tokenize(sql)[0]?.text ?? '');
+}
+
+/**
+ * One row, integers exact: sql.js reads an INTEGER as a double, so a value
+ * that comes back beyond ±(2^53 - 1) is read again as a bigint (from SQLite's
+ * decimal text of it), and a bigint within that range becomes a number.
+ */
+function readRow(stmt: SqlJsStatement): SqlValue[] {
+  const row = stmt.get() as SqlValue[];
+  if (!row.some((v) => typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v))) return row;
+  const exact = (stmt.get as (params: null, config: { useBigInt: boolean }) => SqlValue[]).call(stmt, null, { useBigInt: true });
+  return exact.map((v) => (typeof v === 'bigint' && v >= MIN_SAFE && v <= MAX_SAFE ? Number(v) : v));
+}
+
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** sql.js binds named parameters by their full name (":x"); rqlite clients send bare names. */
-function bindable(params: Params): SqlValue[] | Record<string, SqlValue> {
-  if (Array.isArray(params)) return params;
+/**
+ * sql.js binds named parameters by their full name (":x"); rqlite clients send
+ * bare names. It binds a bigint as its decimal text (it has no 64-bit bind), so
+ * a column of INTEGER or NUMERIC affinity stores it as that exact integer.
+ */
+function bindable(params: Params): BindParams {
+  if (Array.isArray(params)) return params as BindParams;
   const out: Record<string, SqlValue> = {};
   for (const [key, value] of Object.entries(params)) {
     if (/^[:@$]/.test(key)) out[key] = value;
@@ -301,7 +371,7 @@ function bindable(params: Params): SqlValue[] | Record<string, SqlValue> {
       out[`$${key}`] = value;
     }
   }
-  return out;
+  return out as BindParams;
 }
 
 function columnTypes(width: number, rows: SqlValue[][]): string[] {
@@ -310,7 +380,7 @@ function columnTypes(width: number, rows: SqlValue[][]): string[] {
     for (const row of rows) {
       const v = row[c];
       if (v === null || v === undefined) continue;
-      types[c] = typeof v === 'string' ? 'text' : v instanceof Uint8Array ? 'blob' : Number.isInteger(v) ? 'integer' : 'real';
+      types[c] = typeof v === 'string' ? 'text' : v instanceof Uint8Array ? 'blob' : typeof v === 'bigint' || Number.isInteger(v) ? 'integer' : 'real';
       break;
     }
   }

@@ -190,3 +190,39 @@ function pragmaName(stmt: Token[]): string {
   if (stmt[2]?.text === '.') return stmt[3]?.text ?? '';
   return a;
 }
+
+/** Functions whose cost is small and bounded by their arguments' size (randomblob: see MAX_RANDOMBLOB). */
+const CHEAP_FUNCTIONS = new Set(
+  (
+    'abs coalesce ifnull nullif iif length octet_length lower upper trim ltrim rtrim substr substring instr round min max typeof hex ' +
+    'quote unicode char sign likely unlikely changes last_insert_rowid random randomblob date time datetime julianday unixepoch strftime ' +
+    'json json_extract json_object json_array json_valid json_type json_quote'
+  ).split(' '),
+);
+/** Words before a parenthesis that are not function calls (keywords, or a table name before its column list). */
+const NOT_CALLS = new Set(
+  'VALUES IN EXISTS AS USING KEY CHECK UNIQUE REFERENCES ON CAST DEFAULT PRIMARY FOREIGN CONSTRAINT COLLATE OVER FILTER WHERE AND OR NOT SET RETURNING THEN ELSE WHEN CASE IS CONFLICT'.split(' '),
+);
+const BEFORE_TABLE = new Set(['INTO', 'TABLE', 'INDEX', 'VIEW', 'TRIGGER', 'REFERENCES', 'ON', 'JOIN', 'FROM', 'UPDATE', 'EXISTS']);
+
+/**
+ * Whether a write could take long to apply: it holds a query (SELECT, WITH:
+ * scans, joins, recursive CTEs) or calls a function outside a short list of
+ * cheap ones (zeroblob, printf and the like can build a gigabyte). Such a
+ * write is tried on the leader, bounded by --query-timeout, before it enters
+ * the log (so is every write once the schema has triggers).
+ */
+export function mayRunLong(sql: string): boolean {
+  const tokens = tokenize(sql);
+  for (let k = 0; k < tokens.length; k++) {
+    const t = tokens[k]!;
+    if (t.kind !== 'word') continue;
+    const upper = t.text.toUpperCase();
+    if (upper === 'SELECT' || upper === 'WITH') return true;
+    if (tokens[k + 1]?.text !== '(' || NOT_CALLS.has(upper) || CHEAP_FUNCTIONS.has(t.text.toLowerCase())) continue;
+    const before = tokens[k - 1];
+    if (before?.kind === 'word' && BEFORE_TABLE.has(before.text.toUpperCase())) continue;
+    return true;
+  }
+  return false;
+}

@@ -47,7 +47,7 @@ export async function openSolo(dir: string, opts: { fs?: DataFs; snapshotEntries
       return (await group.propose(entry, 5000)) as ExecuteResult[];
     },
     rows: (sql) => {
-      const r = machine.query({ sql }) as { values?: unknown[][]; error?: string };
+      const r = machine.queryAllNow([{ sql }])[0] as { values?: unknown[][]; error?: string };
       if (r.error) throw new Error(r.error);
       return r.values ?? [];
     },

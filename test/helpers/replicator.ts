@@ -9,9 +9,9 @@ import { Replicator } from '../../src/replication/replicator';
 import { SystemStateMachine } from '../../src/replication/system-machine';
 import { Rpc, Wire } from '../../src/replication/wire';
 import { nodeDataFs } from '../../src/store/data-fs';
-import { loadSqlEngine } from '../../src/store/sql-engine';
 import { seededRandom32 } from '../../src/store/sql-state-machine';
 import { mulberry32 } from './sim/prng';
+import { workerMachine } from './sql-worker';
 
 export interface SingleNode {
   replicator: Replicator;
@@ -19,7 +19,7 @@ export interface SingleNode {
   close(): Promise<void>;
 }
 
-export async function startSingleNode(dataDir: string, options: { writeTimeoutMs?: number; snapshotEntries?: number } = {}): Promise<SingleNode> {
+export async function startSingleNode(dataDir: string, options: { writeTimeoutMs?: number; queryTimeoutMs?: number; snapshotEntries?: number } = {}): Promise<SingleNode> {
   const wire = new Wire({ selfId: 'solo', send: () => false, subscribe: () => {} }, silentLogger);
   const rpc = new Rpc(wire, systemClock, silentLogger);
   let coordination: Coordination | undefined;
@@ -31,7 +31,7 @@ export async function startSingleNode(dataDir: string, options: { writeTimeoutMs
     clock: systemClock,
     random: mulberry32(7),
     random32: seededRandom32(3),
-    engine: await loadSqlEngine(),
+    createDatabaseMachine: () => workerMachine(),
     wire,
     rpc,
     membership: { members: () => [{ id: 'solo', state: 'alive', meta: {} }], publish: () => {} },
@@ -40,6 +40,7 @@ export async function startSingleNode(dataDir: string, options: { writeTimeoutMs
     redundancy: 0,
     replaceAfterMs: 30_000,
     writeTimeoutMs: options.writeTimeoutMs ?? 5_000,
+    queryTimeoutMs: options.queryTimeoutMs ?? 2_000,
     snapshotEntries: options.snapshotEntries ?? 1000,
     bootstrapGraceMs: 0,
     tickMs: 20,

@@ -16,6 +16,7 @@
  * event loop does). Every wait in the code under test goes through its
  * injected clock.
  */
+import { SqlMachine } from '../../../src/replication/sql-machine';
 import type { Clock, TimerHandle } from '../../../src/core/clock';
 import { createLogger, silentLogger, type Logger } from '../../../src/core/logger';
 import { Replicator, type MemberInfo } from '../../../src/replication/replicator';
@@ -185,7 +186,8 @@ export class NodeSim {
       clock,
       random,
       random32,
-      engine: this.engine,
+      createDatabaseMachine: () => new SqlMachine(this.engine),
+      queryTimeoutMs: 5_000,
       wire,
       rpc,
       membership: {

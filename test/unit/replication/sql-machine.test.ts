@@ -16,7 +16,7 @@ describe('SqlMachine', () => {
     const b = new SqlMachine(engine);
     b.restore(a.snapshot());
     expect(b.lastTs).toBe(9_000);
-    expect(b.query({ sql: 'SELECT at FROM t' })).toMatchObject({ values: [['1970-01-01 00:00:09']] });
+    expect(b.queryAllNow([{ sql: 'SELECT at FROM t' }])[0]).toMatchObject({ values: [['1970-01-01 00:00:09']] });
     b.restore(undefined);
     expect(b.lastTs).toBe(0);
     expect(b.apply({ nope: true })).toEqual({ error: 'not a database command' });

@@ -1,0 +1,48 @@
+/** The messages between a database's state machine proxy (WorkerSqlMachine) and its worker thread (sql-worker.ts). */
+import type { ExecuteResult, LogEntry, QueryResult, Statement } from '../store/sql-state-machine';
+
+export type WorkerRequest =
+  | { op: 'restore'; image: Uint8Array | undefined }
+  | { op: 'apply'; data: unknown }
+  | { op: 'snapshot' }
+  | { op: 'query'; statements: Statement[] }
+  | { op: 'trial'; entry: LogEntry };
+
+export type WorkerOp = WorkerRequest['op'];
+
+/** What each request answers. */
+export interface WorkerAnswers {
+  restore: null;
+  apply: ExecuteResult[] | { error: string };
+  snapshot: Uint8Array;
+  query: QueryResult[];
+  trial: null;
+}
+
+/** The state after a request, sent with every answer. */
+export interface WorkerStats {
+  lastTs: number;
+  sizeBytes: number;
+  triggers: boolean;
+}
+
+export type WorkerEnvelope = { id: number; request: WorkerRequest };
+
+export type WorkerReply = ({ ok: true; value: unknown } | { ok: false; error: string }) & { id: number; stats: WorkerStats | null };
+
+export function isWorkerEnvelope(v: unknown): v is WorkerEnvelope {
+  const e = v as WorkerEnvelope;
+  return (
+    !!e &&
+    typeof e === 'object' &&
+    typeof e.id === 'number' &&
+    !!e.request &&
+    typeof e.request === 'object' &&
+    ['restore', 'apply', 'snapshot', 'query', 'trial'].includes((e.request as { op: unknown }).op as string)
+  );
+}
+
+export function isWorkerReply(v: unknown): v is WorkerReply {
+  const r = v as WorkerReply;
+  return !!r && typeof r === 'object' && typeof r.id === 'number' && typeof r.ok === 'boolean';
+}
