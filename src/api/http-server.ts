@@ -4,10 +4,10 @@
  * stops accepting and lets in-flight requests finish.
  */
 import * as http from 'node:http';
-import { parse as parseLossless } from 'lossless-json';
 import type { AddressInfo } from 'node:net';
 import type { HostPort } from '../config/settings';
 import { GandalfError, type ErrorCode } from '../core/errors';
+import { parseJson, toJson } from '../core/json';
 import type { Logger } from '../core/logger';
 
 export interface RouteRequest {
@@ -194,7 +194,7 @@ export class ApiServer {
       }
       return;
     }
-    const text = toJson(response.body);
+    const text = toJson(response.body, jsonReplacer);
     res.writeHead(response.status, {
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(text),
@@ -226,34 +226,6 @@ export class ApiServer {
     this.options.logger.error('request failed', { err: err as Error });
     return { status: 500, body: errorBody('internal', `internal error: ${(err as Error)?.message ?? String(err)}`) };
   }
-}
-
-/** A bigint leaves as a marked string that toJson turns into its bare digits (JSON.stringify knows no bigint). */
-const BIGINT_MARK = `\u0000bigint-${Math.random().toString(36).slice(2)}:`;
-const MARKED_BIGINT = new RegExp(`"\\\\u0000${BIGINT_MARK.slice(1)}(-?\\d+)"`, 'g');
-
-/** JSON text of an answer: integers beyond 2^53 keep every digit, as rqlite sends them. */
-export function toJson(body: unknown): string {
-  let big = false;
-  const text = JSON.stringify(body, (key, value: unknown) => {
-    if (typeof value === 'bigint') {
-      big = true;
-      return BIGINT_MARK + value.toString();
-    }
-    return jsonReplacer(key, value);
-  });
-  return big ? text.replace(MARKED_BIGINT, '$1') : text;
-}
-
-/** Integer literals beyond ±(2^53 - 1) become bigints (exact); every other number a number. */
-function parseNumber(text: string): number | bigint {
-  const n = Number(text);
-  return Number.isInteger(n) && !Number.isSafeInteger(n) && /^-?\d+$/.test(text) ? BigInt(text) : n;
-}
-
-/** Parses a request body; only a body with a long digit run takes the slower exact path. */
-export function parseJson(text: string): unknown {
-  return /\d{16}/.test(text) ? parseLossless(text, null, parseNumber) : JSON.parse(text);
 }
 
 /** BLOBs (Uint8Array) are sent as base64 strings, as rqlite does. */

@@ -1,5 +1,6 @@
 /** The CLI's HTTP client for a node's client API. */
 import * as http from 'node:http';
+import { parseJson, toJson } from '../core/json';
 import { formatHostPort, type HostPort } from '../config/settings';
 
 export class NodeUnreachableError extends Error {}
@@ -19,7 +20,7 @@ function dialHost(host: string): string {
 export function request(bind: HostPort, method: string, path: string, body?: unknown): Promise<ApiReply> {
   const target = { host: dialHost(bind.host), port: bind.port };
   return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : JSON.stringify(body);
+    const data = body === undefined ? undefined : toJson(body);
     const req = http.request(
       {
         host: target.host,
@@ -35,7 +36,7 @@ export function request(bind: HostPort, method: string, path: string, body?: unk
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           try {
-            resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined });
+            resolve({ status: res.statusCode ?? 0, body: text ? parseJson(text) : undefined });
           } catch {
             reject(new Error(`the node at ${formatHostPort(target)} answered ${res.statusCode} with a body that is not JSON`));
           }

@@ -5,6 +5,7 @@
  */
 import * as readline from 'node:readline';
 import { parseArgs } from 'node:util';
+import { toJson } from '../core/json';
 import { SETTINGS, envName, loadConfig, type HostPort } from '../config/settings';
 import { ConfigError } from '../core/errors';
 import { isSingleExecutable } from '../core/sea';
@@ -276,7 +277,7 @@ async function getAndPrint(command: string, path: string, args: string[], io: Io
     io.err(`gandalf-node: ${failReply(reply)}\n`);
     return 1;
   }
-  io.out(values.json || !io.isTTY ? JSON.stringify(reply.body, null, 2) + '\n' : render(reply.body));
+  io.out(values.json || !io.isTTY ? toJson(reply.body, undefined, 2) + '\n' : render(reply.body));
   return 0;
 }
 

@@ -153,6 +153,7 @@ export class WorkerSqlMachine implements DatabaseMachine {
     const deadline = this.options.clock.monotonic() + timeoutMs;
     if (this.closed) return Promise.reject(new GandalfError('stopping', 'the database is closing'));
     if (signal?.aborted) return Promise.reject(new GandalfError('query_canceled', 'the client went away'));
+    if (this.reader && !this.reader.worker.alive) this.stopReader('its thread ended'); // out of memory, crashed
     const reader = this.reader ?? this.startReader();
     if (reader.idle) this.options.clock.clearTimeout(reader.idle);
     reader.busy++;
@@ -190,7 +191,10 @@ export class WorkerSqlMachine implements DatabaseMachine {
               // another request's bound stopped this reader: run again on a fresh one, within what is left of this bound
               const again = this.onReader(request, { timeoutMs: Math.max(1, deadline - this.options.clock.monotonic()), ...(signal ? { signal } : {}) }, () => timeoutMessage(timeoutMs));
               settle(() => again.then(resolve, reject));
-            } else settle(() => reject(err instanceof WorkerGoneError ? new GandalfError('query_failed', `${err.reason}; the statement was stopped`) : err));
+            } else if (err instanceof WorkerGoneError) {
+              if (this.reader === reader) this.stopReader(err.reason);
+              settle(() => reject(new GandalfError('query_failed', `${err.reason}; the statement was stopped`)));
+            } else settle(() => reject(err));
           },
         );
       if (reader.ready) run();

@@ -12,7 +12,7 @@ let base: string;
 let lifecycle: Lifecycle = 'serving';
 
 beforeEach(async () => {
-  store = await startSingleNode(tempDir());
+  store = await startSingleNode(tempDir(), { queryTimeoutMs: 1000 });
   server = new ApiServer({
     name: 'test',
     routes: { ...nodeRoutes({ lifecycle: () => lifecycle, status: () => ({ ok: true }) }), ...dbRoutes(store.replicator) },
@@ -32,6 +32,51 @@ async function call(method: string, path: string, body?: unknown, raw?: string) 
   const res = await fetch(base + path, { method, body: raw ?? (body === undefined ? undefined : JSON.stringify(body)) });
   return { status: res.status, body: (await res.json()) as any };
 }
+
+async function callText(method: string, path: string, raw?: string) {
+  const res = await fetch(base + path, { method, body: raw });
+  return { status: res.status, text: await res.text() };
+}
+
+const COUNT_FOREVER = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1e12) SELECT count(*) FROM c';
+
+describe('bounded statements and exact integers over HTTP', () => {
+  it('a read past --query-timeout answers 400 query_timeout and the node keeps serving', async () => {
+    await call('POST', '/db/execute', ['CREATE TABLE t(v)']);
+    const slow = call('GET', '/db/query?q=' + encodeURIComponent(COUNT_FOREVER));
+    // served while the long read runs
+    expect((await call('POST', '/db/execute', [['INSERT INTO t VALUES(?)', 1]])).body.results[0].rows_affected).toBe(1);
+    expect((await call('GET', '/health')).status).toBe(200);
+    const r = await slow;
+    expect(r.status).toBe(400);
+    expect(r.body.code).toBe('query_timeout');
+    expect((await call('GET', '/db/query?q=SELECT+count(*)+FROM+t')).body.results[0].values).toEqual([[1]]);
+  }, 20_000);
+
+  it('a write that would run past --query-timeout is refused before it enters the log; nothing changes', async () => {
+    await call('POST', '/db/execute', ['CREATE TABLE t(v)', 'INSERT INTO t VALUES(1)']);
+    const r = await call('POST', '/db/execute', [`INSERT INTO t ${COUNT_FOREVER}`]);
+    expect(r.status).toBe(400);
+    expect(r.body.code).toBe('query_timeout');
+    expect(r.body.message).toMatch(/not applied/);
+    expect((await call('GET', '/db/query?q=SELECT+count(*)+FROM+t')).body.results[0].values).toEqual([[1]]);
+    // with a trigger, even a plain insert is tried first
+    await call('POST', '/db/execute', [`CREATE TRIGGER slow AFTER INSERT ON t BEGIN INSERT INTO t ${COUNT_FOREVER.replace('SELECT count(*)', 'SELECT 0 WHERE 0 IN (SELECT count(*)')}); END`]);
+    const t = await call('POST', '/db/execute', ['INSERT INTO t VALUES(2)']);
+    expect(t.body.code).toBe('query_timeout');
+    expect((await call('GET', '/db/query?q=SELECT+count(*)+FROM+t')).body.results[0].values).toEqual([[1]]);
+  }, 20_000);
+
+  it('64-bit integers are exact in JSON both ways', async () => {
+    await call('POST', '/db/execute', ['CREATE TABLE big(id INTEGER PRIMARY KEY, v INTEGER)']);
+    let r = await callText('GET', '/db/query?q=' + encodeURIComponent('SELECT 9223372036854775807, -9223372036854775808, 9007199254740993, 1.5'));
+    expect(r.text).toContain('[[9223372036854775807,-9223372036854775808,9007199254740993,1.5]]');
+    r = await callText('POST', '/db/execute', '[["INSERT INTO big VALUES(?, ?)", 9223372036854775806, 9007199254740993]]');
+    expect(r.text).toContain('"last_insert_id":9223372036854775806');
+    r = await callText('POST', '/db/query', '[["SELECT v, typeof(v), v = 9007199254740993 FROM big WHERE id = ?", 9223372036854775806]]');
+    expect(r.text).toContain('"values":[[9007199254740993,"integer",1]]');
+  });
+});
 
 describe('data API', () => {
   it('executes and queries in rqlite shapes, with named and positional parameters', async () => {
