@@ -8,10 +8,10 @@ runCli(process.argv.slice(2), {
   env: process.env,
 }).then(
   (code) => {
-    process.exitCode = code;
-    // A stopped node leaves no work behind (its log lines are written synchronously to files,
-    // pipes and terminals on Linux): exit now, whatever native handles (WebRTC, sockets) linger.
-    if (process.argv[2] === 'start') process.exit(code);
+    // A finished command leaves no work behind (output is written synchronously to files, pipes
+    // and terminals on Linux): exit now, whatever lingers (a stopped node's WebRTC handles, a lock
+    // client's keepalive still waiting on a stalled node).
+    process.exit(code);
   },
   (err: unknown) => {
     process.stderr.write(`gandalf-node: ${(err as Error)?.stack ?? String(err)}\n`);

@@ -17,7 +17,8 @@ function dialHost(host: string): string {
   return host;
 }
 
-export function request(bind: HostPort, method: string, path: string, body?: unknown): Promise<ApiReply> {
+/** `timeoutMs`: the request fails once the connection was silent this long. */
+export function request(bind: HostPort, method: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<ApiReply> {
   const target = { host: dialHost(bind.host), port: bind.port };
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : toJson(body);
@@ -28,7 +29,7 @@ export function request(bind: HostPort, method: string, path: string, body?: unk
         method,
         path,
         headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {},
-        timeout: 60_000,
+        timeout: timeoutMs,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -43,7 +44,7 @@ export function request(bind: HostPort, method: string, path: string, body?: unk
         });
       },
     );
-    req.on('timeout', () => req.destroy(new Error('timed out after 60 s')));
+    req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs / 1000} s`)));
     req.on('error', (err: NodeJS.ErrnoException) => {
       const why = err.code === 'ECONNREFUSED' ? 'connection refused' : err.message;
       reject(new NodeUnreachableError(`no gandalf-node is answering at http://${formatHostPort(target)} (${why}); start one with "gandalf-node start" or set --http-bind`));

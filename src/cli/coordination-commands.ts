@@ -110,7 +110,8 @@ export async function runLocked(
   every(LEASE_CHECK_MS, () => {
     if (clock.monotonic() >= leaseEnd(confirmed, ttlMs)) lose(`no keepalive confirmed for ${Math.round(clock.monotonic() - confirmed)} ms of a ${ttlMs} ms TTL`);
   });
-  const closeSession = () => request(bind, 'DELETE', `/session/${session}`).catch(() => undefined);
+  // after a lost lease the node may be stalled or gone: do not wait long on it (the session expires anyway)
+  const closeSession = () => request(bind, 'DELETE', `/session/${session}`, undefined, lost ? 2_000 : 60_000).catch(() => undefined);
   try {
     const acquired = await request(bind, 'POST', `/lock/${encodeURIComponent(name)}/acquire?timeout=${timeoutMs}ms&session=${session}`);
     if (acquired.status !== 200) throw failure(`acquiring lock ${name}`, acquired);

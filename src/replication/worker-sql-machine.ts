@@ -4,15 +4,16 @@
  *
  *   - the writer thread holds the state and applies committed entries in log
  *     order (and restores and exports snapshots);
- *   - the reader thread holds a copy for reads and write trials, fed the same
+ *   - reader threads hold copies for reads and write trials, fed the same
  *     entries right behind the writer, so a long read never delays an apply or
- *     another write's answer. It is started on the first read (from the
- *     writer's image at that point of the log) and stopped after
- *     `readerIdleMs` without reads, so an idle database costs one thread.
+ *     another write's answer. A reader is started when a read finds every
+ *     reader busy (up to `maxReaders`, from the writer's image at that point
+ *     of the log) and stopped after `readerIdleMs` without reads, so an idle
+ *     database costs one thread and one long read does not hold up the others.
  *
  * A read or trial that outlives its bound, or whose client went away, stops
- * the reader thread (sql.js cannot interrupt a statement); the next read
- * starts a fresh one. The writer is never stopped: a write that could run long
+ * its reader thread (sql.js cannot interrupt a statement); reads queued
+ * behind it run again elsewhere. The writer is never stopped: a write that could run long
  * is refused by its trial before it enters the log (replicator.ts).
  */
 import type { Clock, TimerHandle } from '../core/clock';
@@ -31,8 +32,10 @@ export interface WorkerSqlMachineOptions {
   logger: Logger;
   /** The reader thread is stopped after this long without reads. */
   readerIdleMs: number;
-  /** Heap cap of the reader thread, where result rows are built. */
+  /** Heap cap of each reader thread, where result rows are built. */
   readerHeapMb: number;
+  /** At most this many reader threads (default 2). */
+  maxReaders?: number;
 }
 
 interface Reader {
@@ -48,7 +51,7 @@ interface Reader {
 
 export class WorkerSqlMachine implements DatabaseMachine {
   private readonly writer: SqlWorker;
-  private reader: Reader | undefined;
+  private readers: Reader[] = [];
   private stats: WorkerStats = { lastTs: 0, sizeBytes: 0, triggers: false };
   private maxTs = 0;
   private closed = false;
@@ -81,7 +84,7 @@ export class WorkerSqlMachine implements DatabaseMachine {
   }
 
   async restore(image: Uint8Array | undefined): Promise<void> {
-    this.stopReader('the database was replaced by a snapshot');
+    this.stopReaders('the database was replaced by a snapshot');
     await this.onWriter({ op: 'restore', image });
   }
 
@@ -99,7 +102,7 @@ export class WorkerSqlMachine implements DatabaseMachine {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.stopReader('the database is closing');
+    this.stopReaders('the database is closing');
     await this.writer.stop('the database is closing');
   }
 
@@ -109,40 +112,50 @@ export class WorkerSqlMachine implements DatabaseMachine {
     return value;
   }
 
-  /** Entries for the reader's copy, right behind the writer's. */
+  /** Entries for the readers' copies, right behind the writer's. */
   private toReader(request: WorkerRequest): void {
-    const reader = this.reader;
-    if (!reader) return;
-    const send = () => void reader.worker.call(request).catch(() => undefined);
-    if (reader.ready) send();
-    else reader.backlog.push(send);
+    for (const reader of this.readers) {
+      const send = () => void reader.worker.call(request).catch(() => undefined);
+      if (reader.ready) send();
+      else reader.backlog.push(send);
+    }
+  }
+
+  /** An idle reader, else a new one while there may be more, else the least busy. */
+  private pickReader(): Reader {
+    for (const r of this.readers.filter((x) => !x.worker.alive)) this.stopReader(r, 'its thread ended'); // out of memory, crashed
+    const idle = this.readers.find((r) => r.busy === 0);
+    if (idle) return idle;
+    if (this.readers.length < (this.options.maxReaders ?? 2)) return this.startReader();
+    return this.readers.reduce((a, b) => (b.busy < a.busy ? b : a));
   }
 
   private startReader(): Reader {
     const reader: Reader = { worker: new SqlWorker({ source: this.options.source, maxHeapMb: this.options.readerHeapMb }), ready: false, backlog: [], idle: undefined, busy: 0, stopped: false };
-    this.reader = reader;
+    this.readers.push(reader);
     // the writer's image at this point of the log; every entry handed over after it waits in the backlog
     this.writer.call({ op: 'snapshot' }).then(
       ({ value }) => {
-        if (this.reader !== reader) return;
+        if (reader.stopped) return;
         void reader.worker.call({ op: 'restore', image: value }).catch(() => undefined);
         reader.ready = true;
         for (const send of reader.backlog.splice(0)) send();
       },
-      (err: Error) => {
-        if (this.reader === reader) this.stopReader(`the reader could not copy the database: ${err.message}`);
-      },
+      (err: Error) => this.stopReader(reader, `the reader could not copy the database: ${err.message}`),
     );
     return reader;
   }
 
-  private stopReader(reason: string): void {
-    const reader = this.reader;
-    if (!reader) return;
-    this.reader = undefined;
+  private stopReader(reader: Reader, reason: string): void {
+    if (reader.stopped) return;
     reader.stopped = true;
+    this.readers = this.readers.filter((r) => r !== reader);
     if (reader.idle) this.options.clock.clearTimeout(reader.idle);
     void reader.worker.stop(reason);
+  }
+
+  private stopReaders(reason: string): void {
+    for (const r of [...this.readers]) this.stopReader(r, reason);
   }
 
   private onReader<O extends 'query' | 'trial'>(
@@ -153,8 +166,7 @@ export class WorkerSqlMachine implements DatabaseMachine {
     const deadline = this.options.clock.monotonic() + timeoutMs;
     if (this.closed) return Promise.reject(new GandalfError('stopping', 'the database is closing'));
     if (signal?.aborted) return Promise.reject(new GandalfError('query_canceled', 'the client went away'));
-    if (this.reader && !this.reader.worker.alive) this.stopReader('its thread ended'); // out of memory, crashed
-    const reader = this.reader ?? this.startReader();
+    const reader = this.pickReader();
     if (reader.idle) this.options.clock.clearTimeout(reader.idle);
     reader.busy++;
     return new Promise<WorkerAnswers[O]>((resolve, reject) => {
@@ -164,8 +176,8 @@ export class WorkerSqlMachine implements DatabaseMachine {
         settled = true;
         this.options.clock.clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        if (--reader.busy === 0 && this.reader === reader) {
-          reader.idle = this.options.clock.setTimeout(() => this.stopReader('idle'), this.options.readerIdleMs);
+        if (--reader.busy === 0 && !reader.stopped) {
+          reader.idle = this.options.clock.setTimeout(() => this.stopReader(reader, 'idle'), this.options.readerIdleMs);
           reader.idle.unref?.();
         }
         fn();
@@ -173,10 +185,8 @@ export class WorkerSqlMachine implements DatabaseMachine {
       const stopWith = (err: GandalfError) => {
         settle(() => reject(err));
         // sql.js cannot interrupt a statement: the thread goes, a fresh copy serves the next read
-        if (this.reader === reader) {
-          this.options.logger.info('stopped a SQL reader thread', { group: this.options.group, reason: err.code });
-          this.stopReader(err.message);
-        }
+        if (!reader.stopped) this.options.logger.info('stopped a SQL reader thread', { group: this.options.group, reason: err.code });
+        this.stopReader(reader, err.message);
       };
       const timer = this.options.clock.setTimeout(() => stopWith(new GandalfError('query_timeout', timeoutMessage(timeoutMs))), timeoutMs);
       timer.unref?.();
@@ -192,7 +202,7 @@ export class WorkerSqlMachine implements DatabaseMachine {
               const again = this.onReader(request, { timeoutMs: Math.max(1, deadline - this.options.clock.monotonic()), ...(signal ? { signal } : {}) }, () => timeoutMessage(timeoutMs));
               settle(() => again.then(resolve, reject));
             } else if (err instanceof WorkerGoneError) {
-              if (this.reader === reader) this.stopReader(err.reason);
+              this.stopReader(reader, err.reason);
               settle(() => reject(new GandalfError('query_failed', `${err.reason}; the statement was stopped`)));
             } else settle(() => reject(err));
           },
