@@ -18,7 +18,8 @@ function dialHost(host: string): string {
 }
 
 /** `timeoutMs`: the request fails once the connection was silent this long. */
-export function request(bind: HostPort, method: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<ApiReply> {
+/** `signal`: abandons the request (the node sees its client go away). */
+export function request(bind: HostPort, method: string, path: string, body?: unknown, timeoutMs = 60_000, signal?: AbortSignal): Promise<ApiReply> {
   const target = { host: dialHost(bind.host), port: bind.port };
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : toJson(body);
@@ -30,6 +31,7 @@ export function request(bind: HostPort, method: string, path: string, body?: unk
         path,
         headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {},
         timeout: timeoutMs,
+        ...(signal ? { signal } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];

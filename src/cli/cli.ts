@@ -3,6 +3,8 @@
  * Exit codes: 0 success, 1 runtime failure (node unreachable, request failed),
  * 2 usage or configuration error.
  */
+import { appendFileSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { toJson } from '../core/json';
@@ -183,28 +185,28 @@ function failReply(reply: ApiReply): string {
   return `the node answered ${reply.status}${body?.code ? ` ${body.code}` : ''}: ${body?.message ?? JSON.stringify(reply.body)}`;
 }
 
-async function runSql(bind: HostPort, db: string, sql: string, json: boolean, io: Io): Promise<boolean> {
+async function runSql(bind: HostPort, db: string, sql: string, json: boolean, io: Io, signal?: AbortSignal): Promise<boolean> {
   const read = isReadStatement(sql);
   const path = `/db/${read ? 'query' : 'execute'}?db=${encodeURIComponent(db)}`;
-  const reply = await request(bind, 'POST', path, [sql]);
+  const reply = await request(bind, 'POST', path, [sql], undefined, signal);
   if (reply.status !== 200) {
     io.err(`gandalf-node: ${failReply(reply)}\n`);
     return false;
   }
-  if (json) {
-    io.out(JSON.stringify(reply.body) + '\n');
-  }
-  const result = (reply.body as { results: Record<string, unknown>[] }).results[0]!;
-  if (typeof result.error === 'string') {
-    if (!json) io.err(`error: ${result.error}\n`);
-    return false;
-  }
-  if (json) return true;
-  if (Array.isArray(result.columns)) {
-    io.out(renderTable(result.columns as string[], (result.values as unknown[][]) ?? []));
-    if (read) io.out(`(${((result.values as unknown[]) ?? []).length} rows)\n`);
-  } else {
-    io.out(`rows affected: ${String(result.rows_affected)}, last insert id: ${String(result.last_insert_id)}\n`);
+  if (json) io.out(toJson(reply.body) + '\n');
+  // one result per SQL statement of the text; the first error ends the list
+  for (const result of (reply.body as { results: Record<string, unknown>[] }).results) {
+    if (typeof result.error === 'string') {
+      if (!json) io.err(`error: ${result.error}\n`);
+      return false;
+    }
+    if (json) continue;
+    if (Array.isArray(result.columns)) {
+      io.out(renderTable(result.columns as string[], (result.values as unknown[][]) ?? []));
+      if (read) io.out(`(${((result.values as unknown[]) ?? []).length} rows)\n`);
+    } else {
+      io.out(`rows affected: ${String(result.rows_affected)}, last insert id: ${String(result.last_insert_id)}\n`);
+    }
   }
   return true;
 }
@@ -227,15 +229,58 @@ async function cmdSql(args: string[], io: Io): Promise<number> {
   return shell(bind, db, json, io);
 }
 
+/** The shell's history file: $GANDALF_HISTORY, else ~/.gandalf_history ("" keeps none). */
+function historyFile(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.GANDALF_HISTORY !== undefined) return env.GANDALF_HISTORY || undefined;
+  return env.HOME ? path.join(env.HOME, '.gandalf_history') : undefined;
+}
+
+const HISTORY_SIZE = 1000;
+
+/**
+ * The interactive shell: statements end with ";" and may span lines (a
+ * continuation prompt shows one is open); Ctrl-C drops the line being typed,
+ * or stops the statement that runs (the node stops it too: its client went
+ * away); Ctrl-D or .exit leaves; history persists across sessions.
+ */
 async function shell(bind: HostPort, initialDb: string, json: boolean, io: Io): Promise<number> {
   let db = initialDb;
   await request(bind, 'GET', '/health'); // fail fast with one clear line when no node runs
-  const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: io.isTTY });
+  const file = io.isTTY ? historyFile(io.env) : undefined;
+  let history: string[] = [];
+  if (file) {
+    try {
+      history = readFileSync(file, 'utf8').split('\n').filter(Boolean).reverse().slice(0, HISTORY_SIZE);
+    } catch {
+      /* no history yet */
+    }
+  }
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: io.isTTY, history, historySize: HISTORY_SIZE, removeHistoryDuplicates: true });
+  let buffer = '';
+  let running: AbortController | undefined;
   const prompt = () => {
-    rl.setPrompt(`gandalf(${db})> `);
+    const head = `gandalf(${db})`;
+    rl.setPrompt(buffer ? `${' '.repeat(head.length - 3)}...> ` : `${head}> `);
     rl.prompt();
   };
-  let buffer = '';
+  rl.on('SIGINT', () => {
+    if (running) {
+      running.abort();
+      return;
+    }
+    io.out('^C\n');
+    buffer = '';
+    rl.write(null, { ctrl: true, name: 'u' }); // drop what was typed on the line
+    prompt();
+  });
+  const remember = (entry: string) => {
+    if (!file) return;
+    try {
+      appendFileSync(file, entry.replace(/\n/g, ' ') + '\n', { mode: 0o600 });
+    } catch {
+      /* a history that cannot be written is not worth failing over */
+    }
+  };
   prompt();
   for await (const line of rl) {
     const trimmed = line.trim();
@@ -243,18 +288,27 @@ async function shell(bind: HostPort, initialDb: string, json: boolean, io: Io): 
       const [cmd, arg] = trimmed.split(/\s+/);
       if (cmd === '.exit' || cmd === '.quit') break;
       if (cmd === '.db' && arg) db = arg;
-      else io.out('commands: .db NAME, .exit; end SQL statements with ";"\n');
+      else io.out('commands: .db NAME, .exit; end SQL statements with ";" (they may span lines); Ctrl-C cancels\n');
+      prompt();
+      continue;
+    }
+    if (!buffer && !trimmed) {
       prompt();
       continue;
     }
     buffer += (buffer ? '\n' : '') + line;
     if (trimmed.endsWith(';')) {
-      try {
-        await runSql(bind, db, buffer, json, io);
-      } catch (err) {
-        io.err(`gandalf-node: ${(err as Error).message}\n`);
-      }
+      const sql = buffer;
       buffer = '';
+      remember(sql);
+      running = new AbortController();
+      try {
+        await runSql(bind, db, sql, json, io, running.signal);
+      } catch (err) {
+        io.err(running.signal.aborted ? 'canceled\n' : `gandalf-node: ${(err as Error).message}\n`);
+      } finally {
+        running = undefined;
+      }
     }
     prompt();
   }
