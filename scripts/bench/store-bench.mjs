@@ -113,8 +113,8 @@ try {
   for (const [name, r] of rows) {
     console.log(`${name.padEnd(48)} ${r.perSec.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${String(r.n).padStart(8)}`);
   }
-  const db = status.databases[0];
-  console.log(`\nafter the run: ${db.applied_index} log entries applied, database ${(db.size_bytes / 1024).toFixed(0)} KiB, ${db.snapshot.index} in the newest snapshot, RSS of the bench client ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
+  const db = status.replicas.find((r) => r.group.startsWith('db.'));
+  console.log(`\nafter the run: ${db.applied_index} log entries applied, database ${(db.size_bytes / 1024).toFixed(0)} KiB, ${db.snapshot_index} in the newest snapshot, RSS of the bench client ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
 } finally {
   node.kill('SIGTERM');
   await new Promise((r) => node.once('exit', r));

@@ -3,7 +3,7 @@ import type { ExecuteResult, LogEntry, QueryResult, Statement } from '../store/s
 
 export type WorkerRequest =
   | { op: 'restore'; image: Uint8Array | undefined }
-  | { op: 'apply'; data: unknown }
+  | { op: 'apply'; data: unknown[] }
   | { op: 'snapshot' }
   | { op: 'query'; statements: Statement[] }
   | { op: 'trial'; entry: LogEntry };
@@ -13,7 +13,8 @@ export type WorkerOp = WorkerRequest['op'];
 /** What each request answers. */
 export interface WorkerAnswers {
   restore: null;
-  apply: ExecuteResult[] | { error: string };
+  /** One answer per command, in order. */
+  apply: (ExecuteResult[] | { error: string })[];
   snapshot: Uint8Array;
   query: QueryResult[];
   trial: null;

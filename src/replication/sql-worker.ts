@@ -25,7 +25,7 @@ function carryOut(machine: SqlMachine, { id, request }: WorkerEnvelope): void {
         machine.restore(request.image);
         break;
       case 'apply':
-        value = machine.apply(request.data);
+        value = request.data.map((d) => machine.apply(d));
         break;
       case 'snapshot': {
         const image = machine.snapshot();

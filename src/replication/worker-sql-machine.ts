@@ -55,6 +55,8 @@ export class WorkerSqlMachine implements DatabaseMachine {
   private stats: WorkerStats = { lastTs: 0, sizeBytes: 0, triggers: false };
   private maxTs = 0;
   private closed = false;
+  /** Commands handed over in this turn of the event loop: they leave as one message (see flush). */
+  private batch: { data: unknown; resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
 
   constructor(private readonly options: WorkerSqlMachineOptions) {
     this.writer = new SqlWorker({ source: options.source });
@@ -74,9 +76,29 @@ export class WorkerSqlMachine implements DatabaseMachine {
 
   apply(data: unknown): Promise<unknown> {
     if (isLogEntry(data)) this.maxTs = Math.max(this.maxTs, data.ts);
-    const answer = this.onWriter({ op: 'apply', data });
+    return new Promise((resolve, reject) => {
+      if (this.batch.push({ data, resolve, reject }) === 1) queueMicrotask(() => this.flush());
+    });
+  }
+
+  /**
+   * Sends the commands handed over so far as one message to the writer and to
+   * every reader. Runs before any other request leaves, so the threads see
+   * everything in the order it was called.
+   */
+  private flush(): void {
+    const batch = this.batch;
+    if (batch.length === 0) return;
+    this.batch = [];
+    const data = batch.map((b) => b.data);
+    this.writer.call({ op: 'apply', data }).then(
+      ({ value, stats }) => {
+        this.stats = stats;
+        batch.forEach((b, i) => b.resolve(value[i]));
+      },
+      (err: Error) => batch.forEach((b) => b.reject(err)),
+    );
     this.toReader({ op: 'apply', data });
-    return answer;
   }
 
   snapshot(): Promise<Uint8Array> {
@@ -102,11 +124,13 @@ export class WorkerSqlMachine implements DatabaseMachine {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.flush();
     this.stopReaders('the database is closing');
     await this.writer.stop('the database is closing');
   }
 
   private async onWriter<O extends WorkerOp>(request: Extract<WorkerRequest, { op: O }>): Promise<WorkerAnswers[O]> {
+    this.flush();
     const { value, stats } = await this.writer.call(request);
     this.stats = stats;
     return value;
@@ -131,6 +155,7 @@ export class WorkerSqlMachine implements DatabaseMachine {
   }
 
   private startReader(): Reader {
+    this.flush();
     const reader: Reader = { worker: new SqlWorker({ source: this.options.source, maxHeapMb: this.options.readerHeapMb }), ready: false, backlog: [], idle: undefined, busy: 0, stopped: false };
     this.readers.push(reader);
     // the writer's image at this point of the log; every entry handed over after it waits in the backlog
@@ -166,6 +191,7 @@ export class WorkerSqlMachine implements DatabaseMachine {
     const deadline = this.options.clock.monotonic() + timeoutMs;
     if (this.closed) return Promise.reject(new GandalfError('stopping', 'the database is closing'));
     if (signal?.aborted) return Promise.reject(new GandalfError('query_canceled', 'the client went away'));
+    this.flush(); // the read comes after every command handed over before it
     const reader = this.pickReader();
     if (reader.idle) this.options.clock.clearTimeout(reader.idle);
     reader.busy++;

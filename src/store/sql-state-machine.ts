@@ -81,7 +81,7 @@ function findLastIndex<T>(xs: readonly T[], p: (x: T) => boolean): number {
 export class SqlStateMachine {
   private db: Database;
   /** Statements run for every entry, prepared once per connection. */
-  private control!: Record<'counters' | 'writable' | 'readOnly' | 'begin' | 'rollback' | 'triggers', SqlJsStatement>;
+  private control!: Record<'counters' | 'writable' | 'readOnly' | 'begin' | 'rollback' | 'triggers' | 'size', SqlJsStatement>;
   private nextRandom: () => number = cryptoRandom32;
 
   constructor(engine: SqlEngine, image?: Uint8Array) {
@@ -109,6 +109,7 @@ export class SqlStateMachine {
       begin: this.db.prepare('BEGIN'),
       rollback: this.db.prepare('ROLLBACK'),
       triggers: this.db.prepare("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger')"),
+      size: this.db.prepare('SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()'),
     };
     this.run(this.control.readOnly);
   }
@@ -323,8 +324,13 @@ export class SqlStateMachine {
 
   /** Bytes the database occupies (page_count * page_size). */
   sizeBytes(): number {
-    const r = this.db.exec('SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()');
-    return Number(r[0]?.values[0]?.[0] ?? 0);
+    const t = this.control.size;
+    try {
+      t.step();
+      return Number(t.get()[0] ?? 0);
+    } finally {
+      t.reset();
+    }
   }
 
   close(): void {
