@@ -34,7 +34,7 @@ import { nodeDataFs } from '../store/data-fs';
 import type { ExecuteCommand, Statement } from '../store/sql-state-machine';
 import type { ReadLevel } from '../replication/replicator';
 import { bundledSqlWorkerSource } from '../replication/sql-worker-source';
-import { probeSqlWorker } from '../replication/sql-worker-client';
+import { probeSqlWorker, SqlWriterPool } from '../replication/sql-worker-client';
 import { WorkerSqlMachine } from '../replication/worker-sql-machine';
 import { Mesh } from '../transport/mesh';
 import { loadNativeRtc } from '../transport/native-rtc';
@@ -53,6 +53,7 @@ export class GandalfNode {
   private readonly startedAt = Date.now();
   private lock: DataDirLock | undefined;
   private replicator: Replicator | undefined;
+  private sqlWriters: SqlWriterPool | undefined;
   private coordination: Coordination | undefined;
   private servers: ApiServer[] = [];
   private notifier: Notifier;
@@ -156,6 +157,8 @@ export class GandalfNode {
     };
     const random32 = () => randomBytes(4).readUInt32LE(0);
     let coordination: Coordination | undefined;
+    // one or two writer threads for all databases of this board (an isolate costs tens of MiB)
+    const writers = (this.sqlWriters = new SqlWriterPool(sqlWorker, Math.min(2, Math.max(1, os.cpus().length - 1))));
     this.replicator = new Replicator({
       self: this.nodeId,
       dataDir,
@@ -165,7 +168,7 @@ export class GandalfNode {
       random: Math.random,
       random32,
       createDatabaseMachine: (group) =>
-        new WorkerSqlMachine({ group, source: sqlWorker, clock: systemClock, logger: logger.child({ part: 'sql', group }), readerIdleMs: 60_000, readerHeapMb: 512 }),
+        new WorkerSqlMachine({ group, writer: writers.for(group), source: sqlWorker, clock: systemClock, logger: logger.child({ part: 'sql', group }), readerIdleMs: 60_000, readerHeapMb: 512 }),
       wire,
       rpc,
       membership,
@@ -264,6 +267,7 @@ export class GandalfNode {
       await Promise.all(this.servers.map((s) => s.close()));
       this.coordination?.close();
       await this.replicator?.close().catch((err: unknown) => this.logger.warn('closing the replicas failed', { err: err as Error }));
+      await this.sqlWriters?.close();
       await this.cluster?.stop().catch((err: unknown) => this.logger.warn('leaving the cluster failed', { err: err as Error }));
       this.mesh?.close();
       this.notifier.close();

@@ -54,12 +54,13 @@ export class SqlWorker {
     return !this.gone;
   }
 
-  call<O extends WorkerOp>(request: Extract<WorkerRequest, { op: O }>): Promise<{ value: WorkerAnswers[O]; stats: WorkerStats }> {
+  /** `db`: which of the thread's databases. */
+  call<O extends WorkerOp>(request: Extract<WorkerRequest, { op: O }>, db = ''): Promise<{ value: WorkerAnswers[O]; stats: WorkerStats }> {
     if (this.gone) return Promise.reject(this.gone);
     const id = ++this.seq;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as Pending['resolve'], reject });
-      this.worker.postMessage({ id, request } satisfies WorkerEnvelope);
+      this.worker.postMessage({ id, db, request } satisfies WorkerEnvelope);
     });
   }
 
@@ -84,5 +85,35 @@ export async function probeSqlWorker(source: string): Promise<void> {
     await worker.call({ op: 'restore', image: undefined });
   } finally {
     await worker.stop('probe done');
+  }
+}
+
+/**
+ * The writer threads of a board, shared by its databases: an isolate with
+ * SQLite costs tens of MiB, which a board with many databases cannot pay per
+ * database. A database keeps its thread (by hash of its name); a thread that
+ * ended (out of memory) is replaced for databases opened after it.
+ */
+export class SqlWriterPool {
+  private readonly writers: (SqlWorker | undefined)[];
+
+  constructor(
+    private readonly source: string,
+    size: number,
+  ) {
+    this.writers = new Array<SqlWorker | undefined>(Math.max(1, size)).fill(undefined);
+  }
+
+  for(group: string): SqlWorker {
+    let h = 0;
+    for (let i = 0; i < group.length; i++) h = (Math.imul(h, 31) + group.charCodeAt(i)) >>> 0;
+    const slot = h % this.writers.length;
+    let w = this.writers[slot];
+    if (!w || !w.alive) this.writers[slot] = w = new SqlWorker({ source: this.source });
+    return w;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.writers.map((w) => w?.stop('the node is stopping')));
   }
 }

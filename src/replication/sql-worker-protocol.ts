@@ -6,7 +6,8 @@ export type WorkerRequest =
   | { op: 'apply'; data: unknown[] }
   | { op: 'snapshot' }
   | { op: 'query'; statements: Statement[] }
-  | { op: 'trial'; entry: LogEntry };
+  | { op: 'trial'; entry: LogEntry }
+  | { op: 'drop' };
 
 export type WorkerOp = WorkerRequest['op'];
 
@@ -18,6 +19,7 @@ export interface WorkerAnswers {
   snapshot: Uint8Array;
   query: QueryResult[];
   trial: null;
+  drop: null;
 }
 
 /** The state after a request, sent with every answer. */
@@ -27,7 +29,8 @@ export interface WorkerStats {
   triggers: boolean;
 }
 
-export type WorkerEnvelope = { id: number; request: WorkerRequest };
+/** `db`: which of the thread's databases (a writer thread holds every database of a board; a reader one copy). */
+export type WorkerEnvelope = { id: number; db: string; request: WorkerRequest };
 
 export type WorkerReply = ({ ok: true; value: unknown } | { ok: false; error: string }) & { id: number; stats: WorkerStats | null };
 
@@ -37,9 +40,10 @@ export function isWorkerEnvelope(v: unknown): v is WorkerEnvelope {
     !!e &&
     typeof e === 'object' &&
     typeof e.id === 'number' &&
+    typeof e.db === 'string' &&
     !!e.request &&
     typeof e.request === 'object' &&
-    ['restore', 'apply', 'snapshot', 'query', 'trial'].includes((e.request as { op: unknown }).op as string)
+    ['restore', 'apply', 'snapshot', 'query', 'trial', 'drop'].includes((e.request as { op: unknown }).op as string)
   );
 }
 

@@ -1,24 +1,34 @@
 /**
- * The worker thread of one database replica's SQL (the entry point of the
- * worker bundle, see scripts/bundle.mjs): it holds a SqlMachine and carries out
- * requests one at a time, in the order they arrive. A statement that runs long
+ * A worker thread running SQL (the entry point of the worker bundle, see
+ * scripts/bundle.mjs): it holds one SqlMachine per database it is asked about
+ * (a board's writer thread holds all of them, a reader thread one copy) and
+ * carries out requests one at a time, in the order they arrive. A statement that runs long
  * keeps only this thread busy; the node's main thread goes on with membership,
  * Raft, the mesh and HTTP. This thread never decides anything on its own.
  */
 import { parentPort } from 'node:worker_threads';
-import { loadSqlEngine } from '../store/sql-engine';
+import { loadSqlEngine, type SqlEngine } from '../store/sql-engine';
 import { SqlMachine } from './sql-machine';
 import { isWorkerEnvelope, type WorkerEnvelope, type WorkerReply } from './sql-worker-protocol';
 
 const port = parentPort;
 if (!port) throw new Error('sql-worker runs only as a worker thread');
 
-let tail: Promise<SqlMachine> = loadSqlEngine().then((engine) => new SqlMachine(engine));
+const machines = new Map<string, SqlMachine>();
+let tail: Promise<SqlEngine> = loadSqlEngine();
 
-function carryOut(machine: SqlMachine, { id, request }: WorkerEnvelope): void {
+function carryOut(engine: SqlEngine, { id, db, request }: WorkerEnvelope): void {
   let reply: WorkerReply;
   const transfer: ArrayBuffer[] = [];
   try {
+    if (request.op === 'drop') {
+      machines.get(db)?.close();
+      machines.delete(db);
+      port!.postMessage({ id, ok: true, value: null, stats: { lastTs: 0, sizeBytes: 0, triggers: false } } satisfies WorkerReply);
+      return;
+    }
+    let machine = machines.get(db);
+    if (!machine) machines.set(db, (machine = new SqlMachine(engine)));
     let value: unknown = null;
     switch (request.op) {
       case 'restore':
@@ -52,8 +62,8 @@ port.on('message', (message: unknown) => {
     port.postMessage({ id: -1, ok: false, error: 'malformed request', stats: null } satisfies WorkerReply);
     return;
   }
-  tail = tail.then((machine) => {
-    carryOut(machine, message);
-    return machine;
+  tail = tail.then((engine) => {
+    carryOut(engine, message);
+    return engine;
   });
 });

@@ -25,8 +25,14 @@ import { isLogEntry } from './sql-machine';
 import { SqlWorker, WorkerGoneError } from './sql-worker-client';
 import type { WorkerAnswers, WorkerOp, WorkerRequest, WorkerStats } from './sql-worker-protocol';
 
+/** A read running this long gets a spare reader started beside it. */
+const SPARE_AFTER_MS = 100;
+
 export interface WorkerSqlMachineOptions {
   group: string;
+  /** The writer thread, shared by several databases (SqlWriterPool); this database is `group` in it. */
+  writer: SqlWorker;
+  /** The worker bundle, for reader threads. */
   source: string;
   clock: Clock;
   logger: Logger;
@@ -50,7 +56,6 @@ interface Reader {
 }
 
 export class WorkerSqlMachine implements DatabaseMachine {
-  private readonly writer: SqlWorker;
   private readers: Reader[] = [];
   private stats: WorkerStats = { lastTs: 0, sizeBytes: 0, triggers: false };
   private maxTs = 0;
@@ -58,8 +63,10 @@ export class WorkerSqlMachine implements DatabaseMachine {
   /** Commands handed over in this turn of the event loop: they leave as one message (see flush). */
   private batch: { data: unknown; resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
 
-  constructor(private readonly options: WorkerSqlMachineOptions) {
-    this.writer = new SqlWorker({ source: options.source });
+  constructor(private readonly options: WorkerSqlMachineOptions) {}
+
+  private get writer(): SqlWorker {
+    return this.options.writer;
   }
 
   get lastTs(): number {
@@ -91,7 +98,7 @@ export class WorkerSqlMachine implements DatabaseMachine {
     if (batch.length === 0) return;
     this.batch = [];
     const data = batch.map((b) => b.data);
-    this.writer.call({ op: 'apply', data }).then(
+    this.writer.call({ op: 'apply', data }, this.options.group).then(
       ({ value, stats }) => {
         this.stats = stats;
         batch.forEach((b, i) => b.resolve(value[i]));
@@ -126,12 +133,12 @@ export class WorkerSqlMachine implements DatabaseMachine {
     this.closed = true;
     this.flush();
     this.stopReaders('the database is closing');
-    await this.writer.stop('the database is closing');
+    await this.writer.call({ op: 'drop' }, this.options.group).catch(() => undefined); // the writer thread goes on for the others
   }
 
   private async onWriter<O extends WorkerOp>(request: Extract<WorkerRequest, { op: O }>): Promise<WorkerAnswers[O]> {
     this.flush();
-    const { value, stats } = await this.writer.call(request);
+    const { value, stats } = await this.writer.call(request, this.options.group);
     this.stats = stats;
     return value;
   }
@@ -159,7 +166,7 @@ export class WorkerSqlMachine implements DatabaseMachine {
     const reader: Reader = { worker: new SqlWorker({ source: this.options.source, maxHeapMb: this.options.readerHeapMb }), ready: false, backlog: [], idle: undefined, busy: 0, stopped: false };
     this.readers.push(reader);
     // the writer's image at this point of the log; every entry handed over after it waits in the backlog
-    this.writer.call({ op: 'snapshot' }).then(
+    this.writer.call({ op: 'snapshot' }, this.options.group).then(
       ({ value }) => {
         if (reader.stopped) return;
         void reader.worker.call({ op: 'restore', image: value }).catch(() => undefined);
@@ -201,6 +208,7 @@ export class WorkerSqlMachine implements DatabaseMachine {
         if (settled) return;
         settled = true;
         this.options.clock.clearTimeout(timer);
+        this.options.clock.clearTimeout(spare);
         signal?.removeEventListener('abort', onAbort);
         if (--reader.busy === 0 && !reader.stopped) {
           reader.idle = this.options.clock.setTimeout(() => this.stopReader(reader, 'idle'), this.options.readerIdleMs);
@@ -216,6 +224,11 @@ export class WorkerSqlMachine implements DatabaseMachine {
       };
       const timer = this.options.clock.setTimeout(() => stopWith(new GandalfError('query_timeout', timeoutMessage(timeoutMs))), timeoutMs);
       timer.unref?.();
+      // a read that runs long: have a spare reader ready for the next one, so it does not pay a thread start
+      const spare = this.options.clock.setTimeout(() => {
+        if (!settled && !this.closed && !this.readers.some((r) => r.busy === 0) && this.readers.length < (this.options.maxReaders ?? 2)) this.startReader();
+      }, SPARE_AFTER_MS);
+      spare.unref?.();
       const onAbort = () => stopWith(new GandalfError('query_canceled', 'the client went away; the statement was stopped'));
       signal?.addEventListener('abort', onAbort, { once: true });
       const run = () =>
