@@ -20,14 +20,14 @@ export function rendezvous(group: string, nodes: readonly string[], count: numbe
 }
 
 /**
- * The voters a group should have: the current voters that are still usable
- * (stability: nothing moves while its boards live), filled up to `count` with
- * the best ranked other usable nodes.
+ * The voters a group should have: `seated`, the current voters that are still
+ * usable (alive, or unreachable for less than --replace-after: a rebooting
+ * board keeps its seat, and nothing moves while its boards live), filled up
+ * to `count` with the best ranked `alive` nodes that hold no seat.
  */
-export function desiredVoters(group: string, current: readonly string[], usable: readonly string[], count: number): string[] {
-  const ok = new Set(usable);
-  const keep = current.filter((n) => ok.has(n)).slice(0, count);
-  const fill = rendezvous(group, usable.filter((n) => !keep.includes(n)), count - keep.length);
+export function desiredVoters(group: string, seated: readonly string[], alive: readonly string[], count: number): string[] {
+  const keep = seated.slice(0, count);
+  const fill = rendezvous(group, alive.filter((n) => !keep.includes(n)), count - keep.length);
   return [...keep, ...fill];
 }
 

@@ -655,6 +655,9 @@ export class Replicator {
     if (!desired.every((d) => voters.some((v) => nodeOfReplica(v) === d && live(v)) || !this.isAlive(d))) return;
     const extra = voters.filter((v) => !want.has(nodeOfReplica(v)) || gone(v));
     if (extra.length === 0) return;
+    // Never below the target while a desired board's seat waits (it is down for less than --replace-after, or
+    // its replica is still being added): one more loss would then leave no quorum for good.
+    if (voters.length - 1 < desired.length && !extra.some((v) => gone(v))) return;
     // Dead ones first; never a removal that leaves no live quorum.
     const victim = extra.find((v) => v !== group.id && !live(v)) ?? extra.find((v) => v !== group.id) ?? extra[0]!;
     if (!liveQuorum(voters.filter((v) => v !== victim))) return;

@@ -12,6 +12,7 @@
  * - after healing, a strong read through every board succeeds (no wedged
  *   group) and holds every acknowledged write, and the replicas agree.
  */
+import { dbGroup } from '../../../src/replication/replicator';
 import type { ReadLevel } from '../../../src/replication/replicator';
 import type { SqlEngine } from '../../../src/store/sql-engine';
 import type { QueryResult } from '../../../src/store/sql-state-machine';
@@ -264,6 +265,9 @@ export async function runNodeNemesis(seed: number, engine: SqlEngine, options: {
     while (outcome === undefined) await sim.run(100);
     if (outcome instanceof Error) {
       violations.push(`after healing, a strong read through ${id} failed: ${outcome.message}; faults: ${faults.join('; ')}`);
+      if (process.env.NODE_SIM_TRACE) {
+        for (const b of sim.boards.values()) console.error(b.id, JSON.stringify(b.replicator?.status().find((r) => r.group === dbGroup(DB))), JSON.stringify(b.replicator?.databases()));
+      }
       continue;
     }
     const rows = outcome;
