@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../core/errors';
+import { isNodeId, NODE_ID_RULE } from '../core/node-id';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../core/logger';
 
 export interface HostPort {
@@ -59,7 +60,6 @@ interface SettingSpec<K extends keyof NodeConfig> {
   parse(raw: string): NodeConfig[K] | undefined;
 }
 
-const NODE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 export function parseHostPort(raw: string): HostPort | undefined {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(raw.trim());
@@ -128,8 +128,8 @@ export const SETTINGS = [
     description: 'Unique id of this node in the cluster',
     defaultText: 'generated once, kept in <data-dir>/node-id',
     default: () => undefined,
-    accepted: '1-63 characters of A-Z a-z 0-9 . _ -, starting with a letter or digit',
-    parse: (raw) => (NODE_ID_RE.test(raw) ? raw : undefined),
+    accepted: NODE_ID_RULE,
+    parse: (raw) => (isNodeId(raw) ? raw : undefined),
   } satisfies SettingSpec<'nodeId'>,
   {
     key: 'dataDir',

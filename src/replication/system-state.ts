@@ -37,6 +37,7 @@
  *   history, token counter, FIFO order and revision. The encoding is canonical
  *   (sorted), so equal states give equal bytes.
  */
+import { isNodeId, NODE_ID_RULE } from '../core/node-id';
 
 export type SystemCommand =
   /** redundancy 0: the cluster's default. */
@@ -163,7 +164,8 @@ export const MAX_VALUE_BYTES = 1024 * 1024;
 export const MIN_TTL_MS = 1000;
 export const MAX_TTL_MS = 3_600_000;
 const NAME_RE = /^[A-Za-z0-9_.-]{1,128}$/;
-const ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+/** Session ids are made by this code (hex); node ids follow the one node-id rule. */
+const SESSION_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_REDUNDANCY = 64;
 const MAX_VOTERS = 64;
 const SNAPSHOT_FORMAT = 1;
@@ -238,7 +240,13 @@ function name(o: Fields, f: string): string {
 
 function id(o: Fields, f: string): string {
   const v = o[f];
-  if (typeof v !== 'string' || !ID_RE.test(v)) throw new Invalid(`${f} must match ${ID_RE.source}`);
+  if (typeof v !== 'string' || !SESSION_ID_RE.test(v)) throw new Invalid(`${f} must match ${SESSION_ID_RE.source}`);
+  return v;
+}
+
+function nodeId(o: Fields, f: string): string {
+  const v = o[f];
+  if (!isNodeId(v)) throw new Invalid(`${f} must be a node id (${NODE_ID_RULE})`);
   return v;
 }
 
@@ -247,7 +255,7 @@ function ids(o: Fields, f: string): string[] {
   if (!Array.isArray(v) || v.length > MAX_VOTERS) throw new Invalid(`${f} must be an array of at most ${MAX_VOTERS} ids`);
   const seen = new Set<string>();
   for (const x of v) {
-    if (typeof x !== 'string' || !ID_RE.test(x)) throw new Invalid(`${f} must hold ids matching ${ID_RE.source}`);
+    if (!isNodeId(x)) throw new Invalid(`${f} must hold node ids (${NODE_ID_RULE})`);
     if (seen.has(x)) throw new Invalid(`${f} holds ${x} twice`);
     seen.add(x);
   }
@@ -295,7 +303,7 @@ function parseCommand(cmd: unknown): SystemCommand {
     }
     case 'session-open': {
       const o = fields(cmd, ['op', 'id', 'node', 'ttlMs']);
-      return { op, id: id(o, 'id'), node: id(o, 'node'), ttlMs: count(o, 'ttlMs', MIN_TTL_MS, MAX_TTL_MS, false)! };
+      return { op, id: id(o, 'id'), node: nodeId(o, 'node'), ttlMs: count(o, 'ttlMs', MIN_TTL_MS, MAX_TTL_MS, false)! };
     }
     case 'session-close': {
       const o = fields(cmd, ['op', 'id', 'reason']);
@@ -305,7 +313,7 @@ function parseCommand(cmd: unknown): SystemCommand {
     }
     case 'sessions-of-node-close': {
       const o = fields(cmd, ['op', 'node']);
-      return { op, node: id(o, 'node') };
+      return { op, node: nodeId(o, 'node') };
     }
     case 'lock-acquire': {
       const o = fields(cmd, ['op', 'name', 'session', 'wait']);

@@ -480,3 +480,15 @@ describe('SystemState: determinism and snapshots', () => {
     expect(() => SystemState.restore(new TextEncoder().encode('{"format":1,"revision":-1}'))).toThrow();
   });
 });
+
+describe('SystemState: node ids follow the one node-id rule', () => {
+  it('accepts every id the settings accept (rack1.pi3) for placement and sessions, and refuses others', () => {
+    const s = new SystemState();
+    expect(ok(s.apply({ op: 'db-create', name: 'main', redundancy: 2, voters: ['rack1.pi3', 'rack1.pi4'] }))).toBeTruthy();
+    ok(s.apply({ op: 'session-open', id: 'abc123', node: 'rack1.pi3', ttlMs: 5000 }));
+    expect(ok(acquire(s, 'L', 'abc123'))).toMatchObject({ granted: true });
+    const bad = s.apply({ op: 'session-open', id: 'def456', node: 'a~b', ttlMs: 5000 });
+    expect(bad.ok).toBe(false);
+    expect(s.apply({ op: 'db-create', name: 'x', redundancy: 1, voters: ['.dot-first'] }).ok).toBe(false);
+  });
+});
