@@ -79,7 +79,7 @@ export class GandalfNode {
     await probeSqlWorker(sqlWorker); // SQLite starts on a worker thread here, or the node does not start
     const cookie = readCookie(config);
 
-    const info = { lifecycle: () => this.state, status: () => this.status() };
+    const info = { lifecycle: () => this.state, status: () => this.status(), readiness: () => this.replicator?.readiness() };
     const ready = <T>(part: T | undefined): T => {
       if (!part || this.state === 'starting') throw new GandalfError('starting', 'the node is starting');
       return part;

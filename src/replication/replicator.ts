@@ -917,6 +917,23 @@ export class Replicator {
     return this.replicas.get(SYSTEM_GROUP)?.group.leader ?? null;
   }
 
+  /**
+   * Readiness (GET /readyz): the system leader this node can reach (its own
+   * replica's view, else the last leader a forwarded call found), and the
+   * leader of every database replica held here (null: none known or not reachable).
+   */
+  readiness(): { systemLeader: string | null; databases: { name: string; leader: string | null }[] } {
+    const reach = (id: string | null | undefined) => (id && this.isAlive(id) ? id : null);
+    // a leader here counts only while a quorum hears it (a cut-off leader may not know it lost yet)
+    const leaderOf = (r: Replica | undefined) => (r?.group.isLeader ? (r.group.isLeaderReady() ? this.options.self : null) : reach(r?.group.leader));
+    const sys = this.replicas.get(SYSTEM_GROUP);
+    const systemLeader = sys ? leaderOf(sys) : reach(this.leaderHint.get(SYSTEM_GROUP));
+    const databases = [...this.replicas.entries()]
+      .filter(([g, r]) => g !== SYSTEM_GROUP && r.group.isMember)
+      .map(([g, r]) => ({ name: g.slice(3), leader: leaderOf(r) }));
+    return { systemLeader, databases };
+  }
+
   // ---- databases ----
 
   /** Creates database `name` (idempotent) and waits until it has a leader. */

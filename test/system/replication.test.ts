@@ -244,6 +244,11 @@ describe('replicated store (real processes)', () => {
       const rows = (await nodes[0]!.get('/cluster/nodes')).body.nodes as { 'node-id': string; state: string }[];
       return rows.filter((r) => r.state === 'left' || r.state === 'dead').length === 2;
     }, 30_000);
+    // readiness: the survivor serves, but its database has no leader; liveness never depends on one
+    await until('n0 to report itself not ready', async () => (await nodes[0]!.get('/readyz')).status === 503, 15_000);
+    expect((await nodes[0]!.get('/readyz')).body.checks).toMatchObject({ node: 'ok', 'db.solo': 'no reachable leader' });
+    expect((await nodes[0]!.get('/readyz?noleader')).status).toBe(200);
+    expect((await nodes[0]!.get('/livez')).status).toBe(200);
     const refused = await exec(nodes[0]!, [['INSERT INTO s VALUES(?)', 'lost']], '?db=solo');
     expect(refused.status).toBe(503);
     expect(refused.body.code).toBe('no_quorum');

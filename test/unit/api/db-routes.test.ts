@@ -15,7 +15,7 @@ beforeEach(async () => {
   store = await startSingleNode(tempDir(), { queryTimeoutMs: 1000 });
   server = new ApiServer({
     name: 'test',
-    routes: { ...nodeRoutes({ lifecycle: () => lifecycle, status: () => ({ ok: true }) }), ...dbRoutes(store.replicator) },
+    routes: { ...nodeRoutes({ lifecycle: () => lifecycle, status: () => ({ ok: true }), readiness: () => store.replicator.readiness() }), ...dbRoutes(store.replicator) },
     logger: silentLogger,
     maxBodyBytes: 4096,
   });
@@ -39,6 +39,26 @@ async function callText(method: string, path: string, raw?: string) {
 }
 
 const COUNT_FOREVER = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1e12) SELECT count(*) FROM c';
+
+describe('liveness and readiness', () => {
+  it('/livez answers while the process runs; /readyz only once it serves with reachable leaders (?noleader: serving)', async () => {
+    lifecycle = 'starting';
+    try {
+      expect((await call('GET', '/livez')).status).toBe(200);
+      let r = await call('GET', '/readyz');
+      expect(r.status).toBe(503);
+      expect(r.body.checks.node).toBe('starting');
+      expect((await call('GET', '/readyz?noleader')).status).toBe(503);
+    } finally {
+      lifecycle = 'serving';
+    }
+    await call('POST', '/db/execute', ['CREATE TABLE t(v)']);
+    const r = await call('GET', '/readyz');
+    expect(r.status).toBe(200);
+    expect(r.body).toEqual({ ready: true, checks: { node: 'ok', leader: 'ok', 'db.main': 'ok' } });
+    expect((await call('GET', '/readyz?noleader')).body).toEqual({ ready: true, checks: { node: 'ok' } });
+  });
+});
 
 describe('bounded statements and exact integers over HTTP', () => {
   it('a read past --query-timeout answers 400 query_timeout and the node keeps serving', async () => {
