@@ -723,6 +723,21 @@ export class Replicator {
           continue;
         }
       }
+      // This board's own member replica knows no leader: an election is under way, or no quorum is left. With fewer
+      // than a quorum of its voters up (membership's view; suspects do not count) no election can end: say so now,
+      // instead of sending the request to a leader that is gone (which could only end as outcome_unknown).
+      if (local?.group.isMember && local.group.leader === null && !redirectedTo) {
+        const voters = unique(local.group.voters().map(nodeOfReplica));
+        const up = voters.filter((v) => v === self || this.members().some((m) => m.id === v && m.state === 'alive'));
+        if (up.length < Math.floor(voters.length / 2) + 1) {
+          throw new GandalfError(
+            'no_quorum',
+            `${group}: no leader, and only ${up.length} of its ${voters.length} voters are reachable (up: ${up.join(', ')}; down or suspected: ${voters.filter((v) => !up.includes(v)).join(', ')}); the request was not sent anywhere`,
+          );
+        }
+        await sleep(clock, Math.min(50 + attempt * 20, 200, remaining));
+        continue;
+      }
       // Membership's verdict first: a node it declared dead is not asked (a request to it could only end as outcome_unknown).
       const hint = redirectedTo ?? local?.group.leader ?? this.leaderHint.get(group);
       const known = hint && this.isAlive(hint) ? hint : undefined;

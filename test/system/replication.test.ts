@@ -255,4 +255,29 @@ describe('replicated store (real processes)', () => {
     expect(refused.body.message).toMatch(/of its \d+ voters are reachable|voters reachable/);
     expect(await count(nodes[0]!, "SELECT count(*) FROM s WHERE v = 'kept'", 'none', 'solo')).toBe(1);
   }, 180_000);
+
+  it('the survivor of a double crash answers no_quorum, never outcome_unknown, and keeps serving level=none reads', async () => {
+    await cluster(3, ['--replace-after', '60s']);
+    expect((await exec(nodes[0]!, ['CREATE TABLE d(v)', "INSERT INTO d VALUES('kept')"], '?db=dc')).status).toBe(200);
+    await until('db dc on 3 voters, with a leader', async () => {
+      const r = (await replicas(nodes[0]!)).find((x) => x.group === 'db.dc');
+      return r?.voters.length === 3 && r.leader !== null;
+    }, 30_000);
+    // the survivor follows: its database's leader is among the two killed
+    const leader = (await replicas(nodes[0]!)).find((x) => x.group === 'db.dc')!.leader!;
+    const survivor = nodes.find((_, i) => `n${i}` !== leader)!;
+    await until('the survivor to hold db dc', async () => (await count(survivor, 'SELECT count(*) FROM d', 'none', 'dc')) === 1, 30_000);
+    await Promise.all(nodes.filter((n) => n !== survivor).map((n) => n.stop('SIGKILL')));
+    await new Promise((r) => setTimeout(r, 4000)); // past an election timeout and SWIM's suspicion
+    const answers: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const started = Date.now();
+      const r = await exec(survivor, [['INSERT INTO d VALUES(?)', `lost-${i}`]], '?db=dc');
+      answers.push(`${r.status} ${r.body.code} after ${Date.now() - started} ms: ${r.body.message}`);
+      expect(r.status, answers.join('\n')).toBe(503);
+      expect(r.body.code, answers.join('\n')).toBe('no_quorum');
+    }
+    console.log(`double crash, writes to the survivor:\n${answers.join('\n')}`);
+    expect(await count(survivor, 'SELECT count(*) FROM d', 'none', 'dc')).toBe(1);
+  }, 120_000);
 });
