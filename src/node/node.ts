@@ -139,8 +139,10 @@ export class GandalfNode {
         selfId: this.nodeId,
         send: (to, body) => mesh.send('reliable', to, REPLICATION_TOPIC, body),
         subscribe: (handler) => mesh.subscribe(REPLICATION_TOPIC, handler),
+        backlog: (to) => mesh.backlog(to, 'reliable'),
       },
       logger.child({ part: 'wire' }),
+      systemClock,
     );
     const rpc = new Rpc(wire, systemClock, logger.child({ part: 'rpc' }));
     mesh.onPeerDown((id) => rpc.peerDown(id));

@@ -40,6 +40,12 @@ export interface RaftConfig {
   maxInflight: number;
   preVote: boolean;
   checkQuorum: boolean;
+  /**
+   * A snapshot in flight is sent again after one election timeout per this
+   * many bytes of it (at least one): a large database's snapshot takes many
+   * timeouts to stream, and resending it early only queues more copies.
+   */
+  snapshotBytesPerTimeout: number;
 }
 
 export const DEFAULT_RAFT_CONFIG: RaftConfig = {
@@ -49,6 +55,7 @@ export const DEFAULT_RAFT_CONFIG: RaftConfig = {
   maxInflight: 64,
   preVote: true,
   checkQuorum: true,
+  snapshotBytesPerTimeout: 2 * 1024 * 1024,
 };
 
 export type RaftState = 'follower' | 'pre-candidate' | 'candidate' | 'leader';
@@ -504,7 +511,7 @@ export class RaftNode {
     }
     if (this.transferee !== null && ++this.transferElapsed >= this.cfg.electionTicks) this.transferee = null;
     for (const [id, pr] of this.progress) {
-      if (pr.state === 'snapshot' && ++pr.snapshotTicks >= this.cfg.electionTicks) {
+      if (pr.state === 'snapshot' && ++pr.snapshotTicks >= this.snapshotRetryTicks()) {
         // the snapshot (or its answer) was probably lost: probe again, which resends it if still needed
         pr.becomeProbe(pr.match + 1);
         this.sendAppend(id);
@@ -698,6 +705,12 @@ export class RaftNode {
         return;
       }
     }
+  }
+
+  private snapshotRetryTicks(): number {
+    const data = this.snap?.data;
+    const bytes = data instanceof Uint8Array ? data.length : 0;
+    return this.cfg.electionTicks * Math.max(1, Math.ceil(bytes / this.cfg.snapshotBytesPerTimeout));
   }
 
   private sendSnapshot(to: NodeId, pr: Progress): void {

@@ -4,14 +4,20 @@
  * above one frame, split into chunks that the receiver reassembles; and a
  * small request/response RPC on top, used to forward work to group leaders.
  *
- * The reliable channel is ordered per peer and a message's chunks are queued
- * in one synchronous step, so chunks of two messages never interleave; a chunk
- * of a new message discards an incomplete earlier one (the link was replaced).
+ * The reliable channel is ordered per peer. A large message's chunks are
+ * paced by the link's backlog (a mesh link closes past 32 MiB of it, and a
+ * snapshot of a large database is hundreds of MiB): at most PACE_BYTES wait
+ * in the link, the rest leave as it drains, and small messages (heartbeats,
+ * votes) pass between them. Large messages to one peer leave one after the
+ * other, so chunks of two never interleave; a chunk of a new message discards
+ * an incomplete earlier one (the link was replaced). Every chunk carries its
+ * CRC-32C: a damaged one drops the message (Raft and RPC callers retry).
  */
 import { Encoder } from 'cbor-x';
 import type { Clock, TimerHandle } from '../core/clock';
 import { checkCbor } from '../core/cbor-guard';
 import { GandalfError, type ErrorCode } from '../core/errors';
+import { crc32c } from '../core/crc32c';
 import type { Logger } from '../core/logger';
 
 export const REPLICATION_TOPIC = 'repl';
@@ -19,6 +25,12 @@ export const REPLICATION_TOPIC = 'repl';
 export const CHUNK_BYTES = 48 * 1024;
 /** Largest message accepted (a database snapshot travels as one message). */
 export const MAX_MESSAGE_BYTES = 512 * 1024 * 1024;
+/** A large message's chunks wait in a link only up to this many bytes of its backlog. */
+export const PACE_BYTES = 2 * 1024 * 1024;
+/** Bytes of large messages queued for one peer beyond this are refused (the send fails; callers retry). */
+export const MAX_QUEUED_BYTES = 640 * 1024 * 1024;
+/** How often a paced sender looks at a full link again. */
+const PACE_POLL_MS = 5;
 
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
 
@@ -27,19 +39,28 @@ export interface MeshPort {
   readonly selfId: string;
   send(to: string, body: unknown): boolean;
   subscribe(handler: (from: string, body: unknown) => void): void;
+  /** Bytes waiting in the link to `to` (undefined: not linked). Without it, large messages are not paced. */
+  backlog?(to: string): number | undefined;
 }
 
-type Chunk = { c: [id: number, seq: number, count: number]; b: Uint8Array };
+/** `k`: CRC-32C of `b` (absent from nodes before it existed). */
+type Chunk = { c: [id: number, seq: number, count: number]; b: Uint8Array; k?: number };
+type Outgoing = { id: number; bytes: Uint8Array; seq: number; count: number };
 
 export class Wire {
   private nextId = 1;
   private readonly partial = new Map<string, { id: number; parts: Uint8Array[]; bytes: number }>();
   private readonly handlers: ((from: string, message: unknown) => void)[] = [];
   private bad = 0;
+  /** Large messages per peer, the first one leaving. */
+  private readonly outgoing = new Map<string, Outgoing[]>();
+  private readonly pumps = new Map<string, TimerHandle>();
 
+  /** `clock`: for pacing (with `mesh.backlog`). */
   constructor(
     private readonly mesh: MeshPort,
     private readonly logger: Logger,
+    private readonly clock?: Clock,
   ) {
     mesh.subscribe((from, body) => this.receive(from, body));
   }
@@ -57,13 +78,50 @@ export class Wire {
     const bytes = cbor.encode(message) as Uint8Array;
     if (bytes.length > MAX_MESSAGE_BYTES) throw new GandalfError('invalid_request', `message of ${bytes.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
     if (bytes.length <= CHUNK_BYTES) return this.mesh.send(to, bytes);
-    const id = this.nextId++;
-    const count = Math.ceil(bytes.length / CHUNK_BYTES);
-    for (let seq = 0; seq < count; seq++) {
-      const chunk: Chunk = { c: [id, seq, count], b: bytes.subarray(seq * CHUNK_BYTES, (seq + 1) * CHUNK_BYTES) };
-      if (!this.mesh.send(to, chunk)) return false;
+    const out: Outgoing = { id: this.nextId++, bytes, seq: 0, count: Math.ceil(bytes.length / CHUNK_BYTES) };
+    if (!this.mesh.backlog || !this.clock) {
+      while (out.seq < out.count) if (!this.sendChunk(to, out)) return false;
+      return true;
     }
+    if (this.mesh.backlog(to) === undefined) return false;
+    const queue = this.outgoing.get(to) ?? [];
+    const queued = queue.reduce((n, o) => n + o.bytes.length - o.seq * CHUNK_BYTES, 0);
+    if (queue.length > 0 && queued + bytes.length > MAX_QUEUED_BYTES) {
+      this.logger.warn('a large message was refused: too much is queued for this peer already', { to, bytes: bytes.length, queued });
+      return false;
+    }
+    queue.push(out);
+    this.outgoing.set(to, queue);
+    if (!this.pumps.has(to)) this.pump(to);
     return true;
+  }
+
+  private sendChunk(to: string, out: Outgoing): boolean {
+    const b = out.bytes.subarray(out.seq * CHUNK_BYTES, (out.seq + 1) * CHUNK_BYTES);
+    const chunk: Chunk = { c: [out.id, out.seq, out.count], b, k: crc32c(b) };
+    out.seq++;
+    return this.mesh.send(to, chunk);
+  }
+
+  /** Sends chunks while the link has room; looks again shortly when it has none. A link that went away drops the queue. */
+  private pump(to: string): void {
+    this.pumps.delete(to);
+    const queue = this.outgoing.get(to);
+    while (queue && queue.length > 0) {
+      const backlog = this.mesh.backlog!(to);
+      if (backlog === undefined) break;
+      if (backlog > PACE_BYTES) {
+        const timer = this.clock!.setTimeout(() => this.pump(to), PACE_POLL_MS);
+        timer.unref?.();
+        this.pumps.set(to, timer);
+        return;
+      }
+      const head = queue[0]!;
+      if (!this.sendChunk(to, head)) break;
+      if (head.seq === head.count) queue.shift();
+      if (queue.length === 0) break;
+    }
+    this.outgoing.delete(to);
   }
 
   private receive(from: string, body: unknown): void {
@@ -75,6 +133,10 @@ export class Wire {
     }
     const [id, seq, count] = c as [number, number, number];
     if (count * CHUNK_BYTES > MAX_MESSAGE_BYTES + CHUNK_BYTES || seq >= count) return this.dropped(from, 'chunk out of bounds');
+    if (chunk!.k !== undefined && chunk!.k !== crc32c(chunk!.b!)) {
+      this.partial.delete(from);
+      return this.dropped(from, 'chunk checksum mismatch');
+    }
     let p = this.partial.get(from);
     if (seq === 0) {
       p = { id, parts: [], bytes: 0 };

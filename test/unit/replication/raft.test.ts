@@ -236,6 +236,32 @@ describe('snapshots', () => {
     expect(dropped).toBeGreaterThanOrEqual(2);
     expect(h.node('n2').commitIndex).toBe(l.commitIndex);
   });
+
+  it('a large snapshot in flight is not sent again before one election timeout per snapshotBytesPerTimeout of it', () => {
+    const h = new Harness(three);
+    const l = h.elect('n0');
+    h.tick(1);
+    h.isolate('n2');
+    for (let i = 0; i < 5; i++) l.propose(i);
+    h.deliver();
+    const image = new Uint8Array(4 * DEFAULT_RAFT_CONFIG.snapshotBytesPerTimeout); // takes 4 timeouts to stream
+    l.compact(l.commitIndex, image);
+    h.heal();
+    const sentAt: number[] = [];
+    let tick = 0;
+    // every snapshot is lost (still streaming, as far as the leader can tell): count how often it is sent
+    const lose = (m: RaftMessage): boolean => {
+      if (m.type !== 'snapshot') return true;
+      sentAt.push(tick);
+      return false;
+    };
+    for (tick = 0; tick < 9 * E; tick++) {
+      for (const id of three) h.node(id).tick();
+      h.deliver(lose);
+    }
+    expect(sentAt.length).toBeGreaterThanOrEqual(2);
+    for (let i = 1; i < sentAt.length; i++) expect(sentAt[i]! - sentAt[i - 1]!).toBeGreaterThanOrEqual(4 * E);
+  });
 });
 
 describe('membership changes', () => {

@@ -1,0 +1,95 @@
+/**
+ * The wire paces large messages by the link's backlog: a link that (like a
+ * mesh link) closes once more than 32 MiB wait in it carries a 100 MiB
+ * message whole, with heartbeats passing between its chunks, and a damaged
+ * chunk drops the message instead of delivering wrong bytes.
+ */
+import { describe, expect, it } from 'vitest';
+import { systemClock } from '../../../src/core/clock';
+import { silentLogger } from '../../../src/core/logger';
+import { CHUNK_BYTES, PACE_BYTES, Wire, type MeshPort } from '../../../src/replication/wire';
+
+const LINK_LIMIT = 32 * 1024 * 1024;
+
+/** A link from a to b that drains `drainBytes` every ms and closes when its backlog passes LINK_LIMIT. */
+function link(drainBytes: number, damage?: (body: unknown) => unknown) {
+  const inFlight: { body: unknown; bytes: number }[] = [];
+  let backlog = 0;
+  let maxBacklog = 0;
+  let closed = false;
+  let deliver: ((from: string, body: unknown) => void) | undefined;
+  const size = (body: unknown) => (body instanceof Uint8Array ? body.length : ((body as { b?: Uint8Array }).b?.length ?? 0) + 32);
+  const a: MeshPort = {
+    selfId: 'a',
+    send: (_to, body) => {
+      if (closed) return false;
+      const bytes = size(body);
+      inFlight.push({ body, bytes });
+      backlog += bytes;
+      maxBacklog = Math.max(maxBacklog, backlog);
+      if (backlog > LINK_LIMIT) closed = true;
+      return !closed;
+    },
+    subscribe: () => {},
+    backlog: () => (closed ? undefined : backlog),
+  };
+  const b: MeshPort = { selfId: 'b', send: () => true, subscribe: (h) => (deliver = h) };
+  const timer = setInterval(() => {
+    let budget = drainBytes;
+    while (inFlight.length > 0 && budget > 0) {
+      const m = inFlight.shift()!;
+      backlog -= m.bytes;
+      budget -= m.bytes;
+      deliver?.('a', damage ? damage(m.body) : m.body);
+    }
+  }, 1);
+  return { a, b, stats: () => ({ maxBacklog, closed }), stop: () => clearInterval(timer) };
+}
+
+describe('Wire: large messages', () => {
+  it('paces a 100 MiB message through a link that closes past 32 MiB; small messages pass between its chunks', async () => {
+    const l = link(4 * 1024 * 1024);
+    const sender = new Wire(l.a, silentLogger, systemClock);
+    const receiver = new Wire(l.b, silentLogger);
+    const got: unknown[] = [];
+    receiver.onMessage((_from, m) => got.push(m));
+    const big = new Uint8Array(100 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4096) big[i] = (i / 4096) & 0xff;
+    expect(sender.send('b', { snapshot: big })).toBe(true);
+    expect(sender.send('b', { heartbeat: 1 })).toBe(true);
+    const deadline = Date.now() + 60_000;
+    while (!got.some((m) => (m as { snapshot?: unknown }).snapshot) && Date.now() < deadline && !l.stats().closed) await new Promise((r) => setTimeout(r, 10));
+    l.stop();
+    expect(l.stats().closed).toBe(false);
+    expect(l.stats().maxBacklog).toBeLessThanOrEqual(PACE_BYTES + 2 * CHUNK_BYTES);
+    const snap = got.find((m) => (m as { snapshot?: unknown }).snapshot) as { snapshot: Uint8Array };
+    expect(snap).toBeDefined();
+    expect(Buffer.compare(Buffer.from(snap.snapshot), Buffer.from(big))).toBe(0);
+    // the heartbeat did not wait for the whole snapshot
+    expect(got.findIndex((m) => (m as { heartbeat?: unknown }).heartbeat)).toBe(0);
+  }, 90_000);
+
+  it('drops a message with a damaged chunk', async () => {
+    let n = 0;
+    const l = link(1 << 30, (body) => {
+      const c = body as { b?: Uint8Array; c?: number[] };
+      if (c.b && c.c?.[1] === 3 && n++ === 0) {
+        const b = new Uint8Array(c.b);
+        b[10] ^= 0xff;
+        return { ...c, b };
+      }
+      return body;
+    });
+    const sender = new Wire(l.a, silentLogger, systemClock);
+    const receiver = new Wire(l.b, silentLogger);
+    const got: unknown[] = [];
+    receiver.onMessage((_from, m) => got.push(m));
+    sender.send('b', { data: new Uint8Array(10 * CHUNK_BYTES).fill(7) });
+    sender.send('b', { after: true });
+    const deadline = Date.now() + 5_000;
+    while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 100));
+    l.stop();
+    expect(got).toEqual([{ after: true }]);
+  });
+});
