@@ -67,6 +67,7 @@ const STATUS_OF: Record<ErrorCode, number> = {
   query_timeout: 400,
   query_canceled: 499,
   query_failed: 500,
+  database_too_large: 507,
   internal: 500,
 };
 

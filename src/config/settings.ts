@@ -5,6 +5,7 @@
  * where the value came from, and what is accepted.
  */
 import { readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { ConfigError } from '../core/errors';
 import { isNodeId, NODE_ID_RULE } from '../core/node-id';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../core/logger';
@@ -24,6 +25,7 @@ export interface NodeConfig {
   maxBodyBytes: number;
   snapshotEntries: number;
   snapshotBytes: number;
+  maxDatabaseBytes: number;
   clusterName: string;
   discovery: 'mdns' | 'manual' | 'none';
   /** Interface names or IPv4 addresses for mDNS; empty = all non-loopback IPv4 interfaces. */
@@ -91,6 +93,16 @@ function list<T>(item: (raw: string) => T | undefined) {
 
 export function formatHostPort({ host, port }: HostPort): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** `123`, `64KiB`, `64MiB`, `1GiB` (also KB/MB/GB as powers of 1024) within [min, max]. */
+function parseSize(raw: string, min: number, max: number): number | undefined {
+  const m = /^(\d+)\s*(|B|KiB|KB|MiB|MB|GiB|GB)$/i.exec(raw.trim());
+  if (!m) return undefined;
+  const unit = m[2]!.toUpperCase();
+  const scale = unit.startsWith('K') ? 1024 : unit.startsWith('M') ? 1024 ** 2 : unit.startsWith('G') ? 1024 ** 3 : 1;
+  const v = Number(m[1]) * scale;
+  return Number.isSafeInteger(v) && v >= min && v <= max ? v : undefined;
 }
 
 function positiveInt(min: number, max: number) {
@@ -203,6 +215,16 @@ export const SETTINGS = [
     accepted: 'an integer from 4096 to 4294967296',
     parse: positiveInt(4096, 4 * 1024 * 1024 * 1024),
   } satisfies SettingSpec<'snapshotBytes'>,
+  {
+    key: 'maxDatabaseBytes',
+    flag: 'max-database-bytes',
+    description:
+      'A database this large (sql.js holds it in memory, up to three copies) takes no more growing writes (507 database_too_large); DELETE, DROP and VACUUM still go',
+    defaultText: 'auto: an eighth of this board\u2019s memory (64 MiB on a 512 MiB board)',
+    default: () => 'auto',
+    accepted: 'auto, or a size from 1MiB to 64GiB (bytes, or with KiB, MiB, GiB)',
+    parse: (raw) => (raw === 'auto' ? Math.floor(totalmem() / 8) : parseSize(raw, 1024 * 1024, 64 * 1024 ** 3)),
+  } satisfies SettingSpec<'maxDatabaseBytes'>,
   {
     key: 'clusterName',
     flag: 'cluster-name',

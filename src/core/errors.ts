@@ -36,6 +36,7 @@ export type ErrorCode =
   | 'query_timeout'
   | 'query_canceled'
   | 'query_failed'
+  | 'database_too_large'
   | 'internal';
 
 export class GandalfError extends Error {

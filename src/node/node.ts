@@ -185,6 +185,7 @@ export class GandalfNode {
       rebalanceMs: config.rebalanceIntervalMs,
       writeTimeoutMs: config.writeTimeoutMs,
       queryTimeoutMs: config.queryTimeoutMs,
+      maxDatabaseBytes: config.maxDatabaseBytes,
       snapshotEntries: config.snapshotEntries,
       snapshotBytes: config.snapshotBytes,
     });

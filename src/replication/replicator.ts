@@ -13,7 +13,7 @@ import { GandalfError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { DataFs } from '../store/data-fs';
 import { isDatabaseName } from '../store/database-name';
-import { mayRunLong } from '../store/statement-guard';
+import { mayRunLong, onlyShrinks } from '../store/statement-guard';
 import type { ExecuteCommand, ExecuteResult, LogEntry, QueryResult, Statement } from '../store/sql-state-machine';
 import { NotLeaderError, ReplicaGroup, type GroupMachine } from './group';
 import { desiredVoters, effectiveRedundancy, rendezvous, systemVoterCount } from './placement';
@@ -76,6 +76,8 @@ export interface ReplicatorOptions {
   writeTimeoutMs: number;
   /** Bound of every read and of a write's trial (`--query-timeout`). */
   queryTimeoutMs: number;
+  /** A database this large takes no more growing writes (`--max-database-bytes`; undefined: no bound). */
+  maxDatabaseBytes?: number;
   snapshotEntries: number;
   snapshotBytes?: number;
   tickMs?: number;
@@ -1021,6 +1023,14 @@ export class Replicator {
 
   private async executeLocal(r: Replica, command: ExecuteCommand, timeoutMs: number): Promise<ExecuteResult[]> {
     if (!r.db) throw new GandalfError('invalid_request', `${r.group.name} is not a database`);
+    const max = this.options.maxDatabaseBytes;
+    if (max !== undefined && r.db.sizeBytes() >= max && !command.statements.every((s) => onlyShrinks(s.sql))) {
+      const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+      throw new GandalfError(
+        'database_too_large',
+        `${r.group.name.slice(3)} holds ${mib(r.db.sizeBytes())}, at its limit of ${mib(max)} (--max-database-bytes): only DELETE, DROP and VACUUM are taken until it shrinks`,
+      );
+    }
     const ts = Math.max(this.options.clock.now(), r.lastTs, r.db.lastTs);
     r.lastTs = ts;
     const entry: LogEntry = { ts, seed: this.options.random32() >>> 0, command };

@@ -226,3 +226,9 @@ export function mayRunLong(sql: string): boolean {
   }
   return false;
 }
+
+/** Whether every statement of `sql` can only make a database smaller: DELETE, DROP, VACUUM (what a full database still takes). */
+export function onlyShrinks(sql: string): boolean {
+  const statements = splitStatements(tokenize(sql));
+  return statements.length > 0 && statements.every((st) => /^(DELETE|DROP|VACUUM)$/i.test(st[0]?.text ?? ''));
+}

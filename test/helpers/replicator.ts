@@ -19,7 +19,7 @@ export interface SingleNode {
   close(): Promise<void>;
 }
 
-export async function startSingleNode(dataDir: string, options: { writeTimeoutMs?: number; queryTimeoutMs?: number; snapshotEntries?: number } = {}): Promise<SingleNode> {
+export async function startSingleNode(dataDir: string, options: { writeTimeoutMs?: number; queryTimeoutMs?: number; snapshotEntries?: number; maxDatabaseBytes?: number } = {}): Promise<SingleNode> {
   const wire = new Wire({ selfId: 'solo', send: () => false, subscribe: () => {} }, silentLogger);
   const rpc = new Rpc(wire, systemClock, silentLogger);
   let coordination: Coordination | undefined;
@@ -41,6 +41,7 @@ export async function startSingleNode(dataDir: string, options: { writeTimeoutMs
     replaceAfterMs: 30_000,
     writeTimeoutMs: options.writeTimeoutMs ?? 5_000,
     queryTimeoutMs: options.queryTimeoutMs ?? 2_000,
+    ...(options.maxDatabaseBytes ? { maxDatabaseBytes: options.maxDatabaseBytes } : {}),
     snapshotEntries: options.snapshotEntries ?? 1000,
     bootstrapGraceMs: 0,
     tickMs: 20,

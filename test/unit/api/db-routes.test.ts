@@ -40,6 +40,24 @@ async function callText(method: string, path: string, raw?: string) {
 
 const COUNT_FOREVER = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1e12) SELECT count(*) FROM c';
 
+describe('--max-database-bytes', () => {
+  it('a full database refuses growing writes with 507 database_too_large, still takes DELETE/DROP/VACUUM, and grows again once smaller', async () => {
+    const small = await startSingleNode(tempDir(), { maxDatabaseBytes: 1024 * 1024 });
+    try {
+      const db = small.replicator;
+      const run = (sql: string) => db.execute('main', { kind: 'execute', transaction: false, statements: [{ sql }] });
+      await run('CREATE TABLE t(v)');
+      for (let i = 0; i < 6; i++) await run('INSERT INTO t VALUES(zeroblob(200000))');
+      await expect(run('INSERT INTO t VALUES(1)')).rejects.toMatchObject({ code: 'database_too_large', message: expect.stringMatching(/at its limit of 1\.0 MiB/) });
+      await run('DELETE FROM t');
+      await run('VACUUM');
+      expect(await run('INSERT INTO t VALUES(1)')).toMatchObject([{ rows_affected: 1 }]);
+    } finally {
+      await small.close();
+    }
+  }, 30_000);
+});
+
 describe('liveness and readiness', () => {
   it('/livez answers while the process runs; /readyz only once it serves with reachable leaders (?noleader: serving)', async () => {
     lifecycle = 'starting';
