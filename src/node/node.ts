@@ -2,7 +2,7 @@
  * The composition root: the only place that creates concrete parts, starts
  * them in data-flow order and stops them in reverse.
  *
- *   start: lock data dir -> node id -> SQL worker probe -> HTTP servers (health
+ *   start: lock data dir -> node id -> HTTP servers (health
  *          answers 503 "starting") -> WebRTC mesh, membership, discovery ->
  *          replicas (snapshot + log replay), system group, coordination ->
  *          serving, READY=1, watchdog
@@ -34,7 +34,7 @@ import { nodeDataFs } from '../store/data-fs';
 import type { ExecuteCommand, Statement } from '../store/sql-state-machine';
 import type { ReadLevel } from '../replication/replicator';
 import { bundledSqlWorkerSource } from '../replication/sql-worker-source';
-import { probeSqlWorker, SqlWriterPool } from '../replication/sql-worker-client';
+import { SqlWriterPool } from '../replication/sql-worker-client';
 import { WorkerSqlMachine } from '../replication/worker-sql-machine';
 import { Mesh } from '../transport/mesh';
 import { loadNativeRtc } from '../transport/native-rtc';
@@ -76,7 +76,11 @@ export class GandalfNode {
     this.nodeId = resolveNodeId(dataDir, config.nodeId);
     const sqlWorker = bundledSqlWorkerSource();
     if (!sqlWorker) throw new GandalfError('invalid_config', 'no SQL worker bundle: run the node from dist/ (npm run bundle) or the single executable');
-    await probeSqlWorker(sqlWorker); // SQLite starts on a worker thread here, or the node does not start
+    // One or two writer threads for all databases of this board (an isolate costs tens of MiB). They
+    // start now, in the background: on a Pi Zero a thread and SQLite's WebAssembly take seconds, which
+    // the node does not wait for to serve (the first database opened waits, if they are not up yet).
+    this.sqlWriters = new SqlWriterPool(sqlWorker, Math.min(2, Math.max(1, os.cpus().length - 1)));
+    this.sqlWriters.warm();
     const cookie = readCookie(config);
 
     const info = { lifecycle: () => this.state, status: () => this.status(), readiness: () => this.replicator?.readiness() };
@@ -159,8 +163,7 @@ export class GandalfNode {
     };
     const random32 = () => randomBytes(4).readUInt32LE(0);
     let coordination: Coordination | undefined;
-    // one or two writer threads for all databases of this board (an isolate costs tens of MiB)
-    const writers = (this.sqlWriters = new SqlWriterPool(sqlWorker, Math.min(2, Math.max(1, os.cpus().length - 1))));
+    const writers = this.sqlWriters!;
     this.replicator = new Replicator({
       self: this.nodeId,
       dataDir,

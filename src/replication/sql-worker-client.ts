@@ -78,16 +78,6 @@ export class SqlWorker {
   }
 }
 
-/** Starts a worker and opens an empty database in it: throws if SQLite cannot run on a worker thread here. */
-export async function probeSqlWorker(source: string): Promise<void> {
-  const worker = new SqlWorker({ source });
-  try {
-    await worker.call({ op: 'restore', image: undefined });
-  } finally {
-    await worker.stop('probe done');
-  }
-}
-
 /**
  * The writer threads of a board, shared by its databases: an isolate with
  * SQLite costs tens of MiB, which a board with many databases cannot pay per
@@ -111,6 +101,21 @@ export class SqlWriterPool {
     let w = this.writers[slot];
     if (!w || !w.alive) this.writers[slot] = w = new SqlWorker({ source: this.source });
     return w;
+  }
+
+  /**
+   * Starts the writer threads now, in the background: on a slow board a
+   * thread and SQLite's WebAssembly take seconds to start, which the first
+   * database opened would otherwise wait for.
+   */
+  warm(): void {
+    for (let slot = 0; slot < this.writers.length; slot++) {
+      const w = this.writers[slot];
+      if (!w || !w.alive) {
+        const fresh = (this.writers[slot] = new SqlWorker({ source: this.source }));
+        void fresh.call({ op: 'drop' }, '').catch(() => undefined); // loads SQLite; holds no database
+      }
+    }
   }
 
   async close(): Promise<void> {
