@@ -18,6 +18,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startNode, type NodeProcess } from '../helpers/node-process';
 import { tempDir } from '../helpers/tmp';
+import { until } from '../helpers/until';
 
 const COOKIE = 'large-database-test-cookie';
 const MIB_ROWS = 200; // rows of 1 MiB
@@ -28,20 +29,6 @@ afterEach(async () => {
   nodes = [];
 });
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-}
 
 type Replica = { group: string; voters: string[]; learners: string[]; applied_index: number; snapshot_index: number };
 const replica = async (n: NodeProcess, group: string) => ((await n.get('/status')).body.replicas as Replica[]).find((r) => r.group === group);

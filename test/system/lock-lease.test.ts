@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli, startNode, type NodeProcess } from '../helpers/node-process';
 import { tempDir } from '../helpers/tmp';
+import { until } from '../helpers/until';
 
 const COOKIE = 'lock-lease-test-cookie';
 let nodes: NodeProcess[] = [];
@@ -23,13 +24,6 @@ afterEach(async () => {
   nodes = [];
 });
 
-async function until(what: string, cond: () => Promise<boolean> | boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function cluster(extra: string[] = []): Promise<{ a: NodeProcess; c: NodeProcess }> {
   const args = (i: number, join?: string) => ['--node-id', `l${i}`, '--discovery', 'manual', '--cluster-cookie', COOKIE, ...extra, ...(join ? ['--join', join] : [])];

@@ -10,6 +10,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startNode, type NodeProcess } from '../helpers/node-process';
 import { tempDir } from '../helpers/tmp';
+import { until } from '../helpers/until';
 
 const COOKIE = 'long-statement-test-cookie';
 const LONG_MS = 6000;
@@ -20,13 +21,6 @@ afterEach(async () => {
   nodes = [];
 });
 
-async function until(what: string, cond: () => Promise<boolean> | boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function p99(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

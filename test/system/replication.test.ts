@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { rendezvous } from '../../src/replication/placement';
 import { runCli, startNode, type NodeProcess } from '../helpers/node-process';
 import { tempDir } from '../helpers/tmp';
+import { until } from '../helpers/until';
 
 const COOKIE = 'replication-test-cookie-42';
 let nodes: NodeProcess[] = [];
@@ -23,20 +24,6 @@ afterEach(async () => {
   nodes = [];
 });
 
-async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-}
 
 async function cluster(count: number, extra: string[] = []): Promise<NodeProcess[]> {
   dirs = Array.from({ length: count }, () => tempDir());
