@@ -27,6 +27,10 @@ import type { WorkerAnswers, WorkerOp, WorkerRequest, WorkerStats } from './sql-
 
 /** A read running this long gets a spare reader started beside it. */
 const SPARE_AFTER_MS = 100;
+/** How long a statement may wait for a reader thread to come up (an emulated ARMv6 takes about 6 s). */
+const READER_START_MS = 120_000;
+/** A statement runs again on a fresh reader at most this often in all when other statements' bounds stop its readers. */
+const MAX_ATTEMPTS = 3;
 
 export interface WorkerSqlMachineOptions {
   group: string;
@@ -166,15 +170,16 @@ export class WorkerSqlMachine implements DatabaseMachine {
     const reader: Reader = { worker: new SqlWorker({ source: this.options.source, maxHeapMb: this.options.readerHeapMb }), ready: false, backlog: [], idle: undefined, busy: 0, stopped: false };
     this.readers.push(reader);
     // the writer's image at this point of the log; every entry handed over after it waits in the backlog
-    this.writer.call({ op: 'snapshot' }, this.options.group).then(
-      ({ value }) => {
+    // ready once the thread is up and holds the copy: a statement's bound starts only then
+    const copyFailed = (err: Error) => this.stopReader(reader, `the reader could not copy the database: ${err.message}`);
+    this.writer.call({ op: 'snapshot' }, this.options.group).then(({ value }) => {
+      if (reader.stopped) return;
+      reader.worker.call({ op: 'restore', image: value }).then(() => {
         if (reader.stopped) return;
-        void reader.worker.call({ op: 'restore', image: value }).catch(() => undefined);
         reader.ready = true;
         for (const send of reader.backlog.splice(0)) send();
-      },
-      (err: Error) => this.stopReader(reader, `the reader could not copy the database: ${err.message}`),
-    );
+      }, copyFailed);
+    }, copyFailed);
     return reader;
   }
 
@@ -184,18 +189,26 @@ export class WorkerSqlMachine implements DatabaseMachine {
     this.readers = this.readers.filter((r) => r !== reader);
     if (reader.idle) this.options.clock.clearTimeout(reader.idle);
     void reader.worker.stop(reason);
+    // what waited for it to come up fails now (reads go on to another reader)
+    for (const send of reader.backlog.splice(0)) send();
   }
 
   private stopReaders(reason: string): void {
     for (const r of [...this.readers]) this.stopReader(r, reason);
   }
 
+  /**
+   * Runs `request` on a reader. `timeoutMs` bounds its running there; waiting
+   * for a reader thread to come up (seconds on an emulated or slow board) does
+   * not count, but is bounded by READER_START_MS. `attempt`: runs again after
+   * the reader was stopped under it by another request's bound.
+   */
   private onReader<O extends 'query' | 'trial'>(
     request: Extract<WorkerRequest, { op: O }>,
     { timeoutMs, signal }: QueryBounds,
     timeoutMessage: (ms: number) => string,
+    attempt = 1,
   ): Promise<WorkerAnswers[O]> {
-    const deadline = this.options.clock.monotonic() + timeoutMs;
     if (this.closed) return Promise.reject(new GandalfError('stopping', 'the database is closing'));
     if (signal?.aborted) return Promise.reject(new GandalfError('query_canceled', 'the client went away'));
     this.flush(); // the read comes after every command handed over before it
@@ -204,10 +217,13 @@ export class WorkerSqlMachine implements DatabaseMachine {
     reader.busy++;
     return new Promise<WorkerAnswers[O]>((resolve, reject) => {
       let settled = false;
+      let timer: TimerHandle | undefined;
+      let startedAt: number | undefined;
       const settle = (fn: () => void) => {
         if (settled) return;
         settled = true;
-        this.options.clock.clearTimeout(timer);
+        if (timer) this.options.clock.clearTimeout(timer);
+        this.options.clock.clearTimeout(waiting);
         this.options.clock.clearTimeout(spare);
         signal?.removeEventListener('abort', onAbort);
         if (--reader.busy === 0 && !reader.stopped) {
@@ -222,8 +238,11 @@ export class WorkerSqlMachine implements DatabaseMachine {
         if (!reader.stopped) this.options.logger.info('stopped a SQL reader thread', { group: this.options.group, reason: err.code });
         this.stopReader(reader, err.message);
       };
-      const timer = this.options.clock.setTimeout(() => stopWith(new GandalfError('query_timeout', timeoutMessage(timeoutMs))), timeoutMs);
-      timer.unref?.();
+      const waiting = this.options.clock.setTimeout(
+        () => stopWith(new GandalfError('starting', `no SQL reader thread came up within ${READER_START_MS / 1000} s; try again`)),
+        READER_START_MS,
+      );
+      waiting.unref?.();
       // a read that runs long: have a spare reader ready for the next one, so it does not pay a thread start
       const spare = this.options.clock.setTimeout(() => {
         if (!settled && !this.closed && !this.readers.some((r) => r.busy === 0) && this.readers.length < (this.options.maxReaders ?? 2)) this.startReader();
@@ -231,14 +250,20 @@ export class WorkerSqlMachine implements DatabaseMachine {
       spare.unref?.();
       const onAbort = () => stopWith(new GandalfError('query_canceled', 'the client went away; the statement was stopped'));
       signal?.addEventListener('abort', onAbort, { once: true });
-      const run = () =>
+      const run = () => {
+        if (settled) return;
+        this.options.clock.clearTimeout(waiting);
+        startedAt = this.options.clock.monotonic();
+        timer = this.options.clock.setTimeout(() => stopWith(new GandalfError('query_timeout', timeoutMessage(timeoutMs))), timeoutMs);
+        timer.unref?.();
         reader.worker.call(request).then(
           ({ value }) => settle(() => resolve(value)),
           (err: Error) => {
             if (settled) return;
-            if (err instanceof WorkerGoneError && reader.stopped && !this.closed) {
+            if (err instanceof WorkerGoneError && reader.stopped && !this.closed && attempt < MAX_ATTEMPTS) {
               // another request's bound stopped this reader: run again on a fresh one, within what is left of this bound
-              const again = this.onReader(request, { timeoutMs: Math.max(1, deadline - this.options.clock.monotonic()), ...(signal ? { signal } : {}) }, () => timeoutMessage(timeoutMs));
+              const left = Math.max(1, timeoutMs - (this.options.clock.monotonic() - (startedAt ?? this.options.clock.monotonic())));
+              const again = this.onReader(request, { timeoutMs: left, ...(signal ? { signal } : {}) }, () => timeoutMessage(timeoutMs), attempt + 1);
               settle(() => again.then(resolve, reject));
             } else if (err instanceof WorkerGoneError) {
               this.stopReader(reader, err.reason);
@@ -246,6 +271,7 @@ export class WorkerSqlMachine implements DatabaseMachine {
             } else settle(() => reject(err));
           },
         );
+      };
       if (reader.ready) run();
       else reader.backlog.push(run);
     });

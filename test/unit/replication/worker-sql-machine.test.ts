@@ -67,6 +67,17 @@ describe('WorkerSqlMachine', () => {
     expect(values(await m.queryAll([{ sql: 'SELECT 41 + 1' }], { timeoutMs: 5000 }))).toEqual([[42]]);
   }, 20_000);
 
+  it('the bound of a read counts from when its reader holds the copy, not from the thread start', async () => {
+    const m = await machine();
+    await m.apply(entry('CREATE TABLE t(v)', 'INSERT INTO t VALUES(7)'));
+    // no reader yet: starting its thread and loading SQLite takes longer than this bound
+    const started = performance.now();
+    const r = await m.queryAll([{ sql: 'SELECT v FROM t' }], { timeoutMs: 15 });
+    expect(values(r)).toEqual([[7]]);
+    // (the assertion above is only meaningful when the start took longer than the bound)
+    expect(performance.now() - started).toBeGreaterThan(15);
+  });
+
   it('a read caught behind another one that is stopped runs again on a fresh reader', async () => {
     const m = await machine();
     const slow = m.queryAll([{ sql: COUNT_TO(1e10) }], { timeoutMs: 500 }).catch((err: { code?: string }) => err.code);
