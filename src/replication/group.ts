@@ -45,8 +45,11 @@ export interface GroupOptions {
   machine: GroupMachine;
   /** Voters (replica ids) of a newly created group; [] for a replica that waits to be added. Ignored when the replica has state on disk. */
   bootstrap: NodeId[];
-  /** Sends to the replica `message.to` (its board is `nodeOfReplica(message.to)`). */
-  send: (message: RaftMessage) => void;
+  /**
+   * Sends to the replica `message.to` (its board is `nodeOfReplica(message.to)`).
+   * `done`, if given, is told later whether the whole message reached the link.
+   */
+  send: (message: RaftMessage, done?: (sent: boolean) => void) => void;
   tickMs: number;
   raft?: Partial<RaftConfig>;
   /** Take a snapshot (and drop the log before it) after this many applied entries… */
@@ -435,7 +438,17 @@ export class ReplicaGroup {
     if (rd.snapshot) this.persistedLast = rd.snapshot.index;
     if (rd.truncateFrom !== undefined) this.persistedLast = Math.min(this.persistedLast, rd.truncateFrom - 1);
     if (rd.entries.length > 0) this.persistedLast = rd.entries[rd.entries.length - 1]!.index;
-    for (const m of messages) this.options.send(m);
+    for (const m of messages) {
+      if (m.type === 'snapshot') {
+        // a large database's snapshot streams for minutes: Raft waits for it rather than resending early
+        this.options.send(m, (sent) => {
+          this.node.reportSnapshot(m.to, sent);
+          this.kick();
+        });
+      } else {
+        this.options.send(m);
+      }
+    }
     // The state machine works behind the Raft loop, in log order: a long apply
     // (SQL on its worker) delays only the answers that wait for it, never
     // heartbeats, votes or appends.

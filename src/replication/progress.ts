@@ -18,6 +18,8 @@ export class Progress {
   /** snapshot: index of the snapshot in flight, and ticks since it was sent. */
   pendingSnapshot = 0;
   snapshotTicks = 0;
+  /** snapshot: the transport has not yet reported it handed the whole snapshot to the link. */
+  snapshotStreaming = false;
   /** replicate: heartbeat answers since the match index last moved while behind. */
   stalled = 0;
   /** Heard from since the last check-quorum round. */

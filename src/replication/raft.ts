@@ -46,6 +46,14 @@ export interface RaftConfig {
    * timeouts to stream, and resending it early only queues more copies.
    */
   snapshotBytesPerTimeout: number;
+  /**
+   * Entries kept in memory below a snapshot the driver took, so a follower a
+   * little behind gets entries instead of the whole snapshot. A leader also
+   * keeps everything from the index of any snapshot still streaming to a
+   * follower, so that follower can go on from it when it arrives (etcd keeps
+   * 5000; a board's memory is smaller).
+   */
+  catchUpEntries: number;
 }
 
 export const DEFAULT_RAFT_CONFIG: RaftConfig = {
@@ -56,7 +64,11 @@ export const DEFAULT_RAFT_CONFIG: RaftConfig = {
   preVote: true,
   checkQuorum: true,
   snapshotBytesPerTimeout: 2 * 1024 * 1024,
+  catchUpEntries: 1000,
 };
+
+/** A snapshot the transport still streams is resent only after this many times the usual wait. */
+const STREAMING_PATIENCE = 4;
 
 export type RaftState = 'follower' | 'pre-candidate' | 'candidate' | 'leader';
 
@@ -137,6 +149,8 @@ export class RaftNode {
   private confIndex = 0;
   /** Latest snapshot: own compaction or installed. */
   private snap: Snapshot | undefined;
+  /** The configuration in force at the log's base (log.snapIndex); undefined: the bootstrap one. */
+  private logBaseConf: ConfState | undefined;
 
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
@@ -182,7 +196,10 @@ export class RaftNode {
       this.log = RaftLog.restore(st.snapshot, st.entries, st.commit);
       this._term = st.term;
       this.vote = st.vote;
-      if (st.snapshot) this.snap = copySnapshot(st.snapshot);
+      if (st.snapshot) {
+        this.snap = copySnapshot(st.snapshot);
+        this.logBaseConf = { voters: [...st.snapshot.voters], learners: [...st.snapshot.learners] };
+      }
     } else {
       this.log = new RaftLog();
     }
@@ -217,9 +234,13 @@ export class RaftNode {
   get lastIndex(): number {
     return this.log.lastIndex();
   }
-  /** Index of the snapshot base: entries up to here are compacted away. */
+  /** Index of the latest snapshot (own or installed); 0 without one. */
   get snapshotIndex(): number {
-    return this.log.snapIndex;
+    return this.snap?.index ?? 0;
+  }
+  /** First index still held in the log: entries below it are compacted away (at most snapshotIndex + 1). */
+  get firstIndex(): number {
+    return this.log.firstIndex();
   }
   /** The entry at `index`, if held (not compacted, not beyond the end). */
   entry(index: number): Entry | undefined {
@@ -406,13 +427,39 @@ export class RaftNode {
    * Returns the snapshot record for the driver to persist, or undefined if `index` is not usable.
    */
   compact(index: number, snapshotData: unknown): Snapshot | undefined {
-    if (!Number.isSafeInteger(index) || index <= this.log.snapIndex || index > this.log.applied) return undefined;
+    if (!Number.isSafeInteger(index) || index <= this.snapshotIndex || index > this.log.applied) return undefined;
     const term = this.log.term(index);
     if (term === undefined) return undefined;
     const conf = this.confAt(index);
     this.snap = { index, term, data: snapshotData, voters: conf.voters, learners: conf.learners };
-    this.log.compact(index);
+    const base = this.retainFrom(index);
+    if (base > this.log.snapIndex) {
+      this.logBaseConf = this.confAt(base);
+      this.log.compact(base);
+    }
     return copySnapshot(this.snap);
+  }
+
+  /** Where the log may start after a snapshot at `index`: catchUpEntries below it, and never past a snapshot still streaming. */
+  private retainFrom(index: number): number {
+    let base = index - this.cfg.catchUpEntries;
+    if (this._state === 'leader') {
+      for (const pr of this.progress.values()) if (pr.state === 'snapshot') base = Math.min(base, pr.pendingSnapshot);
+    }
+    return Math.max(base, this.log.snapIndex);
+  }
+
+  /**
+   * The transport finished handing the snapshot for `to` to the link (`sent`) or
+   * dropped it. A sent snapshot is waited for from now on; a dropped one is sent
+   * again after one election timeout. Without these reports the leader resends
+   * on its own timer alone.
+   */
+  reportSnapshot(to: NodeId, sent: boolean): void {
+    const pr = this.progress.get(to);
+    if (this._state !== 'leader' || !pr || pr.state !== 'snapshot' || !pr.snapshotStreaming) return;
+    pr.snapshotStreaming = false;
+    pr.snapshotTicks = sent ? 0 : Math.max(0, this.snapshotRetryTicks() - this.cfg.electionTicks);
   }
 
   /** Collects what the driver must do; undefined if nothing. Processing it (in order) acknowledges it. */
@@ -511,7 +558,9 @@ export class RaftNode {
     }
     if (this.transferee !== null && ++this.transferElapsed >= this.cfg.electionTicks) this.transferee = null;
     for (const [id, pr] of this.progress) {
-      if (pr.state === 'snapshot' && ++pr.snapshotTicks >= this.snapshotRetryTicks()) {
+      // still streaming (reported by the transport): wait longer, in case no report ever comes
+      const retry = this.snapshotRetryTicks() * (pr.snapshotStreaming ? STREAMING_PATIENCE : 1);
+      if (pr.state === 'snapshot' && ++pr.snapshotTicks >= retry) {
         // the snapshot (or its answer) was probably lost: probe again, which resends it if still needed
         pr.becomeProbe(pr.match + 1);
         this.sendAppend(id);
@@ -717,6 +766,7 @@ export class RaftNode {
     const s = this.snap;
     if (!s) return;
     pr.becomeSnapshot(s.index);
+    pr.snapshotStreaming = true;
     this.send({ type: 'snapshot', term: this._term, from: this.id, to, snapshot: copySnapshot(s) });
   }
 
@@ -746,7 +796,8 @@ export class RaftNode {
     }
     const moved = pr.update(m.index);
     if (pr.state === 'probe') pr.becomeReplicate();
-    else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) pr.becomeReplicate();
+    // caught up with the snapshot, or (an older one arrived) with the log the leader still holds
+    else if (pr.state === 'snapshot' && (pr.match >= pr.pendingSnapshot || pr.match + 1 >= this.log.firstIndex())) pr.becomeReplicate();
     if (moved) this.maybeCommit();
     this.sendAppend(m.from);
     if (this.transferee === m.from && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
@@ -862,6 +913,7 @@ export class RaftNode {
     }
     this.log.installSnapshot(s.index, s.term);
     this.snap = copySnapshot(s);
+    this.logBaseConf = { voters: [...s.voters], learners: [...s.learners] };
     this.pendingInstall = copySnapshot(s);
     this.refreshConf();
     this.noteCommittedConf(s.index, s);
@@ -879,8 +931,8 @@ export class RaftNode {
         return { voters: [...d.voters], learners: [...d.learners] };
       }
     }
-    if (this.snap && this.snap.index === this.log.snapIndex) return { voters: [...this.snap.voters], learners: [...this.snap.learners] };
-    return { voters: [...this.bootstrap.voters], learners: [...this.bootstrap.learners] };
+    const base = this.logBaseConf ?? this.bootstrap;
+    return { voters: [...base.voters], learners: [...base.learners] };
   }
 
   /** Recomputes the configuration from the log (after a restart, truncation or snapshot). */

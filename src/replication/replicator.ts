@@ -268,7 +268,7 @@ export class Replicator {
       random,
       machine,
       bootstrap: mode === 'found' ? [replicaId] : [],
-      send: (m) => void this.options.wire.send(nodeOfReplica(m.to), { g: group, m } satisfies RaftEnvelope),
+      send: (m, done) => void this.options.wire.send(nodeOfReplica(m.to), { g: group, m } satisfies RaftEnvelope, done),
       tickMs: this.tickMs,
       raft: { ...RAFT_DEFAULTS, ...this.options.raft },
       snapshotEntries: this.options.snapshotEntries,

@@ -45,7 +45,9 @@ export interface MeshPort {
 
 /** `k`: CRC-32C of `b` (absent from nodes before it existed). */
 type Chunk = { c: [id: number, seq: number, count: number]; b: Uint8Array; k?: number };
-type Outgoing = { id: number; bytes: Uint8Array; seq: number; count: number };
+/** `done`: told once whether the last chunk reached the link (true) or the message was dropped (false). */
+type Outgoing = { id: number; bytes: Uint8Array; seq: number; count: number; done: ((sent: boolean) => void) | undefined };
+export type SendDone = (sent: boolean) => void;
 
 export class Wire {
   private nextId = 1;
@@ -73,23 +75,32 @@ export class Wire {
     this.handlers.push(handler);
   }
 
-  /** Queues `message` for `to`; false when the peer is not linked or its queue is full (the message is dropped). */
-  send(to: string, message: unknown): boolean {
+  /**
+   * Queues `message` for `to`; false when the peer is not linked or its queue is
+   * full (the message is dropped). `done`, if given, is told later (never
+   * during this call) whether all of the message reached the link.
+   */
+  send(to: string, message: unknown, done?: SendDone): boolean {
     const bytes = cbor.encode(message) as Uint8Array;
     if (bytes.length > MAX_MESSAGE_BYTES) throw new GandalfError('invalid_request', `message of ${bytes.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
-    if (bytes.length <= CHUNK_BYTES) return this.mesh.send(to, bytes);
-    const out: Outgoing = { id: this.nextId++, bytes, seq: 0, count: Math.ceil(bytes.length / CHUNK_BYTES) };
+    const settle = (sent: boolean): boolean => {
+      if (done) queueMicrotask(() => done(sent));
+      return sent;
+    };
+    if (bytes.length <= CHUNK_BYTES) return settle(this.mesh.send(to, bytes));
+    const out: Outgoing = { id: this.nextId++, bytes, seq: 0, count: Math.ceil(bytes.length / CHUNK_BYTES), done: undefined };
     if (!this.mesh.backlog || !this.clock) {
-      while (out.seq < out.count) if (!this.sendChunk(to, out)) return false;
-      return true;
+      while (out.seq < out.count) if (!this.sendChunk(to, out)) return settle(false);
+      return settle(true);
     }
-    if (this.mesh.backlog(to) === undefined) return false;
+    if (this.mesh.backlog(to) === undefined) return settle(false);
     const queue = this.outgoing.get(to) ?? [];
     const queued = queue.reduce((n, o) => n + o.bytes.length - o.seq * CHUNK_BYTES, 0);
     if (queue.length > 0 && queued + bytes.length > MAX_QUEUED_BYTES) {
       this.logger.warn('a large message was refused: too much is queued for this peer already', { to, bytes: bytes.length, queued });
-      return false;
+      return settle(false);
     }
+    if (done) out.done = (sent) => queueMicrotask(() => done(sent));
     queue.push(out);
     this.outgoing.set(to, queue);
     if (!this.pumps.has(to)) this.pump(to);
@@ -118,10 +129,14 @@ export class Wire {
       }
       const head = queue[0]!;
       if (!this.sendChunk(to, head)) break;
-      if (head.seq === head.count) queue.shift();
+      if (head.seq === head.count) {
+        queue.shift();
+        head.done?.(true);
+      }
       if (queue.length === 0) break;
     }
     this.outgoing.delete(to);
+    for (const dropped of queue ?? []) dropped.done?.(false);
   }
 
   private receive(from: string, body: unknown): void {

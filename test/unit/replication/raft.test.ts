@@ -181,7 +181,7 @@ describe('log replication', () => {
 
 describe('snapshots', () => {
   it('sends InstallSnapshot to a follower behind the compacted log, then the entries after it', () => {
-    const h = new Harness(three);
+    const h = new Harness(three, { catchUpEntries: 0 });
     const l = h.elect('n0');
     h.tick(1);
     h.isolate('n2');
@@ -191,6 +191,7 @@ describe('snapshots', () => {
     const snap = l.compact(31, { upTo: 31 })!;
     expect(snap).toMatchObject({ index: 31, term: 1, voters: three, learners: [] });
     expect(l.snapshotIndex).toBe(31);
+    expect(l.firstIndex).toBe(32);
     expect(l.entry(10)).toBeUndefined();
     l.propose('after');
     h.deliver();
@@ -207,6 +208,134 @@ describe('snapshots', () => {
     expect(again.lastIndex).toBe(32);
   });
 
+  it('keeps catchUpEntries below a snapshot, so a follower a little behind gets entries, not the snapshot', () => {
+    const h = new Harness(three, { catchUpEntries: 10 });
+    const l = h.elect('n0');
+    h.tick(1);
+    h.isolate('n2');
+    for (let i = 0; i < 30; i++) l.propose(i);
+    h.deliver();
+    expect(l.compact(31, 'img')).toMatchObject({ index: 31 });
+    expect(l.snapshotIndex).toBe(31);
+    expect(l.firstIndex).toBe(22);
+    expect(l.entry(21)).toBeUndefined();
+    expect(l.entry(22)?.index).toBe(22);
+    // n2 holds 1..1: too far behind for the retained tail, so it needs the snapshot
+    h.heal();
+    h.tick(3);
+    expect(h.sent.filter((m) => m.type === 'snapshot').length).toBe(1);
+    // n1 falls 5 behind the next snapshot: entries reach it, no second snapshot is sent
+    h.isolate('n1');
+    for (let i = 0; i < 5; i++) l.propose(`x${i}`);
+    h.deliver();
+    h.heal();
+    l.compact(l.commitIndex, 'img2');
+    h.tick(3);
+    expect(h.sent.filter((m) => m.type === 'snapshot').length).toBe(1);
+    expect(h.node('n1').commitIndex).toBe(l.commitIndex);
+    expect(h.dataApplied('n1').slice(-5)).toEqual(['x0', 'x1', 'x2', 'x3', 'x4']);
+    // the configuration at the retained log's base is still known (compaction below a conf entry)
+    expect(l.voters()).toEqual(three);
+  });
+
+  it('a leader never compacts past a snapshot still streaming, and the follower goes on with entries once it lands', () => {
+    const h = new Harness(three, { catchUpEntries: 0 });
+    const l = h.elect('n0');
+    h.tick(1);
+    h.isolate('n2');
+    for (let i = 0; i < 10; i++) l.propose(i);
+    h.deliver();
+    l.compact(l.commitIndex, 'first');
+    const first = l.snapshotIndex;
+    h.heal();
+    // the snapshot leaves but is still on its way (held back here)
+    const held: RaftMessage[] = [];
+    const hold = (m: RaftMessage): boolean => {
+      if (m.type !== 'snapshot') return true;
+      held.push(m);
+      return false;
+    };
+    for (let i = 0; i < 2 * E && held.length === 0; i++) {
+      for (const id of three) h.node(id).tick();
+      h.deliver(hold);
+    }
+    expect(held.map((m) => (m as { snapshot: { index: number } }).snapshot.index)).toEqual([first]);
+    // writes go on and the leader snapshots again: it keeps its log from the streaming snapshot on
+    for (let i = 0; i < 10; i++) l.propose(`later${i}`);
+    h.deliver(hold);
+    l.compact(l.commitIndex, 'second');
+    expect(l.snapshotIndex).toBeGreaterThan(first);
+    expect(l.firstIndex).toBe(first + 1);
+    // the first snapshot lands: entries carry n2 the rest of the way, without a second snapshot
+    h.node('n2').step(JSON.parse(JSON.stringify(held[0])));
+    h.deliver(hold);
+    for (let i = 0; i < 2; i++) {
+      for (const id of three) h.node(id).tick();
+      h.deliver(hold);
+    }
+    expect(held.length).toBe(1);
+    expect(h.node('n2').commitIndex).toBe(l.commitIndex);
+    expect(h.dataApplied('n2').slice(-10)).toEqual(Array.from({ length: 10 }, (_, i) => `later${i}`));
+    // with no follower streaming any more, the next snapshot compacts all the way
+    l.propose('last');
+    h.deliver();
+    l.compact(l.commitIndex, 'third');
+    expect(l.firstIndex).toBe(l.snapshotIndex + 1);
+  });
+
+  it('a snapshot the transport still streams is not resent early; once sent it is awaited the usual time; a dropped one is resent after one timeout', () => {
+    const h = new Harness(three, { catchUpEntries: 0 });
+    const l = h.elect('n0');
+    h.tick(1);
+    h.isolate('n2');
+    for (let i = 0; i < 5; i++) l.propose(i);
+    h.deliver();
+    l.compact(l.commitIndex, 'img');
+    h.isolate('n2');
+    // the leader still believes n2 is at 1: probe it so the snapshot goes out
+    const sentAt: number[] = [];
+    let tick = 0;
+    const lose = (m: RaftMessage): boolean => {
+      if (m.type === 'snapshot') {
+        sentAt.push(tick);
+        return false;
+      }
+      return true;
+    };
+    h.heal();
+    const run = (ticks: number): void => {
+      for (let i = 0; i < ticks; i++, tick++) {
+        for (const id of three) h.node(id).tick();
+        h.deliver(lose);
+      }
+    };
+    while (sentAt.length === 0 && tick < 3 * E) run(1);
+    expect(sentAt.length).toBe(1);
+    const start = tick;
+    // never reported: waits STREAMING_PATIENCE (4) times the usual election timeout
+    run(4 * E - 2);
+    expect(sentAt.length).toBe(1);
+    run(2);
+    expect(sentAt.length).toBe(2);
+    expect(sentAt[1]! - sentAt[0]!).toBeGreaterThanOrEqual(4 * E - 1);
+    expect(start).toBeGreaterThan(0);
+    // reported sent: waited for one election timeout from the report on
+    const second = sentAt[1]!;
+    run(3);
+    l.reportSnapshot('n2', true);
+    run(E - 1);
+    expect(sentAt.length).toBe(2);
+    run(1);
+    expect(sentAt.length).toBe(3);
+    expect(sentAt[2]! - second).toBe(3 + E);
+    // reported dropped: resent after one election timeout
+    l.reportSnapshot('n2', false);
+    run(E - 1);
+    expect(sentAt.length).toBe(3);
+    run(1);
+    expect(sentAt.length).toBe(4);
+  });
+
   it('refuses to compact beyond what was handed out as committed', () => {
     const h = new Harness(three);
     const l = h.elect('n0');
@@ -219,7 +348,7 @@ describe('snapshots', () => {
   });
 
   it('resends a lost snapshot after an election timeout', () => {
-    const h = new Harness(three);
+    const h = new Harness(three, { catchUpEntries: 0 });
     const l = h.elect('n0');
     h.tick(1);
     h.isolate('n2');
@@ -228,7 +357,12 @@ describe('snapshots', () => {
     l.compact(l.commitIndex, 'img');
     h.heal();
     let dropped = 0;
-    const dropFirst = (m: RaftMessage): boolean => !(m.type === 'snapshot' && dropped++ === 0);
+    // the transport reports the first snapshot sent, and the network loses it
+    const dropFirst = (m: RaftMessage): boolean => {
+      if (m.type !== 'snapshot') return true;
+      l.reportSnapshot(m.to, true);
+      return dropped++ !== 0;
+    };
     for (let i = 0; i < 3 * E; i++) {
       for (const id of three) h.node(id).tick();
       h.deliver(dropFirst);
@@ -238,7 +372,7 @@ describe('snapshots', () => {
   });
 
   it('a large snapshot in flight is not sent again before one election timeout per snapshotBytesPerTimeout of it', () => {
-    const h = new Harness(three);
+    const h = new Harness(three, { catchUpEntries: 0 });
     const l = h.elect('n0');
     h.tick(1);
     h.isolate('n2');
@@ -253,6 +387,7 @@ describe('snapshots', () => {
     const lose = (m: RaftMessage): boolean => {
       if (m.type !== 'snapshot') return true;
       sentAt.push(tick);
+      l.reportSnapshot(m.to, true);
       return false;
     };
     for (tick = 0; tick < 9 * E; tick++) {

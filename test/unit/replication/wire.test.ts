@@ -69,6 +69,32 @@ describe('Wire: large messages', () => {
     expect(got.findIndex((m) => (m as { heartbeat?: unknown }).heartbeat)).toBe(0);
   }, 90_000);
 
+  it('tells the sender when a large message has wholly reached the link, or was dropped with it', async () => {
+    const l = link(4 * 1024 * 1024);
+    const sender = new Wire(l.a, silentLogger, systemClock);
+    new Wire(l.b, silentLogger);
+    const reports: string[] = [];
+    let during = true;
+    expect(sender.send('b', { big: new Uint8Array(8 * PACE_BYTES) }, (sent) => reports.push(`big ${sent} ${during}`))).toBe(true);
+    expect(sender.send('b', { small: 1 }, (sent) => reports.push(`small ${sent} ${during}`))).toBe(true);
+    during = false;
+    const deadline = Date.now() + 20_000;
+    while (reports.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    // never told during send(); the small one first, the large one once its last chunk left
+    expect(reports).toEqual(['small true false', 'big true false']);
+    l.stop();
+    // a link that goes away mid-stream drops what is queued, and says so
+    let open = true;
+    const port: MeshPort = { selfId: 'a', send: () => open, subscribe: () => {}, backlog: () => (open ? PACE_BYTES + 1 : undefined) };
+    const wire = new Wire(port, silentLogger, systemClock);
+    const dropped: boolean[] = [];
+    expect(wire.send('b', { big: new Uint8Array(4 * CHUNK_BYTES) }, (sent) => dropped.push(sent))).toBe(true);
+    open = false;
+    const until = Date.now() + 5_000;
+    while (dropped.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+    expect(dropped).toEqual([false]);
+  }, 30_000);
+
   it('drops a message with a damaged chunk', async () => {
     let n = 0;
     const l = link(1 << 30, (body) => {
