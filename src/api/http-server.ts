@@ -9,6 +9,7 @@ import type { HostPort } from '../config/settings';
 import { GandalfError, type ErrorCode } from '../core/errors';
 import { parseJson, toJson } from '../core/json';
 import type { Logger } from '../core/logger';
+import type { Clock } from '../core/clock';
 
 export interface RouteRequest {
   method: string;
@@ -85,6 +86,8 @@ export interface ApiServerOptions {
   closeTimeoutMs?: number;
   /** Time a client has to send a whole request, headers and body (default REQUEST_TIMEOUT_MS): a trickled body is cut off like slow headers. */
   requestTimeoutMs?: number;
+  /** Told of every answered request, with its route ("GET /db/query", "GET /kv/*"; "unmatched" for none), for metrics. */
+  observe?: { clock: Clock; answered(route: string, status: number, seconds: number): void };
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -147,11 +150,22 @@ export class ApiServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const observe = this.options.observe;
+    if (!observe) return this.answer(req, res, { key: 'unmatched' });
+    const started = observe.clock.monotonic();
+    const matched = { key: 'unmatched' };
+    await this.answer(req, res, matched);
+    observe.answered(matched.key, res.headersSent ? res.statusCode : 499, (observe.clock.monotonic() - started) / 1000);
+  }
+
+  /** `matched.key` is set to the route that took the request. */
+  private async answer(req: http.IncomingMessage, res: http.ServerResponse, matched: { key: string }): Promise<void> {
     let response: RouteResponse;
     try {
       const url = new URL(req.url ?? '/', 'http://local');
       const method = req.method ?? 'GET';
-      const { handler, rest } = this.route(method, url.pathname);
+      const { handler, rest, key } = this.route(method, url.pathname);
+      if (key) matched.key = key;
       if (!handler) {
         const allowed = Object.keys(this.options.routes).filter((k) => k.endsWith(` ${url.pathname}`));
         response =
@@ -203,10 +217,10 @@ export class ApiServer {
     res.end(text);
   }
 
-  private route(method: string, pathname: string): { handler: Handler | undefined; rest: string } {
+  private route(method: string, pathname: string): { handler: Handler | undefined; rest: string; key?: string } {
     const exact = this.options.routes[`${method} ${pathname}`];
-    if (exact) return { handler: exact, rest: '' };
-    let best: { handler: Handler; rest: string; len: number } | undefined;
+    if (exact) return { handler: exact, rest: '', key: `${method} ${pathname}` };
+    let best: { handler: Handler; rest: string; len: number; key: string } | undefined;
     for (const [key, handler] of Object.entries(this.options.routes)) {
       if (!key.endsWith('/*') || !key.startsWith(`${method} `)) continue;
       const prefix = key.slice(method.length + 1, -1);
@@ -217,9 +231,9 @@ export class ApiServer {
       } catch {
         throw new GandalfError('invalid_request', `bad percent-encoding in ${pathname}`);
       }
-      best = { handler, rest, len: prefix.length };
+      best = { handler, rest, len: prefix.length, key };
     }
-    return best ? { handler: best.handler, rest: best.rest } : { handler: undefined, rest: '' };
+    return best ? { handler: best.handler, rest: best.rest, key: best.key } : { handler: undefined, rest: '' };
   }
 
   private errorResponse(err: unknown): RouteResponse {

@@ -16,6 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { clusterViewRoutes, signalRoutes } from '../api/cluster-routes';
 import { dbRoutes } from '../api/db-routes';
+import { metricsRoutes, NodeMetrics } from '../api/metrics';
 import { ApiServer } from '../api/http-server';
 import { nodeRoutes, type Lifecycle } from '../api/node-routes';
 import { formatHostPort, type HostPort, type NodeConfig } from '../config/settings';
@@ -62,6 +63,7 @@ export class GandalfNode {
   private mesh: Mesh | undefined;
   private cluster: Cluster | undefined;
   private stopping: Promise<void> | undefined;
+  private metrics: NodeMetrics | undefined;
 
   constructor(private readonly config: NodeConfig) {
     this.logger = createLogger({ level: config.logLevel, format: config.logFormat });
@@ -84,6 +86,16 @@ export class GandalfNode {
     const cookie = readCookie(config);
 
     const info = { lifecycle: () => this.state, status: () => this.status(), readiness: () => this.replicator?.readiness() };
+    const metrics = new NodeMetrics(this.nodeId, {
+      replicas: () => this.replicator?.status() ?? [],
+      members: () => this.cluster?.swim.members() ?? [],
+      roundTrips: () =>
+        (this.cluster?.nodes() ?? []).flatMap((n) => (n['node-id'] !== this.nodeId && n['rtt-ms'] !== null ? [{ peer: n['node-id'], ms: n['rtt-ms'] }] : [])),
+      mesh: () => this.mesh?.totals(),
+      lockWaiters: () => this.coordination?.waitingForLocks ?? 0,
+    });
+    this.metrics = metrics;
+    const observe = { clock: systemClock, answered: (route: string, status: number, seconds: number) => metrics.answered(route, status, seconds) };
     const ready = <T>(part: T | undefined): T => {
       if (!part || this.state === 'starting') throw new GandalfError('starting', 'the node is starting');
       return part;
@@ -104,15 +116,18 @@ export class GandalfNode {
         ...dbRoutes(dbs),
         ...coordinationRoutes(() => ready(this.coordination)),
         ...clusterViewRoutes(clusterView),
+        ...metricsRoutes(metrics),
       },
       logger: logger.child({ part: 'api' }),
       maxBodyBytes: config.maxBodyBytes,
+      observe,
     });
     const mgmt = new ApiServer({
       name: 'mgmt endpoint',
-      routes: { ...nodeRoutes(info), ...signalRoutes(signals), ...clusterViewRoutes(clusterView) },
+      routes: { ...nodeRoutes(info), ...signalRoutes(signals), ...clusterViewRoutes(clusterView), ...metricsRoutes(metrics) },
       logger: logger.child({ part: 'mgmt' }),
       maxBodyBytes: 256 * 1024,
+      observe,
     });
     this.bound.http = await api.listen(config.httpBind);
     this.servers.push(api);
@@ -191,6 +206,7 @@ export class GandalfNode {
       maxDatabaseBytes: config.maxDatabaseBytes,
       snapshotEntries: config.snapshotEntries,
       snapshotBytes: config.snapshotBytes,
+      ...(this.metrics ? { observer: this.metrics } : {}),
     });
     coordination = new Coordination({
       self: this.nodeId,

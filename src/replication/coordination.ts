@@ -52,6 +52,11 @@ export class Coordination {
   private sweeping = false;
   private closed = false;
 
+  /** Clients of this node waiting for a lock now. */
+  get waitingForLocks(): number {
+    return this.lockWaiters.size;
+  }
+
   constructor(private readonly options: CoordinationOptions) {
     const r = options.replicator;
     r.registerSystemQuery('lock', (m, a) => (m as SystemStateMachine).state.lock(String(a.name)) ?? { name: String(a.name), waiters: [], lastToken: 0 });

@@ -11,7 +11,7 @@ import { sleep, type Clock, type TimerHandle } from '../core/clock';
 import { DiskFullError, GandalfError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { DataFs } from '../store/data-fs';
-import { RaftNode, type ConfChange, type Entry, type NodeId, type RaftConfig, type RaftMessage, type Ready } from './raft';
+import { RaftNode, type ConfChange, type Entry, type NodeId, type RaftConfig, type RaftMessage, type RaftState, type Ready } from './raft';
 import { RaftDiskStorage } from './raft-storage';
 import { nodeOfReplica } from './replica-id';
 
@@ -58,6 +58,39 @@ export interface GroupOptions {
   snapshotBytes?: number;
   /** Called after every applied entry (commands, no-ops, conf changes). */
   onApplied?: (entry: Entry, result: unknown) => void;
+  /** Durations for metrics; time is the clock's. */
+  observer?: GroupObserver;
+}
+
+/** One replica in GET /status (and the metrics). */
+export interface ReplicaStatus {
+  group: string;
+  state: RaftState;
+  leader: NodeId | null;
+  term: number;
+  commit_index: number;
+  applied_index: number;
+  snapshot_index: number;
+  voters: string[];
+  learners: string[];
+  replica: NodeId;
+  voter_replicas: NodeId[];
+  learner_replicas: NodeId[];
+  removed: boolean;
+  failed: string | null;
+  leader_changes: number;
+  proposals_pending: number;
+  proposals_failed: number;
+  /** Databases only. */
+  size_bytes?: number;
+}
+
+/** What a replica reports as it goes, for metrics (counters are in status()). */
+export interface GroupObserver {
+  /** A Ready that wrote the log was made durable (write and fsync) in `seconds`. */
+  persisted(group: string, seconds: number): void;
+  /** A snapshot of `bytes` was taken and written in `seconds`. */
+  snapshotted(group: string, seconds: number, bytes: number): void;
 }
 
 export class NotLeaderError extends GandalfError {
@@ -94,6 +127,11 @@ export class ReplicaGroup {
   private failed: Error | undefined;
   private tickTimer: TimerHandle | undefined;
   private readonly proposals = new Map<number, Waiter>();
+  /** For metrics: leaders seen (a change to a known leader) and proposals that failed. */
+  private leaderChanges = 0;
+  private lastLeader: NodeId | null = null;
+  private proposalsFailed = 0;
+  private snapshotStarted = 0;
   private readonly reads = new Map<string, Waiter>();
   /** ReadIndex results waiting for the state machine to catch up. */
   private readonly readsAt: { requestId: string; index: number }[] = [];
@@ -224,7 +262,7 @@ export class ReplicaGroup {
     return this.failed ?? this.storage.failure;
   }
 
-  status(): Record<string, unknown> {
+  status(): ReplicaStatus {
     return {
       group: this.options.name,
       state: this.node.state,
@@ -240,6 +278,9 @@ export class ReplicaGroup {
       learner_replicas: this.node.learners(),
       removed: this.node.removed,
       failed: this.failure?.message ?? null,
+      leader_changes: this.leaderChanges,
+      proposals_pending: this.proposals.size,
+      proposals_failed: this.proposalsFailed,
     };
   }
 
@@ -369,6 +410,7 @@ export class ReplicaGroup {
     return new Promise((resolve, reject) => {
       const timer = this.options.clock.setTimeout(() => {
         this.proposals.delete(r.index);
+        this.proposalsFailed++;
         reject(
           new GandalfError(
             'no_quorum',
@@ -414,6 +456,11 @@ export class ReplicaGroup {
         this.running = false; // same synchronous step as seeing no work: a later kick() starts a new loop
         return;
       }
+      const leader = this.node.leader;
+      if (leader !== null && leader !== this.lastLeader) {
+        this.lastLeader = leader;
+        this.leaderChanges++;
+      }
       try {
         await this.process(rd);
       } catch (err) {
@@ -434,7 +481,10 @@ export class ReplicaGroup {
       for (const m of messages) if (m.type === 'append') this.options.send(m);
       messages = messages.filter((m) => m.type !== 'append');
     }
+    const writes = rd.entries.length > 0 || rd.hardState !== undefined || rd.snapshot !== undefined;
+    const t0 = this.options.clock.monotonic();
     await this.storage.persist(rd);
+    if (writes) this.options.observer?.persisted(this.name, (this.options.clock.monotonic() - t0) / 1000);
     if (rd.snapshot) this.persistedLast = rd.snapshot.index;
     if (rd.truncateFrom !== undefined) this.persistedLast = Math.min(this.persistedLast, rd.truncateFrom - 1);
     if (rd.entries.length > 0) this.persistedLast = rd.entries[rd.entries.length - 1]!.index;
@@ -511,8 +561,10 @@ export class ReplicaGroup {
   private settle(index: number, w: Waiter, result: unknown, lost: boolean): void {
     this.proposals.delete(index);
     this.options.clock.clearTimeout(w.timer);
-    if (lost) w.reject(new GandalfError('leader_changed', `${this.name}: leadership changed before the write committed; it was not applied, retry`));
-    else w.resolve(result);
+    if (lost) {
+      this.proposalsFailed++;
+      w.reject(new GandalfError('leader_changed', `${this.name}: leadership changed before the write committed; it was not applied, retry`));
+    } else w.resolve(result);
   }
 
   private answerReads(): void {
@@ -546,6 +598,7 @@ export class ReplicaGroup {
     // an image must not cover entries this replica has not made durable itself
     if (this.snapshotting || this.applied > this.persistedLast) return;
     this.snapshotting = true;
+    this.snapshotStarted = this.options.clock.monotonic();
     try {
       const index = this.applied;
       const image = await this.options.machine.snapshot();
@@ -570,6 +623,7 @@ export class ReplicaGroup {
         if (e) tail.push(e);
       }
       await this.storage.checkpoint(snap, tail);
+      this.options.observer?.snapshotted(this.name, (this.options.clock.monotonic() - this.snapshotStarted) / 1000, pending.image.length);
       this.options.logger.debug('snapshot written', { group: this.name, index: pending.index });
     } catch (err) {
       this.options.logger.warn('snapshot failed; the log keeps every entry', { group: this.name, err: err as Error });
@@ -612,6 +666,7 @@ export class ReplicaGroup {
     for (const [index, w] of this.proposals) {
       this.options.clock.clearTimeout(w.timer);
       this.proposals.delete(index);
+      this.proposalsFailed++;
       w.reject(err);
     }
     for (const [id, w] of this.reads) {

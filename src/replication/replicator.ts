@@ -15,7 +15,7 @@ import type { DataFs } from '../store/data-fs';
 import { isDatabaseName } from '../store/database-name';
 import { mayRunLong, onlyShrinks } from '../store/statement-guard';
 import type { ExecuteCommand, ExecuteResult, LogEntry, QueryResult, Statement } from '../store/sql-state-machine';
-import { NotLeaderError, ReplicaGroup, type GroupMachine } from './group';
+import { NotLeaderError, ReplicaGroup, type GroupMachine, type GroupObserver, type ReplicaStatus } from './group';
 import { desiredVoters, effectiveRedundancy, rendezvous, systemVoterCount } from './placement';
 import type { Entry, RaftConfig } from './raft';
 import { newReplicaId, nodeOfReplica } from './replica-id';
@@ -80,6 +80,8 @@ export interface ReplicatorOptions {
   maxDatabaseBytes?: number;
   snapshotEntries: number;
   snapshotBytes?: number;
+  /** Durations of log writes and snapshots, for metrics. */
+  observer?: GroupObserver;
   tickMs?: number;
   raft?: Partial<RaftConfig>;
   /** How long a node without a system group waits, and how long its view of the members must stay unchanged, before it may found one. */
@@ -274,6 +276,7 @@ export class Replicator {
       snapshotEntries: this.options.snapshotEntries,
       ...(this.options.snapshotBytes ? { snapshotBytes: this.options.snapshotBytes } : {}),
       onApplied: (entry, result) => this.onApplied(group, entry, result),
+      ...(this.options.observer ? { observer: this.options.observer } : {}),
     });
     if (this.closed) {
       await replica.group.close(0, false);
@@ -1181,7 +1184,7 @@ export class Replicator {
 
   // ---- status ----
 
-  status(): Record<string, unknown>[] {
+  status(): ReplicaStatus[] {
     return [...this.replicas.values()].map((r) => ({
       ...r.group.status(),
       ...(r.db ? { size_bytes: r.db.sizeBytes() } : {}),

@@ -71,8 +71,13 @@ function parseRelay(body: unknown): RelayMessage | undefined {
   return undefined;
 }
 
+/** Totals over every link this node has had, for metrics; `signalsRefused`: offers refused by the cookie check. */
+export type MeshTotals = LinkStats & { signalsRefused: number };
+
 export class Mesh {
   private readonly links = new Map<string, { link: PeerLink; since: number }>();
+  /** Counters of links that are gone (those of live links are added in totals()). */
+  private readonly retired: MeshTotals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0, badFrames: 0, datagramsDropped: 0, signalsRefused: 0 };
   private readonly outgoing = new Map<string, Promise<string>>();
   private readonly topics = new Map<string, TopicHandler>();
   private readonly upListeners: ((peer: PeerView) => void)[] = [];
@@ -134,6 +139,17 @@ export class Mesh {
       since,
       stats: link.stats,
     }));
+  }
+
+  /** Counters summed over every link this node has had (monotonic, for Prometheus counters). */
+  totals(): MeshTotals {
+    const sum = { ...this.retired };
+    for (const { link } of this.links.values()) add(sum, link.stats);
+    return sum;
+  }
+
+  private retire(link: PeerLink): void {
+    add(this.retired, link.stats);
   }
 
   /**
@@ -279,6 +295,7 @@ export class Mesh {
     const { auth, self, rtc, rtcOptions } = this.options;
     const rejected = auth.verify(offer);
     if (rejected) {
+      this.retired.signalsRefused++;
       const status = rejected.code === 'wrong_cluster' ? 403 : rejected.code === 'invalid_request' ? 400 : 401;
       this.options.logger.warn('refused a signal', { from: offer.from, endpoint: offer.endpoint, code: rejected.code });
       return {
@@ -337,10 +354,14 @@ export class Mesh {
     const link = new PeerLink(id, signal.endpoint, signal.impl, connection, channels, this.handler, this.options.logger, () => this.options.clock.now());
     const previous = this.links.get(id);
     this.links.set(id, { link, since: this.options.clock.now() });
-    previous?.link.close('replaced by a newer connection');
+    if (previous) {
+      previous.link.close('replaced by a newer connection');
+      this.retire(previous.link);
+    }
     connection.onClose((reason) => {
       if (this.links.get(id)?.link !== link) return;
       this.links.delete(id);
+      this.retire(link);
       this.options.logger.info('peer link down', { peer: id, reason });
       for (const l of this.downListeners) l(id, reason);
     });
@@ -366,4 +387,8 @@ export class Mesh {
     this.stopped = true;
     for (const { link } of this.links.values()) link.close('node stopping');
   }
+}
+
+function add(into: LinkStats, stats: LinkStats): void {
+  for (const k of Object.keys(stats) as (keyof LinkStats)[]) into[k] += stats[k];
 }

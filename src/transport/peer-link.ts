@@ -25,6 +25,8 @@ export const BAD_FRAME_WINDOW_MS = 60_000;
 export interface LinkStats {
   framesSent: number;
   framesReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
   messagesSent: number;
   messagesReceived: number;
   badFrames: number;
@@ -51,7 +53,7 @@ function estimate(message: WireMessage): number {
 }
 
 export class PeerLink {
-  readonly stats: LinkStats = { framesSent: 0, framesReceived: 0, messagesSent: 0, messagesReceived: 0, badFrames: 0, datagramsDropped: 0 };
+  readonly stats: LinkStats = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0, badFrames: 0, datagramsDropped: 0 };
   private readonly out: Record<ChannelKind, Outgoing> = {
     reliable: { queue: [], bytes: 0, scheduled: false },
     datagram: { queue: [], bytes: 0, scheduled: false },
@@ -129,6 +131,7 @@ export class PeerLink {
       try {
         channel.send(frame);
         this.stats.framesSent++;
+        this.stats.bytesSent += frame.length;
         this.stats.messagesSent += batch.length;
       } catch (err) {
         this.close(`send failed: ${(err as Error).message}`);
@@ -158,6 +161,7 @@ export class PeerLink {
   }
 
   private receive(data: Uint8Array): void {
+    this.stats.bytesReceived += data.length;
     const result = decodeFrame(data);
     if (!result.ok) {
       this.badFrame(result.error);
