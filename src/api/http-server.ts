@@ -14,8 +14,10 @@ import type { Clock } from '../core/clock';
 export interface RouteRequest {
   method: string;
   url: URL;
-  /** Parsed JSON body (undefined when the request had none). */
+  /** Parsed JSON body (undefined when the request had none, and on raw-body routes). */
   body: unknown;
+  /** The body's bytes, on routes listed in `rawBody` (empty when the request had none). */
+  bytes: Buffer;
   raw: http.IncomingMessage;
   /** For a wildcard route (`"GET /kv/*"`): the decoded rest of the path after the prefix. */
   rest: string;
@@ -69,6 +71,7 @@ const STATUS_OF: Record<ErrorCode, number> = {
   query_canceled: 499,
   query_failed: 500,
   database_too_large: 507,
+  invalid_backup: 400,
   internal: 500,
 };
 
@@ -86,6 +89,8 @@ export interface ApiServerOptions {
   closeTimeoutMs?: number;
   /** Time a client has to send a whole request, headers and body (default REQUEST_TIMEOUT_MS): a trickled body is cut off like slow headers. */
   requestTimeoutMs?: number;
+  /** Routes whose body is taken as bytes (not JSON), with their own size limit: `{"POST /db/load": 256 MiB}`. */
+  rawBody?: Record<string, number>;
   /** Told of every answered request, with its route ("GET /db/query", "GET /kv/*"; "unmatched" for none), for metrics. */
   observe?: { clock: Clock; answered(route: string, status: number, seconds: number): void };
 }
@@ -174,14 +179,16 @@ export class ApiServer {
             : { status: 404, body: errorBody('not_found', `no endpoint ${method} ${url.pathname}`) };
         req.resume();
       } else {
-        const body = await readJsonBody(req, this.options.maxBodyBytes);
+        const rawLimit = key ? this.options.rawBody?.[key] : undefined;
+        const bytes = await readBody(req, rawLimit ?? this.options.maxBodyBytes);
+        const body = rawLimit === undefined ? parseBody(bytes) : undefined;
         const gone = new AbortController();
         const onClose = () => {
           if (!res.writableFinished) gone.abort();
         };
         res.once('close', onClose);
         try {
-          response = await handler({ method, url, body, raw: req, rest, signal: gone.signal });
+          response = await handler({ method, url, body, bytes: rawLimit === undefined ? EMPTY : bytes, raw: req, rest, signal: gone.signal });
         } finally {
           res.off('close', onClose);
         }
@@ -252,7 +259,9 @@ function jsonReplacer(_key: string, value: unknown): unknown {
   return value;
 }
 
-async function readJsonBody(req: http.IncomingMessage, limit: number): Promise<unknown> {
+const EMPTY = Buffer.alloc(0);
+
+async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) {
     req.resume();
@@ -273,8 +282,12 @@ async function readJsonBody(req: http.IncomingMessage, limit: number): Promise<u
     if (err instanceof GandalfError) throw err;
     throw new ClientGone((err as Error).message); // aborted, ECONNRESET: the request never arrived whole
   }
-  if (size === 0) return undefined;
-  const text = Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks, size);
+}
+
+function parseBody(bytes: Buffer): unknown {
+  if (bytes.length === 0) return undefined;
+  const text = bytes.toString('utf8');
   try {
     return parseJson(text);
   } catch (err) {

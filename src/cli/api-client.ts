@@ -17,40 +17,67 @@ function dialHost(host: string): string {
   return host;
 }
 
-/** `timeoutMs`: the request fails once the connection was silent this long. */
-/** `signal`: abandons the request (the node sees its client go away). */
-export function request(bind: HostPort, method: string, path: string, body?: unknown, timeoutMs = 60_000, signal?: AbortSignal): Promise<ApiReply> {
+export interface RawReply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  bytes: Buffer;
+}
+
+export interface RawRequestOptions {
+  /** The request fails once the connection was silent this long. */
+  timeoutMs?: number;
+  /** Abandons the request (the node sees its client go away). */
+  signal?: AbortSignal;
+  contentType?: string;
+  /** Told of the bytes of the answer received so far (a progress line). */
+  onProgress?: (received: number, total: number | undefined) => void;
+}
+
+/** One request with a body of bytes, answered with bytes. */
+export function rawRequest(bind: HostPort, method: string, path: string, body: Buffer | undefined, options: RawRequestOptions = {}): Promise<RawReply> {
   const target = { host: dialHost(bind.host), port: bind.port };
+  const timeoutMs = options.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : toJson(body);
     const req = http.request(
       {
         host: target.host,
         port: target.port,
         method,
         path,
-        headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {},
+        headers: body ? { 'content-type': options.contentType ?? 'application/octet-stream', 'content-length': body.length } : {},
         timeout: timeoutMs,
-        ...(signal ? { signal } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          try {
-            resolve({ status: res.statusCode ?? 0, body: text ? parseJson(text) : undefined });
-          } catch {
-            reject(new Error(`the node at ${formatHostPort(target)} answered ${res.statusCode} with a body that is not JSON`));
-          }
+        const total = res.headers['content-length'] ? Number(res.headers['content-length']) : undefined;
+        let received = 0;
+        res.on('data', (c: Buffer) => {
+          chunks.push(c);
+          received += c.length;
+          options.onProgress?.(received, total);
         });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, bytes: Buffer.concat(chunks, received) }));
       },
     );
     req.on('timeout', () => req.destroy(new Error(`timed out after ${timeoutMs / 1000} s`)));
     req.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.name === 'AbortError') return reject(err);
       const why = err.code === 'ECONNREFUSED' ? 'connection refused' : err.message;
       reject(new NodeUnreachableError(`no gandalf-node is answering at http://${formatHostPort(target)} (${why}); start one with "gandalf-node start" or set --http-bind`));
     });
-    req.end(data);
+    req.end(body);
   });
+}
+
+/** A JSON request (`body` as JSON), answered with JSON. `timeoutMs`: the request fails once the connection was silent this long. */
+export async function request(bind: HostPort, method: string, path: string, body?: unknown, timeoutMs = 60_000, signal?: AbortSignal): Promise<ApiReply> {
+  const data = body === undefined ? undefined : Buffer.from(toJson(body), 'utf8');
+  const reply = await rawRequest(bind, method, path, data, { timeoutMs, contentType: 'application/json', ...(signal ? { signal } : {}) });
+  const text = reply.bytes.toString('utf8');
+  try {
+    return { status: reply.status, body: text ? parseJson(text) : undefined };
+  } catch {
+    throw new Error(`the node at ${formatHostPort({ host: dialHost(bind.host), port: bind.port })} answered ${reply.status} with a body that is not JSON`);
+  }
 }

@@ -1,5 +1,5 @@
 /**
- * `gandalf-node` command line: start, sql, status, nodes, lock, kv, version, help.
+ * `gandalf-node` command line: start, sql, status, nodes, lock, kv, backup, restore, version, help.
  * Exit codes: 0 success, 1 runtime failure (node unreachable, request failed),
  * 2 usage or configuration error.
  */
@@ -16,6 +16,7 @@ import { runNode } from '../node/node';
 import { isReadStatement } from '../store/statement-guard';
 import { loadNativeRtc } from '../transport/native-rtc';
 import { NodeUnreachableError, request, type ApiReply } from './api-client';
+import { runBackup, runRestore, shellCommand } from './backup-commands';
 import { runKv, runLocked, type CliIo } from './coordination-commands';
 import { CommandFailed, UsageError } from './errors';
 import { renderTable } from './table';
@@ -39,8 +40,10 @@ const COMMANDS: Record<string, { summary: string; usage: string; run: (args: str
 
 Sends reads (SELECT, WITH, VALUES, EXPLAIN, PRAGMA) to /db/query and
 everything else to /db/execute. Prints a table on a terminal, JSON otherwise.
-Without SQL, starts an interactive shell (end statements with ";",
-".db NAME" switches database, ".exit" leaves).
+Without SQL, starts an interactive shell: end statements with ";"; ".db NAME"
+switches database, ".tables" and ".schema [TABLE]" show it, ".dump" prints it
+as SQL, ".backup FILE" and ".restore FILE" save and load it (a FILE ending in
+.sql as SQL text, else an SQLite file), ".exit" leaves.
 
 Options:
   --db NAME              database (default main)
@@ -106,6 +109,39 @@ Options:
   --from REVISION        watch: start at this revision (default: now)
 ${CLIENT_OPTIONS}`,
     run: cmdKv,
+  },
+  backup: {
+    summary: 'Save a database to a file (an SQLite file, or SQL text)',
+    usage: `Usage: gandalf-node backup [--db NAME] [--format sqlite|sql] [--level none|weak|strong] FILE
+
+Writes a consistent copy of the database (GET /db/backup) to FILE ("-":
+stdout), whole or not at all. --format sql writes a dump that sqlite3 and
+"gandalf-node restore" read; the default is the SQLite file itself, which
+sqlite3 opens as it is. --level as for reads (default weak: the leader's state;
+strong: everything acknowledged before the backup started is in it).
+
+Options:
+  --db NAME              database (default main)
+  --format FORMAT        sqlite (default) or sql
+  --level LEVEL          read consistency (default weak)
+${CLIENT_OPTIONS}`,
+    run: cmdBackup,
+  },
+  restore: {
+    summary: "Replace a database's contents with a backup file",
+    usage: `Usage: gandalf-node restore [--db NAME] [--redundancy R] FILE
+
+Loads FILE (an SQLite file, or SQL text such as a dump) into the database with
+POST /db/load, replicated like any write: every replica holds exactly the
+loaded contents afterwards, or, if the file is damaged or truncated, nothing
+changes and the error says why. Creates the database if it does not exist
+(with --redundancy voters).
+
+Options:
+  --db NAME              database (default main)
+  --redundancy R         voters of a database this creates (1-7)
+${CLIENT_OPTIONS}`,
+    run: cmdRestore,
   },
   version: {
     summary: 'Print version, architecture and runtime',
@@ -236,6 +272,7 @@ function historyFile(env: NodeJS.ProcessEnv): string | undefined {
 }
 
 const HISTORY_SIZE = 1000;
+const SHELL_COMMANDS = '.db NAME, .tables, .schema [TABLE], .dump, .backup FILE, .restore FILE, .exit';
 
 /**
  * The interactive shell: statements end with ";" and may span lines (a
@@ -259,6 +296,7 @@ async function shell(bind: HostPort, initialDb: string, json: boolean, io: Io): 
   let buffer = '';
   let running: AbortController | undefined;
   const prompt = () => {
+    if (!io.isTTY) return; // SQL piped in: only the answers go out, as sqlite3 does
     const head = `gandalf(${db})`;
     rl.setPrompt(buffer ? `${' '.repeat(head.length - 3)}...> ` : `${head}> `);
     rl.prompt();
@@ -288,7 +326,16 @@ async function shell(bind: HostPort, initialDb: string, json: boolean, io: Io): 
       const [cmd, arg] = trimmed.split(/\s+/);
       if (cmd === '.exit' || cmd === '.quit') break;
       if (cmd === '.db' && arg) db = arg;
-      else io.out('commands: .db NAME, .exit; end SQL statements with ";" (they may span lines); Ctrl-C cancels\n');
+      else {
+        let known = false;
+        try {
+          known = await shellCommand(bind, db, cmd!, arg, io);
+        } catch (err) {
+          known = true;
+          io.err(`gandalf-node: ${(err as Error).message}\n`);
+        }
+        if (!known) io.out(`commands: ${SHELL_COMMANDS}; end SQL statements with ";" (they may span lines); Ctrl-C cancels\n`);
+      }
       prompt();
       continue;
     }
@@ -364,15 +411,7 @@ async function cmdLock(args: string[], io: Io): Promise<number> {
   }
   const [name, ...command] = positionals;
   if (!name || command.length === 0) throw new UsageError('usage: gandalf-node lock NAME [--timeout 30s] -- COMMAND [ARGS…]');
-  try {
-    return await runLocked(clientBind(values, io.env), name, command, { timeout: values.timeout as string | undefined, ttl: values.ttl as string | undefined }, io);
-  } catch (err) {
-    if (err instanceof CommandFailed) {
-      io.err(`gandalf-node: ${err.message}\n`);
-      return 1;
-    }
-    throw err;
-  }
+  return reportFailure(io, () => runLocked(clientBind(values, io.env), name, command, { timeout: values.timeout as string | undefined, ttl: values.ttl as string | undefined }, io));
 }
 
 async function cmdKv(args: string[], io: Io): Promise<number> {
@@ -387,8 +426,45 @@ async function cmdKv(args: string[], io: Io): Promise<number> {
     return values.help ? 0 : 2;
   }
   const [sub, ...rest] = positionals;
+  return reportFailure(io, () => runKv(clientBind(values, io.env), sub!, rest, values as Parameters<typeof runKv>[3], io));
+}
+
+async function cmdBackup(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, { ...CLIENT_FLAGS, db: { type: 'string' }, format: { type: 'string' }, level: { type: 'string' } }, 'backup', true);
+  if (values.help) {
+    io.out(COMMANDS.backup!.usage);
+    return 0;
+  }
+  const format = (values.format as string | undefined) ?? 'sqlite';
+  if (format !== 'sqlite' && format !== 'sql') throw new UsageError('--format must be sqlite or sql');
+  if (positionals.length !== 1) throw new UsageError('usage: gandalf-node backup [--db NAME] [--format sqlite|sql] FILE');
+  const db = (values.db as string | undefined) ?? 'main';
+  return reportFailure(io, async () => {
+    const n = await runBackup(clientBind(values, io.env), positionals[0]!, { db, format, ...(values.level ? { level: values.level as string } : {}) }, io);
+    if (positionals[0] !== '-') io.err(`backed up ${db} to ${positionals[0]} (${n} bytes)\n`);
+    return 0;
+  });
+}
+
+async function cmdRestore(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, { ...CLIENT_FLAGS, db: { type: 'string' }, redundancy: { type: 'string' } }, 'restore', true);
+  if (values.help) {
+    io.out(COMMANDS.restore!.usage);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError('usage: gandalf-node restore [--db NAME] FILE');
+  const db = (values.db as string | undefined) ?? 'main';
+  return reportFailure(io, async () => {
+    const { bytes } = await runRestore(clientBind(values, io.env), positionals[0]!, db, values.redundancy as string | undefined, io);
+    io.err(`restored ${db} from ${positionals[0]} (${bytes} bytes)\n`);
+    return 0;
+  });
+}
+
+/** Runs `work` for its exit code; a CommandFailed is one line on stderr and exit code 1. */
+async function reportFailure(io: Io, work: () => Promise<number>): Promise<number> {
   try {
-    return await runKv(clientBind(values, io.env), sub!, rest, values as Parameters<typeof runKv>[3], io);
+    return await work();
   } catch (err) {
     if (err instanceof CommandFailed) {
       io.err(`gandalf-node: ${err.message}\n`);

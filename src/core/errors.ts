@@ -37,6 +37,7 @@ export type ErrorCode =
   | 'query_canceled'
   | 'query_failed'
   | 'database_too_large'
+  | 'invalid_backup'
   | 'internal';
 
 export class GandalfError extends Error {

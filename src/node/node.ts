@@ -15,6 +15,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { clusterViewRoutes, signalRoutes } from '../api/cluster-routes';
+import { backupRoutes } from '../api/backup-routes';
 import { dbRoutes } from '../api/db-routes';
 import { metricsRoutes, NodeMetrics } from '../api/metrics';
 import { ApiServer } from '../api/http-server';
@@ -30,7 +31,8 @@ import { coordinationRoutes } from '../api/coordination-routes';
 import { Coordination } from '../replication/coordination';
 import { Replicator, type MembershipPort } from '../replication/replicator';
 import { SystemStateMachine } from '../replication/system-machine';
-import { REPLICATION_TOPIC, Rpc, Wire } from '../replication/wire';
+import { MAX_MESSAGE_BYTES, REPLICATION_TOPIC, Rpc, Wire } from '../replication/wire';
+import type { BackupFormat } from '../replication/database-machine';
 import { nodeDataFs } from '../store/data-fs';
 import type { ExecuteCommand, Statement } from '../store/sql-state-machine';
 import type { ReadLevel } from '../replication/replicator';
@@ -104,6 +106,10 @@ export class GandalfNode {
       execute: (db: string, command: ExecuteCommand, opts: { redundancy?: number }) => ready(this.replicator).execute(db, command, opts),
       query: (db: string, statements: Statement[], level: ReadLevel, signal?: AbortSignal) => ready(this.replicator).query(db, statements, level, signal),
     };
+    const backups = {
+      backup: (db: string, format: BackupFormat, level: ReadLevel, signal?: AbortSignal) => ready(this.replicator).backup(db, format, level, signal),
+      load: (db: string, bytes: Uint8Array, opts: { redundancy?: number }) => ready(this.replicator).load(db, bytes, opts),
+    };
     const clusterView = { nodes: () => this.cluster?.nodes() ?? [] };
     const signals = {
       acceptOffer: async (body: unknown) =>
@@ -114,12 +120,15 @@ export class GandalfNode {
       routes: {
         ...nodeRoutes(info),
         ...dbRoutes(dbs),
+        ...backupRoutes(backups),
         ...coordinationRoutes(() => ready(this.coordination)),
         ...clusterViewRoutes(clusterView),
         ...metricsRoutes(metrics),
       },
       logger: logger.child({ part: 'api' }),
       maxBodyBytes: config.maxBodyBytes,
+      // a load may be a dump, larger than the database it makes; it goes to the leader in one message
+      rawBody: { 'POST /db/load': Math.min(MAX_MESSAGE_BYTES - 1024 * 1024, Math.max(config.maxBodyBytes, 2 * config.maxDatabaseBytes)) },
       observe,
     });
     const mgmt = new ApiServer({

@@ -7,6 +7,8 @@
 import type { LogEntry, QueryResult, Statement } from '../store/sql-state-machine';
 import type { GroupMachine } from './group';
 
+export type BackupFormat = 'sqlite' | 'sql';
+
 export interface QueryBounds {
   /** The statement is stopped after this long (`query_timeout`). */
   timeoutMs: number;
@@ -23,6 +25,10 @@ export interface DatabaseMachine extends GroupMachine {
   queryAll(statements: Statement[], bounds: QueryBounds): Promise<QueryResult[]>;
   /** Runs a write and rolls it back; rejects with `query_timeout` if it takes longer than the bound. */
   trial(entry: LogEntry, bounds: QueryBounds): Promise<void>;
+  /** The database as of every apply() called before, as an SQLite file or SQL text (rqlite's GET /db/backup). */
+  backup(format: BackupFormat, bounds: QueryBounds): Promise<Uint8Array | string>;
+  /** Bytes given to POST /db/load as a checked SQLite image to propose; rejects with `invalid_backup`. */
+  prepareLoad(bytes: Uint8Array, bounds: QueryBounds): Promise<Uint8Array>;
   /** Bytes of the database (as of the last answer). */
   sizeBytes(): number;
   close(): Promise<void>;

@@ -19,7 +19,7 @@ import { NotLeaderError, ReplicaGroup, type GroupMachine, type GroupObserver, ty
 import { desiredVoters, effectiveRedundancy, rendezvous, systemVoterCount } from './placement';
 import type { Entry, RaftConfig } from './raft';
 import { newReplicaId, nodeOfReplica } from './replica-id';
-import type { DatabaseMachine, DatabaseMachineFactory, QueryBounds } from './database-machine';
+import type { BackupFormat, DatabaseMachine, DatabaseMachineFactory, QueryBounds } from './database-machine';
 import { RpcUnreachableError, type Rpc, type Wire } from './wire';
 
 export const SYSTEM_GROUP = 'system';
@@ -110,6 +110,12 @@ type Redirect = { redirect: string | null };
 
 const RAFT_DEFAULTS: Partial<RaftConfig> = { electionTicks: 10, heartbeatTicks: 1, maxEntriesPerMessage: 512, maxInflight: 32 };
 const RPC_TIMEOUT_MS = 5_000;
+/** A backup, and the check of what a load was given, run on a reader up to this long (at least --query-timeout). */
+const BACKUP_TIMEOUT_MS = 10 * 60_000;
+/** A load's image goes through the log to every voter: it may take longer than --write-timeout. */
+const LOAD_TIMEOUT_MS = 5 * 60_000;
+
+type ReadWhat = 'query' | 'voters' | 'backup';
 const GC_INTERVAL_MS = 10_000;
 /** How often a forwarded call checks whether this node's replica learned of a newer leader. */
 const LEADER_WATCH_MS = 100;
@@ -128,9 +134,10 @@ export function isGroupName(group: unknown): group is string {
 }
 
 /** A database read on a local replica: its voter count, or one result per SQL statement of the query. */
-async function readLocal(r: Replica, what: 'query' | 'voters', args: Record<string, unknown>, bounds: QueryBounds): Promise<number | QueryResult[]> {
+async function readLocal(r: Replica, what: ReadWhat, args: Record<string, unknown>, bounds: QueryBounds): Promise<number | QueryResult[] | Uint8Array | string> {
   if (what === 'voters') return r.group.voters().length;
   if (!r.db) throw new GandalfError('invalid_request', `${r.group.name} is not a database`);
+  if (what === 'backup') return r.db.backup(args.format === 'sql' ? 'sql' : 'sqlite', bounds);
   return r.db.queryAll(args.statements as Statement[], bounds);
 }
 
@@ -758,7 +765,14 @@ export class Replicator {
       const onGone = () => abandon.abort();
       signal?.addEventListener('abort', onGone, { once: true });
       // the far side may first run a query or a write's trial (bounded by --query-timeout) and wait for a commit (by timeoutMs)
-      const farSide = method === 'db-exec' ? timeoutMs + this.options.queryTimeoutMs : method === 'db-read' ? this.options.queryTimeoutMs : 0;
+      const farSide =
+        method === 'db-exec'
+          ? timeoutMs + this.options.queryTimeoutMs
+          : method === 'db-load'
+            ? timeoutMs + this.readBoundMs('backup')
+            : method === 'db-read'
+              ? this.readBoundMs(body.what === 'backup' ? 'backup' : 'query')
+              : 0;
       try {
         const reply = await this.options.rpc.call<unknown>(target, method, body, Math.min(remaining, RPC_TIMEOUT_MS + farSide), abandon.signal);
         if (isRedirect(reply)) {
@@ -1051,13 +1065,58 @@ export class Replicator {
     return this.dbRead<QueryResult[]>(name, 'query', { statements }, level, this.options.writeTimeoutMs, signal);
   }
 
-  private bounds(signal?: AbortSignal): QueryBounds {
-    return { timeoutMs: this.options.queryTimeoutMs, ...(signal ? { signal } : {}) };
+  /**
+   * The database as an SQLite file or SQL text (GET /db/backup), read like a
+   * query at `level`: consistent as of one point of its log.
+   */
+  async backup(name: string, format: BackupFormat, level: ReadLevel, signal?: AbortSignal): Promise<Uint8Array | string> {
+    if (!this.database(name)) await this.refreshPlacement();
+    if (!this.database(name)) throw new GandalfError('unknown_database', `database "${name}" does not exist`);
+    const got = await this.dbRead<unknown>(name, 'backup', { format }, level, this.options.writeTimeoutMs, signal);
+    if (!(got instanceof Uint8Array) && typeof got !== 'string') throw new GandalfError('internal', 'a backup came back in no known form');
+    return got;
   }
 
-  private async dbRead<T>(name: string, what: 'query' | 'voters', args: Record<string, unknown>, level: ReadLevel, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+  /**
+   * Replaces a database's contents with an SQLite file or SQL text (POST
+   * /db/load), replicated like a write: the leader checks the bytes on a
+   * reader and proposes the image; every replica applies it in log order.
+   * Creates the database if it does not exist.
+   */
+  async load(name: string, bytes: Uint8Array, options: { redundancy?: number } = {}): Promise<{ bytes: number }> {
+    await this.ensureDatabase(name, options.redundancy);
     const group = dbGroup(name);
-    const run = async (r: Replica): Promise<T> => (await readLocal(r, what, args, this.bounds(signal))) as T;
+    const timeoutMs = Math.max(this.options.writeTimeoutMs, LOAD_TIMEOUT_MS);
+    return this.onLeader<{ bytes: number }>(group, 'db-load', { db: name, bytes, timeoutMs }, (r) => this.loadLocal(r, bytes, timeoutMs), timeoutMs, this.dbCandidates(name), false);
+  }
+
+  private async loadLocal(r: Replica, bytes: Uint8Array, timeoutMs: number): Promise<{ bytes: number }> {
+    if (!r.db) throw new GandalfError('invalid_request', `${r.group.name} is not a database`);
+    const image = await r.db.prepareLoad(bytes, { timeoutMs: this.readBoundMs('backup') });
+    const max = this.options.maxDatabaseBytes;
+    if (max !== undefined && image.length > max) {
+      throw new GandalfError('database_too_large', `the loaded database would hold ${image.length} bytes, over the limit of ${max} (--max-database-bytes); nothing was loaded`);
+    }
+    const ts = Math.max(this.options.clock.now(), r.lastTs, r.db.lastTs);
+    r.lastTs = ts;
+    const entry: LogEntry = { ts, seed: this.options.random32() >>> 0, command: { kind: 'load', image } };
+    const result = await r.group.propose(entry, timeoutMs);
+    if (!Array.isArray(result)) throw new GandalfError('internal', `the database refused the load: ${JSON.stringify(result)}`);
+    return { bytes: image.length };
+  }
+
+  /** How long a read of this kind may run where it runs. */
+  private readBoundMs(what: ReadWhat): number {
+    return what === 'backup' ? Math.max(this.options.queryTimeoutMs, BACKUP_TIMEOUT_MS) : this.options.queryTimeoutMs;
+  }
+
+  private bounds(signal?: AbortSignal, what: ReadWhat = 'query'): QueryBounds {
+    return { timeoutMs: this.readBoundMs(what), ...(signal ? { signal } : {}) };
+  }
+
+  private async dbRead<T>(name: string, what: ReadWhat, args: Record<string, unknown>, level: ReadLevel, timeoutMs: number, signal?: AbortSignal): Promise<T> {
+    const group = dbGroup(name);
+    const run = async (r: Replica): Promise<T> => (await readLocal(r, what, args, this.bounds(signal, what))) as T;
     const local = this.member(group);
     if (level === 'none') {
       if (local) return run(local);
@@ -1066,7 +1125,7 @@ export class Replicator {
       for (const v of voters.filter((x) => this.isAlive(x))) {
         try {
           // the far side bounds the statement by its own --query-timeout
-          return await this.options.rpc.call<T>(v, 'db-read-local', { db: name, what, args }, Math.min(timeoutMs, RPC_TIMEOUT_MS) + this.options.queryTimeoutMs, signal);
+          return await this.options.rpc.call<T>(v, 'db-read-local', { db: name, what, args }, Math.min(timeoutMs, RPC_TIMEOUT_MS) + this.readBoundMs(what), signal);
         } catch (err) {
           if (signal?.aborted) throw err;
           last = err as Error;
@@ -1137,18 +1196,23 @@ export class Replicator {
       const { db, command, timeoutMs } = body as { db: string; command: ExecuteCommand; timeoutMs: number };
       return this.asLeader(dbGroup(db), (r) => this.executeLocal(r, command, timeoutMs));
     });
+    rpc.handle('db-load', (_from, body) => {
+      const { db, bytes, timeoutMs } = body as { db: string; bytes: Uint8Array; timeoutMs: number };
+      if (!(bytes instanceof Uint8Array)) throw new GandalfError('invalid_request', 'bad db-load');
+      return this.asLeader(dbGroup(db), (r) => this.loadLocal(r, bytes, timeoutMs));
+    });
     rpc.handle('db-read', (_from, body) => {
-      const { db, what, args, level, timeoutMs } = body as { db: string; what: 'query' | 'voters'; args: Record<string, unknown>; level: ReadLevel; timeoutMs: number };
+      const { db, what, args, level, timeoutMs } = body as { db: string; what: ReadWhat; args: Record<string, unknown>; level: ReadLevel; timeoutMs: number };
       return this.asLeader(dbGroup(db), async (r) => {
         await (level === 'strong' ? r.group.readBarrier(timeoutMs) : r.group.leaderReady(timeoutMs));
-        return readLocal(r, what, args, this.bounds());
+        return readLocal(r, what, args, this.bounds(undefined, what));
       });
     });
     rpc.handle('db-read-local', (_from, body) => {
-      const { db, what, args } = body as { db: string; what: 'query' | 'voters'; args: Record<string, unknown> };
+      const { db, what, args } = body as { db: string; what: ReadWhat; args: Record<string, unknown> };
       const r = this.member(dbGroup(db));
       if (!r) throw new GandalfError('unknown_database', `no replica of ${db} on this node`);
-      return readLocal(r, what, args, this.bounds());
+      return readLocal(r, what, args, this.bounds(undefined, what));
     });
     rpc.handle('group-members', (_from, body) => {
       const { group } = body as { group: unknown };

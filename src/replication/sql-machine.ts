@@ -4,13 +4,18 @@
  * time. The node runs it inside a worker (sql-worker.ts); simulations use it
  * directly, where bounds on statements cannot interrupt anything.
  */
+import { loadableImage } from '../store/sql-backup';
 import type { SqlEngine } from '../store/sql-engine';
 import { SqlStateMachine, type ExecuteResult, type LogEntry, type QueryResult, type Statement } from '../store/sql-state-machine';
-import type { DatabaseMachine } from './database-machine';
+import type { BackupFormat, DatabaseMachine } from './database-machine';
 
+/** A database log entry, checked at entry: an execute command or a load. */
 export function isLogEntry(data: unknown): data is LogEntry {
-  const entry = data as LogEntry;
-  return !!entry && typeof entry === 'object' && !!entry.command && Array.isArray(entry.command.statements);
+  if (typeof data !== 'object' || data === null) return false;
+  const { ts, seed, command } = data as Partial<LogEntry>;
+  if (typeof ts !== 'number' || typeof seed !== 'number' || typeof command !== 'object' || command === null) return false;
+  if (command.kind === 'load') return command.image instanceof Uint8Array;
+  return Array.isArray(command.statements);
 }
 
 export class SqlMachine implements DatabaseMachine {
@@ -24,7 +29,13 @@ export class SqlMachine implements DatabaseMachine {
   apply(data: unknown): ExecuteResult[] | { error: string } {
     if (!isLogEntry(data)) return { error: 'not a database command' };
     this.maxTs = Math.max(this.maxTs, data.ts);
-    return this.machine.apply(data);
+    const { command } = data;
+    if (command.kind !== 'load') return this.machine.apply({ ...data, command });
+    // a load replaces the database; the leader checked the image, so it opens alike on every replica
+    const next = new SqlStateMachine(this.engine, command.image);
+    this.machine.close();
+    this.machine = next;
+    return [];
   }
 
   /**
@@ -70,7 +81,26 @@ export class SqlMachine implements DatabaseMachine {
   }
 
   trialNow(entry: LogEntry): void {
-    this.machine.trial(entry);
+    const { command } = entry;
+    if (command.kind !== 'load') this.machine.trial({ ...entry, command });
+  }
+
+  /** The database as an SQLite file or as SQL text. */
+  backupNow(format: BackupFormat): Uint8Array | string {
+    return format === 'sql' ? this.machine.dump() : this.machine.export();
+  }
+
+  /** What POST /db/load was given, as a checked SQLite image (or `invalid_backup`). */
+  prepareLoadNow(bytes: Uint8Array): Uint8Array {
+    return loadableImage(this.engine, bytes);
+  }
+
+  backup(format: BackupFormat): Promise<Uint8Array | string> {
+    return Promise.resolve(this.backupNow(format));
+  }
+
+  prepareLoad(bytes: Uint8Array): Promise<Uint8Array> {
+    return Promise.resolve(this.prepareLoadNow(bytes));
   }
 
   trial(entry: LogEntry): Promise<void> {

@@ -1,5 +1,7 @@
 /** The messages between a database's state machine proxy (WorkerSqlMachine) and its worker thread (sql-worker.ts). */
+import type { ErrorCode } from '../core/errors';
 import type { ExecuteResult, LogEntry, QueryResult, Statement } from '../store/sql-state-machine';
+import type { BackupFormat } from './database-machine';
 
 export type WorkerRequest =
   | { op: 'restore'; image: Uint8Array | undefined }
@@ -7,6 +9,8 @@ export type WorkerRequest =
   | { op: 'snapshot' }
   | { op: 'query'; statements: Statement[] }
   | { op: 'trial'; entry: LogEntry }
+  | { op: 'backup'; format: BackupFormat }
+  | { op: 'prepare-load'; bytes: Uint8Array }
   | { op: 'drop' };
 
 export type WorkerOp = WorkerRequest['op'];
@@ -19,6 +23,8 @@ export interface WorkerAnswers {
   snapshot: Uint8Array;
   query: QueryResult[];
   trial: null;
+  backup: Uint8Array | string;
+  'prepare-load': Uint8Array;
   drop: null;
 }
 
@@ -32,7 +38,8 @@ export interface WorkerStats {
 /** `db`: which of the thread's databases (a writer thread holds every database of a board; a reader one copy). */
 export type WorkerEnvelope = { id: number; db: string; request: WorkerRequest };
 
-export type WorkerReply = ({ ok: true; value: unknown } | { ok: false; error: string }) & { id: number; stats: WorkerStats | null };
+/** `code`: the error's stable code when it has one (`invalid_backup`), else the client calls it `internal`. */
+export type WorkerReply = ({ ok: true; value: unknown } | { ok: false; error: string; code?: ErrorCode }) & { id: number; stats: WorkerStats | null };
 
 export function isWorkerEnvelope(v: unknown): v is WorkerEnvelope {
   const e = v as WorkerEnvelope;
@@ -43,7 +50,7 @@ export function isWorkerEnvelope(v: unknown): v is WorkerEnvelope {
     typeof e.db === 'string' &&
     !!e.request &&
     typeof e.request === 'object' &&
-    ['restore', 'apply', 'snapshot', 'query', 'trial', 'drop'].includes((e.request as { op: unknown }).op as string)
+    ['restore', 'apply', 'snapshot', 'query', 'trial', 'backup', 'prepare-load', 'drop'].includes((e.request as { op: unknown }).op as string)
   );
 }
 

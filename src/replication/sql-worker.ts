@@ -7,6 +7,7 @@
  * Raft, the mesh and HTTP. This thread never decides anything on its own.
  */
 import { parentPort } from 'node:worker_threads';
+import { GandalfError } from '../core/errors';
 import { loadSqlEngine, type SqlEngine } from '../store/sql-engine';
 import { SqlMachine } from './sql-machine';
 import { isWorkerEnvelope, type WorkerEnvelope, type WorkerReply } from './sql-worker-protocol';
@@ -49,10 +50,19 @@ function carryOut(engine: SqlEngine, { id, db, request }: WorkerEnvelope): void 
       case 'trial':
         machine.trialNow(request.entry);
         break;
+      case 'backup':
+        value = machine.backupNow(request.format);
+        break;
+      case 'prepare-load': {
+        const image = machine.prepareLoadNow(request.bytes);
+        transfer.push(image.buffer as ArrayBuffer); // exported for this answer alone
+        value = image;
+        break;
+      }
     }
     reply = { id, ok: true, value, stats: { lastTs: machine.lastTs, sizeBytes: machine.sizeBytes(), triggers: machine.hasTriggers } };
   } catch (err) {
-    reply = { id, ok: false, error: err instanceof Error ? err.message : String(err), stats: null };
+    reply = { id, ok: false, error: err instanceof Error ? err.message : String(err), ...(err instanceof GandalfError ? { code: err.code } : {}), stats: null };
   }
   port!.postMessage(reply, transfer);
 }

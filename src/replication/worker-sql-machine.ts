@@ -20,7 +20,7 @@ import type { Clock, TimerHandle } from '../core/clock';
 import { GandalfError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { LogEntry, QueryResult, Statement } from '../store/sql-state-machine';
-import type { DatabaseMachine, QueryBounds } from './database-machine';
+import type { BackupFormat, DatabaseMachine, QueryBounds } from './database-machine';
 import { isLogEntry } from './sql-machine';
 import { SqlWorker, WorkerGoneError } from './sql-worker-client';
 import type { WorkerAnswers, WorkerOp, WorkerRequest, WorkerStats } from './sql-worker-protocol';
@@ -133,6 +133,14 @@ export class WorkerSqlMachine implements DatabaseMachine {
     );
   }
 
+  backup(format: BackupFormat, bounds: QueryBounds): Promise<Uint8Array | string> {
+    return this.onReader({ op: 'backup', format }, bounds, (ms) => `the backup took longer than ${ms} ms and was stopped`);
+  }
+
+  prepareLoad(bytes: Uint8Array, bounds: QueryBounds): Promise<Uint8Array> {
+    return this.onReader({ op: 'prepare-load', bytes }, bounds, (ms) => `checking the load took longer than ${ms} ms and was stopped; nothing was loaded`);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.flush();
@@ -203,7 +211,7 @@ export class WorkerSqlMachine implements DatabaseMachine {
    * not count, but is bounded by READER_START_MS. `attempt`: runs again after
    * the reader was stopped under it by another request's bound.
    */
-  private onReader<O extends 'query' | 'trial'>(
+  private onReader<O extends 'query' | 'trial' | 'backup' | 'prepare-load'>(
     request: Extract<WorkerRequest, { op: O }>,
     { timeoutMs, signal }: QueryBounds,
     timeoutMessage: (ms: number) => string,

@@ -17,6 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import type { BindParams, Database, Statement as SqlJsStatement } from 'sql.js';
 import type { SqlEngine } from './sql-engine';
+import { dumpSql } from './sql-backup';
 import { splitStatements, tokenize } from './statement-guard';
 
 /** The answer to every statement of a request from the BEGIN it left open on. */
@@ -39,12 +40,20 @@ export interface ExecuteCommand {
   transaction: boolean;
 }
 
-export interface LogEntry {
+/** Replaces the whole database with an SQLite image (POST /db/load; the leader checked it before proposing). */
+export interface LoadCommand {
+  kind: 'load';
+  image: Uint8Array;
+}
+
+export type DatabaseCommand = ExecuteCommand | LoadCommand;
+
+export interface LogEntry<C extends DatabaseCommand = DatabaseCommand> {
   /** Wall-clock ms at creation; SQLite's "now" while the entry applies. */
   ts: number;
   /** Seed of random() / randomblob() while the entry applies. */
   seed: number;
-  command: ExecuteCommand;
+  command: C;
 }
 
 export interface ExecuteOk {
@@ -123,7 +132,7 @@ export class SqlStateMachine {
   }
 
   /** Applies one entry. Never throws for SQL errors: they are the statement's result. */
-  apply(entry: LogEntry): ExecuteResult[] {
+  apply(entry: LogEntry<ExecuteCommand>): ExecuteResult[] {
     const { command } = entry;
     const realNow = Date.now;
     Date.now = () => entry.ts;
@@ -258,7 +267,7 @@ export class SqlStateMachine {
    * skipped (the whole trial is one transaction). What it measures is how long
    * the write takes; its answers are not kept.
    */
-  trial(entry: LogEntry): void {
+  trial(entry: LogEntry<ExecuteCommand>): void {
     const realNow = Date.now;
     Date.now = () => entry.ts;
     this.nextRandom = seededRandom32(entry.seed);
@@ -320,6 +329,11 @@ export class SqlStateMachine {
     const image = this.db.export();
     this.configure();
     return image;
+  }
+
+  /** The database as SQL text (sqlite3's .dump). */
+  dump(): string {
+    return dumpSql(this.db);
   }
 
   /** Bytes the database occupies (page_count * page_size). */

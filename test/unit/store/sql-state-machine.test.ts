@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { loadSqlEngine } from '../../../src/store/sql-engine';
-import { DANGLING_TRANSACTION_ERROR, SqlStateMachine, type LogEntry, type Statement } from '../../../src/store/sql-state-machine';
+import { DANGLING_TRANSACTION_ERROR, SqlStateMachine, type ExecuteCommand, type LogEntry, type Statement } from '../../../src/store/sql-state-machine';
 
 const engine = await loadSqlEngine();
 
-function entry(ts: number, seed: number, statements: (string | Statement)[], transaction = false): LogEntry {
+function entry(ts: number, seed: number, statements: (string | Statement)[], transaction = false): LogEntry<ExecuteCommand> {
   return {
     ts,
     seed,
@@ -18,7 +18,7 @@ function values(sm: SqlStateMachine, sql: string): unknown[][] {
   return r.values;
 }
 
-const HISTORY: LogEntry[] = [
+const HISTORY: LogEntry<ExecuteCommand>[] = [
   entry(1_000_000_000_000, 11, ['CREATE TABLE t (id INTEGER PRIMARY KEY, r, b, ts DEFAULT CURRENT_TIMESTAMP, d)']),
   entry(1_000_000_001_000, 22, ["INSERT INTO t (r, b, d) VALUES (random(), randomblob(8), datetime('now'))"]),
   entry(1_000_000_002_000, 33, ['INSERT INTO t (r, b) SELECT random(), randomblob(4) FROM t', "UPDATE t SET d = julianday('now') WHERE d IS NULL"]),

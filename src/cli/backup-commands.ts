@@ -1,0 +1,140 @@
+/**
+ * `gandalf-node backup` and `restore`, and the sql shell's .backup, .restore,
+ * .dump, .tables and .schema: GET /db/backup and POST /db/load, with a
+ * progress line on a terminal. A backup file is written whole or not at all
+ * (a temporary file renamed into place).
+ */
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import type { HostPort } from '../config/settings';
+import { parseJson } from '../core/json';
+import { rawRequest, request } from './api-client';
+import type { CliIo } from './coordination-commands';
+import { CommandFailed } from './errors';
+
+/** A backup or load may take minutes on a board: the connection may stay silent that long. */
+const TRANSFER_TIMEOUT_MS = 15 * 60_000;
+
+export interface BackupOptions {
+  db: string;
+  format: 'sqlite' | 'sql';
+  level?: string;
+}
+
+function mib(n: number): string {
+  return `${(n / 2 ** 20).toFixed(1)} MiB`;
+}
+
+function failure(status: number, bytes: Buffer): CommandFailed {
+  let detail = bytes.toString('utf8').slice(0, 500);
+  try {
+    const body = parseJson(detail) as { code?: string; message?: string };
+    if (body?.message) detail = `${body.code ?? ''} ${body.message}`.trim();
+  } catch {
+    /* not JSON: show the text */
+  }
+  return new CommandFailed(`the node answered ${status}: ${detail}`);
+}
+
+/** A progress line on a terminal's stderr, updated at most every 200 ms. */
+function progress(io: CliIo, verb: string): { update: (n: number, total?: number) => void; done: () => void } {
+  if (!io.isTTY) return { update: () => {}, done: () => {} };
+  let last = 0;
+  let shown = false;
+  return {
+    update: (n, total) => {
+      const now = performance.now();
+      if (now - last < 200) return;
+      last = now;
+      shown = true;
+      io.err(`\r${verb} ${mib(n)}${total ? ` of ${mib(total)} (${Math.floor((100 * n) / total)}%)` : ''}   `);
+    },
+    done: () => {
+      if (shown) io.err('\n');
+    },
+  };
+}
+
+/** Fetches a backup of `db`; `file` "-" writes it to stdout. Returns its size. */
+export async function runBackup(bind: HostPort, file: string, opts: BackupOptions, io: CliIo): Promise<number> {
+  const q = new URLSearchParams({ db: opts.db, ...(opts.format === 'sql' ? { fmt: 'sql' } : {}), ...(opts.level ? { level: opts.level } : {}) });
+  const shown = progress(io, 'received');
+  const reply = await rawRequest(bind, 'GET', `/db/backup?${q}`, undefined, { timeoutMs: TRANSFER_TIMEOUT_MS, onProgress: shown.update });
+  shown.done();
+  if (reply.status !== 200) throw failure(reply.status, reply.bytes);
+  if (file === '-') {
+    io.out(reply.bytes.toString(opts.format === 'sql' ? 'utf8' : 'latin1'));
+    return reply.bytes.length;
+  }
+  const tmp = `${file}.partial`;
+  try {
+    writeFileSync(tmp, reply.bytes, { mode: 0o600 });
+    renameSync(tmp, file);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw new CommandFailed(`cannot write ${file}: ${(err as Error).message}`);
+  }
+  return reply.bytes.length;
+}
+
+/** Loads `file` (an SQLite file or SQL text) into `db`, replacing what it holds. */
+export async function runRestore(bind: HostPort, file: string, db: string, redundancy: string | undefined, io: CliIo): Promise<{ bytes: number }> {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    throw new CommandFailed(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  const q = new URLSearchParams({ db, ...(redundancy ? { redundancy } : {}) });
+  if (io.isTTY) io.err(`loading ${mib(bytes.length)} into ${db}…\n`);
+  const reply = await rawRequest(bind, 'POST', `/db/load?${q}`, bytes, { timeoutMs: TRANSFER_TIMEOUT_MS });
+  if (reply.status !== 200) throw failure(reply.status, reply.bytes);
+  const body = parseJson(reply.bytes.toString('utf8')) as { loaded_bytes?: number };
+  return { bytes: Number(body.loaded_bytes ?? 0) };
+}
+
+async function querySql(bind: HostPort, db: string, sql: string, params: unknown[] = []): Promise<unknown[][]> {
+  const reply = await request(bind, 'POST', `/db/query?db=${encodeURIComponent(db)}`, [[sql, ...params]]);
+  const body = reply.body as { results?: { values?: unknown[][]; error?: string }[]; message?: string };
+  if (reply.status !== 200) throw new CommandFailed(`the node answered ${reply.status}: ${body?.message ?? ''}`);
+  const first = body.results?.[0];
+  if (first?.error) throw new CommandFailed(first.error);
+  return first?.values ?? [];
+}
+
+/** The shell's dot-commands about a database; false if `cmd` is none of them. */
+export async function shellCommand(bind: HostPort, db: string, cmd: string, arg: string | undefined, io: CliIo): Promise<boolean> {
+  switch (cmd) {
+    case '.tables': {
+      const rows = await querySql(bind, db, "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name");
+      io.out(rows.map((r) => String(r[0])).join('\n') + (rows.length ? '\n' : ''));
+      return true;
+    }
+    case '.schema': {
+      const rows = await querySql(
+        bind,
+        db,
+        `SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'${arg ? ' AND tbl_name = ?' : ''} ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'view' THEN 1 ELSE 2 END, name`,
+        arg ? [arg] : [],
+      );
+      io.out(rows.map((r) => `${String(r[0])};\n`).join(''));
+      return true;
+    }
+    case '.dump':
+      await runBackup(bind, '-', { db, format: 'sql' }, io);
+      return true;
+    case '.backup': {
+      if (!arg) throw new CommandFailed('usage: .backup FILE');
+      const n = await runBackup(bind, arg, { db, format: arg.endsWith('.sql') ? 'sql' : 'sqlite' }, io);
+      io.out(`backed up ${db} to ${arg} (${mib(n)})\n`);
+      return true;
+    }
+    case '.restore': {
+      if (!arg) throw new CommandFailed('usage: .restore FILE');
+      const { bytes } = await runRestore(bind, arg, db, undefined, io);
+      io.out(`restored ${db} from ${arg} (${mib(bytes)})\n`);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
