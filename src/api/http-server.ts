@@ -28,6 +28,8 @@ export interface RouteRequest {
 export interface RouteResponse {
   status: number;
   body: unknown;
+  /** Extra response headers (JSON answers). */
+  headers?: Record<string, string>;
   /** A streaming answer (server-sent events): writes the response itself; `body` is ignored. */
   stream?: (res: http.ServerResponse) => Promise<void>;
 }
@@ -72,6 +74,8 @@ const STATUS_OF: Record<ErrorCode, number> = {
   query_failed: 500,
   database_too_large: 507,
   invalid_backup: 400,
+  unauthorized: 401,
+  forbidden: 403,
   internal: 500,
 };
 
@@ -89,6 +93,11 @@ export interface ApiServerOptions {
   closeTimeoutMs?: number;
   /** Time a client has to send a whole request, headers and body (default REQUEST_TIMEOUT_MS): a trickled body is cut off like slow headers. */
   requestTimeoutMs?: number;
+  /**
+   * Runs before a route's handler, with the route's key, the Authorization
+   * header and the parsed body; throws (`unauthorized`, `forbidden`) to refuse.
+   */
+  authorize?: (route: string, authorization: string | undefined, body: unknown) => Promise<void>;
   /** Routes whose body is taken as bytes (not JSON), with their own size limit: `{"POST /db/load": 256 MiB}`. */
   rawBody?: Record<string, number>;
   /** Told of every answered request, with its route ("GET /db/query", "GET /kv/*"; "unmatched" for none), for metrics. */
@@ -180,8 +189,17 @@ export class ApiServer {
         req.resume();
       } else {
         const rawLimit = key ? this.options.rawBody?.[key] : undefined;
+        const authorize = this.options.authorize;
+        // a large raw body is read only for a client allowed to send it (its permission never depends on it)
+        if (authorize && rawLimit !== undefined) {
+          await authorize(key!, req.headers.authorization, undefined).catch((err: unknown) => {
+            req.resume();
+            throw err;
+          });
+        }
         const bytes = await readBody(req, rawLimit ?? this.options.maxBodyBytes);
         const body = rawLimit === undefined ? parseBody(bytes) : undefined;
+        if (authorize && rawLimit === undefined) await authorize(key!, req.headers.authorization, body);
         const gone = new AbortController();
         const onClose = () => {
           if (!res.writableFinished) gone.abort();
@@ -218,6 +236,7 @@ export class ApiServer {
     }
     const text = toJson(response.body, jsonReplacer);
     res.writeHead(response.status, {
+      ...response.headers,
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(text),
     });
@@ -244,7 +263,10 @@ export class ApiServer {
   }
 
   private errorResponse(err: unknown): RouteResponse {
-    if (err instanceof GandalfError) return { status: STATUS_OF[err.code] ?? 500, body: errorBody(err.code, err.message) };
+    if (err instanceof GandalfError) {
+      const challenge = err.code === 'unauthorized' ? { headers: { 'www-authenticate': 'Basic realm="gandalf-node", charset="UTF-8"' } } : {};
+      return { status: STATUS_OF[err.code] ?? 500, body: errorBody(err.code, err.message), ...challenge };
+    }
     this.options.logger.error('request failed', { err: err as Error });
     return { status: 500, body: errorBody('internal', `internal error: ${(err as Error)?.message ?? String(err)}`) };
   }

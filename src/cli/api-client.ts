@@ -5,6 +5,11 @@ import { formatHostPort, type HostPort } from '../config/settings';
 
 export class NodeUnreachableError extends Error {}
 
+/** A node's client API, and the credentials to send it (HTTP Basic), if any. */
+export interface ClientTarget extends HostPort {
+  authorization?: string;
+}
+
 export interface ApiReply {
   status: number;
   body: unknown;
@@ -34,7 +39,7 @@ export interface RawRequestOptions {
 }
 
 /** One request with a body of bytes, answered with bytes. */
-export function rawRequest(bind: HostPort, method: string, path: string, body: Buffer | undefined, options: RawRequestOptions = {}): Promise<RawReply> {
+export function rawRequest(bind: ClientTarget, method: string, path: string, body: Buffer | undefined, options: RawRequestOptions = {}): Promise<RawReply> {
   const target = { host: dialHost(bind.host), port: bind.port };
   const timeoutMs = options.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
@@ -44,7 +49,10 @@ export function rawRequest(bind: HostPort, method: string, path: string, body: B
         port: target.port,
         method,
         path,
-        headers: body ? { 'content-type': options.contentType ?? 'application/octet-stream', 'content-length': body.length } : {},
+        headers: {
+          ...(bind.authorization ? { authorization: bind.authorization } : {}),
+          ...(body ? { 'content-type': options.contentType ?? 'application/octet-stream', 'content-length': body.length } : {}),
+        },
         timeout: timeoutMs,
         ...(options.signal ? { signal: options.signal } : {}),
       },
@@ -71,7 +79,7 @@ export function rawRequest(bind: HostPort, method: string, path: string, body: B
 }
 
 /** A JSON request (`body` as JSON), answered with JSON. `timeoutMs`: the request fails once the connection was silent this long. */
-export async function request(bind: HostPort, method: string, path: string, body?: unknown, timeoutMs = 60_000, signal?: AbortSignal): Promise<ApiReply> {
+export async function request(bind: ClientTarget, method: string, path: string, body?: unknown, timeoutMs = 60_000, signal?: AbortSignal): Promise<ApiReply> {
   const data = body === undefined ? undefined : Buffer.from(toJson(body), 'utf8');
   const reply = await rawRequest(bind, method, path, data, { timeoutMs, contentType: 'application/json', ...(signal ? { signal } : {}) });
   const text = reply.bytes.toString('utf8');

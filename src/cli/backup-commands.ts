@@ -5,9 +5,8 @@
  * (a temporary file renamed into place).
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import type { HostPort } from '../config/settings';
 import { parseJson } from '../core/json';
-import { rawRequest, request } from './api-client';
+import { rawRequest, request, type ClientTarget } from './api-client';
 import type { CliIo } from './coordination-commands';
 import { CommandFailed } from './errors';
 
@@ -55,7 +54,7 @@ function progress(io: CliIo, verb: string): { update: (n: number, total?: number
 }
 
 /** Fetches a backup of `db`; `file` "-" writes it to stdout. Returns its size. */
-export async function runBackup(bind: HostPort, file: string, opts: BackupOptions, io: CliIo): Promise<number> {
+export async function runBackup(bind: ClientTarget, file: string, opts: BackupOptions, io: CliIo): Promise<number> {
   const q = new URLSearchParams({ db: opts.db, ...(opts.format === 'sql' ? { fmt: 'sql' } : {}), ...(opts.level ? { level: opts.level } : {}) });
   const shown = progress(io, 'received');
   const reply = await rawRequest(bind, 'GET', `/db/backup?${q}`, undefined, { timeoutMs: TRANSFER_TIMEOUT_MS, onProgress: shown.update });
@@ -77,7 +76,7 @@ export async function runBackup(bind: HostPort, file: string, opts: BackupOption
 }
 
 /** Loads `file` (an SQLite file or SQL text) into `db`, replacing what it holds. */
-export async function runRestore(bind: HostPort, file: string, db: string, redundancy: string | undefined, io: CliIo): Promise<{ bytes: number }> {
+export async function runRestore(bind: ClientTarget, file: string, db: string, redundancy: string | undefined, io: CliIo): Promise<{ bytes: number }> {
   let bytes: Buffer;
   try {
     bytes = readFileSync(file);
@@ -92,7 +91,7 @@ export async function runRestore(bind: HostPort, file: string, db: string, redun
   return { bytes: Number(body.loaded_bytes ?? 0) };
 }
 
-async function querySql(bind: HostPort, db: string, sql: string, params: unknown[] = []): Promise<unknown[][]> {
+async function querySql(bind: ClientTarget, db: string, sql: string, params: unknown[] = []): Promise<unknown[][]> {
   const reply = await request(bind, 'POST', `/db/query?db=${encodeURIComponent(db)}`, [[sql, ...params]]);
   const body = reply.body as { results?: { values?: unknown[][]; error?: string }[]; message?: string };
   if (reply.status !== 200) throw new CommandFailed(`the node answered ${reply.status}: ${body?.message ?? ''}`);
@@ -102,7 +101,7 @@ async function querySql(bind: HostPort, db: string, sql: string, params: unknown
 }
 
 /** The shell's dot-commands about a database; false if `cmd` is none of them. */
-export async function shellCommand(bind: HostPort, db: string, cmd: string, arg: string | undefined, io: CliIo): Promise<boolean> {
+export async function shellCommand(bind: ClientTarget, db: string, cmd: string, arg: string | undefined, io: CliIo): Promise<boolean> {
   switch (cmd) {
     case '.tables': {
       const rows = await querySql(bind, db, "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name");

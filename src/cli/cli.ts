@@ -8,14 +8,16 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { toJson } from '../core/json';
-import { SETTINGS, envName, loadConfig, type HostPort } from '../config/settings';
+import { SETTINGS, envName, loadConfig } from '../config/settings';
 import { ConfigError } from '../core/errors';
 import { isSingleExecutable } from '../core/sea';
 import { COMMIT, VERSION } from '../core/version';
 import { runNode } from '../node/node';
 import { isReadStatement } from '../store/statement-guard';
 import { loadNativeRtc } from '../transport/native-rtc';
-import { NodeUnreachableError, request, type ApiReply } from './api-client';
+import { NodeUnreachableError, request, type ApiReply, type ClientTarget } from './api-client';
+import { clientAuthorization } from './credentials';
+import { runHashPassword } from './password-command';
 import { runBackup, runRestore, shellCommand } from './backup-commands';
 import { runKv, runLocked, type CliIo } from './coordination-commands';
 import { CommandFailed, UsageError } from './errors';
@@ -28,9 +30,11 @@ type Io = CliIo;
 /** Options every command that talks to a running node takes. */
 const CLIENT_OPTIONS = `  --http-bind HOST:PORT  the node's client API (env ${envName('http-bind')}, default 127.0.0.1:8420)
   --config FILE          read --http-bind from a config file
+  --user NAME:PASSWORD   credentials for a node with --auth-file (else GANDALF_USER,
+                         else GANDALF_NETRC or ~/.netrc: "machine HOST login NAME password PW")
   --json                 print JSON even on a terminal
 `;
-const CLIENT_FLAGS = { 'http-bind': { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } } as const;
+const CLIENT_FLAGS = { 'http-bind': { type: 'string' }, config: { type: 'string' }, user: { type: 'string' }, json: { type: 'boolean' } } as const;
 
 const COMMANDS: Record<string, { summary: string; usage: string; run: (args: string[], io: Io) => Promise<number> }> = {
   start: { summary: 'Run a node in the foreground', usage: startUsage(), run: cmdStart },
@@ -143,6 +147,23 @@ Options:
 ${CLIENT_OPTIONS}`,
     run: cmdRestore,
   },
+  'hash-password': {
+    summary: 'Print the scrypt hash of a password, for --auth-file',
+    usage: `Usage: gandalf-node hash-password
+
+Reads a password (asked twice without echo on a terminal, else the first line
+of stdin) and prints its scrypt hash, for the "password" of an --auth-file
+entry: [{"username": "ops", "password": "scrypt$…", "perms": ["all"]}].
+`,
+    run: async (args, io) => {
+      const { values } = parse(args, {}, 'hash-password');
+      if (values.help) {
+        io.out(COMMANDS['hash-password']!.usage);
+        return 0;
+      }
+      return reportFailure(io, () => runHashPassword(io));
+    },
+  },
   version: {
     summary: 'Print version, architecture and runtime',
     usage: 'Usage: gandalf-node version [--json]\n',
@@ -195,12 +216,14 @@ function parse(
   }
 }
 
-function clientBind(values: Values, env: NodeJS.ProcessEnv): HostPort {
-  return loadConfig({
+function clientBind(values: Values, env: NodeJS.ProcessEnv): ClientTarget {
+  const bind = loadConfig({
     flags: { 'http-bind': values['http-bind'] as string | undefined },
     env,
     configFile: (values.config as string | undefined) ?? env.GANDALF_CONFIG,
   }).httpBind;
+  const authorization = clientAuthorization(values.user as string | undefined, env, bind.host);
+  return authorization ? { ...bind, authorization } : bind;
 }
 
 async function cmdStart(args: string[], io: Io): Promise<number> {
@@ -221,7 +244,7 @@ function failReply(reply: ApiReply): string {
   return `the node answered ${reply.status}${body?.code ? ` ${body.code}` : ''}: ${body?.message ?? JSON.stringify(reply.body)}`;
 }
 
-async function runSql(bind: HostPort, db: string, sql: string, json: boolean, io: Io, signal?: AbortSignal): Promise<boolean> {
+async function runSql(bind: ClientTarget, db: string, sql: string, json: boolean, io: Io, signal?: AbortSignal): Promise<boolean> {
   const read = isReadStatement(sql);
   const path = `/db/${read ? 'query' : 'execute'}?db=${encodeURIComponent(db)}`;
   const reply = await request(bind, 'POST', path, [sql], undefined, signal);
@@ -280,7 +303,7 @@ const SHELL_COMMANDS = '.db NAME, .tables, .schema [TABLE], .dump, .backup FILE,
  * or stops the statement that runs (the node stops it too: its client went
  * away); Ctrl-D or .exit leaves; history persists across sessions.
  */
-async function shell(bind: HostPort, initialDb: string, json: boolean, io: Io): Promise<number> {
+async function shell(bind: ClientTarget, initialDb: string, json: boolean, io: Io): Promise<number> {
   let db = initialDb;
   await request(bind, 'GET', '/health'); // fail fast with one clear line when no node runs
   const file = io.isTTY ? historyFile(io.env) : undefined;

@@ -4,10 +4,9 @@
  */
 import { spawn } from 'node:child_process';
 import * as http from 'node:http';
-import type { HostPort } from '../config/settings';
 import { parseDuration } from '../config/settings';
 import { systemClock, type TimerHandle } from '../core/clock';
-import { request, type ApiReply } from './api-client';
+import { request, type ApiReply, type ClientTarget } from './api-client';
 import { CommandFailed, UsageError } from './errors';
 import { renderTable } from './table';
 
@@ -57,7 +56,7 @@ export function leaseEnd(lastConfirmedSendMs: number, ttlMs: number): number {
  * anyone else. Resolves with the command's exit code.
  */
 export async function runLocked(
-  bind: HostPort,
+  bind: ClientTarget,
   name: string,
   command: string[],
   options: { timeout?: string; ttl?: string },
@@ -160,7 +159,7 @@ function printKv(io: CliIo, json: boolean, body: unknown, render: () => string):
 
 /** `kv get|put|del|ls|watch`. */
 export async function runKv(
-  bind: HostPort,
+  bind: ClientTarget,
   sub: string,
   args: string[],
   options: { prefix?: boolean; level?: string; session?: string; 'prev-revision'?: string; from?: string; json?: boolean },
@@ -213,12 +212,12 @@ export async function runKv(
 }
 
 /** Prints events until interrupted; reconnects with Last-Event-ID after a dropped stream. */
-async function watch(bind: HostPort, path: string, json: boolean, io: CliIo): Promise<number> {
+async function watch(bind: ClientTarget, path: string, json: boolean, io: CliIo): Promise<number> {
   let lastId: string | undefined;
   for (;;) {
     const result = await new Promise<{ retry: boolean; error?: string }>((resolve) => {
       const req = http.get(
-        { host: bind.host === '0.0.0.0' ? '127.0.0.1' : bind.host, port: bind.port, path, headers: lastId ? { 'last-event-id': lastId } : {} },
+        { host: bind.host === '0.0.0.0' ? '127.0.0.1' : bind.host, port: bind.port, path, headers: { ...(lastId ? { 'last-event-id': lastId } : {}), ...(bind.authorization ? { authorization: bind.authorization } : {}) } },
         (res) => {
           if (res.statusCode !== 200) {
             let text = '';

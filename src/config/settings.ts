@@ -36,6 +36,8 @@ export interface NodeConfig {
   iceServer: string[];
   clusterCookie: string | undefined;
   clusterCookieFile: string | undefined;
+  /** rqlite-style users and permissions for the client API; undefined: no authentication. */
+  authFile: string | undefined;
   /** How peers reach our mgmt endpoint; derived from --mgmt-bind when unset. */
   advertiseEndpoint: string | undefined;
   /** Voters per database; 0 = min(3, cluster size). */
@@ -282,7 +284,8 @@ export const SETTINGS = [
   {
     key: 'clusterCookie',
     flag: 'cluster-cookie',
-    description: 'Shared secret: signaling is authenticated with HMAC-SHA256 keyed by it',
+    description:
+      'Shared secret: signaling is authenticated with HMAC-SHA256 keyed by it. Prefer --cluster-cookie-file: a flag\u2019s value shows in ps',
     defaultText: 'none (an open cluster, with a warning)',
     default: () => undefined,
     accepted: 'a secret of 8 to 1024 characters',
@@ -291,12 +294,23 @@ export const SETTINGS = [
   {
     key: 'clusterCookieFile',
     flag: 'cluster-cookie-file',
-    description: 'File holding the cluster cookie (instead of --cluster-cookie)',
+    description:
+      'File holding the cluster cookie (instead of --cluster-cookie), or several, one per line: the first signs, all are accepted (rotation); re-read when it changes and on SIGHUP',
     defaultText: 'none',
     default: () => undefined,
     accepted: 'a file path',
     parse: (raw) => (raw.trim() ? raw : undefined),
   } satisfies SettingSpec<'clusterCookieFile'>,
+  {
+    key: 'authFile',
+    flag: 'auth-file',
+    description:
+      'Client API users, rqlite\u2019s format: a JSON list of {"username", "password", "perms"} (password: a hash from "gandalf-node hash-password", or clear text); requests then need HTTP Basic credentials with the permission of their endpoint',
+    defaultText: 'none (no authentication; a warning when --http-bind is not loopback)',
+    default: () => undefined,
+    accepted: 'a file path',
+    parse: (raw) => (raw.trim() ? raw : undefined),
+  } satisfies SettingSpec<'authFile'>,
   {
     key: 'advertiseEndpoint',
     flag: 'advertise-endpoint',

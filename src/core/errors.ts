@@ -38,6 +38,8 @@ export type ErrorCode =
   | 'query_failed'
   | 'database_too_large'
   | 'invalid_backup'
+  | 'unauthorized'
+  | 'forbidden'
   | 'internal';
 
 export class GandalfError extends Error {

@@ -11,11 +11,13 @@
  *          closed -> leave the cluster (SWIM "left", links closed) -> unlock
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { clusterViewRoutes, signalRoutes } from '../api/cluster-routes';
+import { Authenticator, loadAuthFile } from '../api/auth';
 import { backupRoutes } from '../api/backup-routes';
+import { permissionsFor } from '../api/permissions';
 import { dbRoutes } from '../api/db-routes';
 import { metricsRoutes, NodeMetrics } from '../api/metrics';
 import { ApiServer } from '../api/http-server';
@@ -49,6 +51,7 @@ import { Cluster } from './cluster';
 import { lockDataDir, type DataDirLock } from './data-dir-lock';
 import { resolveNodeId } from './node-id';
 import { createNotifier, type Notifier } from './sd-notify';
+import { CookieFileWatch, readCookies } from './cookie-file';
 
 export class GandalfNode {
   readonly logger: Logger;
@@ -66,6 +69,7 @@ export class GandalfNode {
   private cluster: Cluster | undefined;
   private stopping: Promise<void> | undefined;
   private metrics: NodeMetrics | undefined;
+  private cookieWatch: CookieFileWatch | undefined;
 
   constructor(private readonly config: NodeConfig) {
     this.logger = createLogger({ level: config.logLevel, format: config.logFormat });
@@ -85,7 +89,9 @@ export class GandalfNode {
     // the node does not wait for to serve (the first database opened waits, if they are not up yet).
     this.sqlWriters = new SqlWriterPool(sqlWorker, Math.min(2, Math.max(1, os.cpus().length - 1)));
     this.sqlWriters.warm();
-    const cookie = readCookie(config);
+    const cookies = readCookies(config);
+    const cookie = cookies.length > 0;
+    const authorize = this.clientAuth();
 
     const info = { lifecycle: () => this.state, status: () => this.status(), readiness: () => this.replicator?.readiness() };
     const metrics = new NodeMetrics(this.nodeId, {
@@ -128,12 +134,19 @@ export class GandalfNode {
       logger: logger.child({ part: 'api' }),
       maxBodyBytes: config.maxBodyBytes,
       // a load may be a dump, larger than the database it makes; it goes to the leader in one message
+      ...(authorize ? { authorize } : {}),
       rawBody: { 'POST /db/load': Math.min(MAX_MESSAGE_BYTES - 1024 * 1024, Math.max(config.maxBodyBytes, 2 * config.maxDatabaseBytes)) },
       observe,
     });
+    // With a cookie, a stranger on the LAN reaching the mgmt endpoint sees only probes and signaling
+    // (which is authenticated); status, members and metrics are on the client API, behind its auth.
+    const probes = nodeRoutes(info);
+    const mgmtRoutes = cookie
+      ? { 'GET /health': probes['GET /health']!, 'GET /livez': probes['GET /livez']!, 'GET /readyz': probes['GET /readyz']!, ...signalRoutes(signals) }
+      : { ...probes, ...signalRoutes(signals), ...clusterViewRoutes(clusterView), ...metricsRoutes(metrics) };
     const mgmt = new ApiServer({
       name: 'mgmt endpoint',
-      routes: { ...nodeRoutes(info), ...signalRoutes(signals), ...clusterViewRoutes(clusterView), ...metricsRoutes(metrics) },
+      routes: mgmtRoutes,
       logger: logger.child({ part: 'mgmt' }),
       maxBodyBytes: 256 * 1024,
       observe,
@@ -143,7 +156,7 @@ export class GandalfNode {
     this.bound.mgmt = await mgmt.listen(config.mgmtBind);
     this.servers.push(mgmt);
 
-    await this.startCluster(cookie);
+    await this.startCluster(cookies);
     await this.startReplication(dataDir, sqlWorker);
     this.state = 'serving';
     this.notifier.ready();
@@ -156,6 +169,27 @@ export class GandalfNode {
       dataDir,
       replicas: this.replicator?.localGroups(),
     });
+  }
+
+  /** The client API's authorization, from --auth-file; undefined without one (with a warning off loopback). */
+  private clientAuth(): ((route: string, authorization: string | undefined, body: unknown) => Promise<void>) | undefined {
+    const { config, logger } = this;
+    if (!config.authFile) {
+      const host = config.httpBind.host;
+      if (!host.startsWith('127.') && host !== '::1' && host !== 'localhost') {
+        logger.warn(`the client API listens on ${formatHostPort(config.httpBind)} with no --auth-file: anyone who reaches it can read, write and delete every database`);
+      }
+      return undefined;
+    }
+    const file = loadAuthFile(config.authFile);
+    if (file.clearText.length > 0) {
+      logger.warn('the auth file holds clear-text passwords; replace them with "gandalf-node hash-password" hashes', { users: file.clearText });
+    }
+    const auth = new Authenticator(file);
+    return async (route, authorization, body) => {
+      const perms = permissionsFor(route, body);
+      if (perms !== 'open') await auth.check(authorization, perms);
+    };
   }
 
   private async startReplication(dataDir: string, sqlWorker: string): Promise<void> {
@@ -231,14 +265,19 @@ export class GandalfNode {
     coordination.start();
   }
 
-  private async startCluster(cookie: string | undefined): Promise<void> {
+  private async startCluster(cookies: string[]): Promise<void> {
     const { config, logger } = this;
     const mgmt = this.bound.mgmt!;
     const endpoint = config.advertiseEndpoint ?? advertisedEndpoint(mgmt);
     const rtc = await loadRtc(config.webrtc, logger);
-    const auth = new SignalAuth(cookie, config.clusterName, systemClock);
+    const auth = new SignalAuth(cookies, config.clusterName, systemClock);
+    if (config.clusterCookieFile && cookies.length > 0) {
+      this.cookieWatch = new CookieFileWatch(config.clusterCookieFile, cookies, (next) => auth.setCookies(next), systemClock, logger.child({ part: 'cookie' }));
+    }
     if (auth.open) {
-      logger.warn('no --cluster-cookie: this is an open cluster; any host that reaches the mgmt endpoint can join');
+      logger.warn(
+        `no cluster cookie: this is an open cluster. Every node of cluster "${config.clusterName}" on this LAN joins it and shares its data, and anyone who reaches the mgmt endpoint can join; set the same secret on every board with --cluster-cookie-file FILE (or GANDALF_CLUSTER_COOKIE_FILE)`,
+      );
     }
     const iceHost = isWildcard(mgmt.host) ? '0.0.0.0' : mgmt.host;
     this.mesh = new Mesh({
@@ -301,6 +340,7 @@ export class GandalfNode {
       await this.sqlWriters?.close();
       await this.cluster?.stop().catch((err: unknown) => this.logger.warn('leaving the cluster failed', { err: err as Error }));
       this.mesh?.close();
+      this.cookieWatch?.stop();
       this.notifier.close();
       this.lock?.release();
       if (wasServing) this.logger.info('stopped');
@@ -336,18 +376,6 @@ export class GandalfNode {
   }
 }
 
-function readCookie(config: NodeConfig): string | undefined {
-  if (config.clusterCookie !== undefined) return config.clusterCookie;
-  if (config.clusterCookieFile === undefined) return undefined;
-  let text: string;
-  try {
-    text = readFileSync(config.clusterCookieFile, 'utf8').trim();
-  } catch (err) {
-    throw new ConfigError(`cannot read --cluster-cookie-file ${config.clusterCookieFile}: ${(err as Error).message}`);
-  }
-  if (text.length < 8) throw new ConfigError(`--cluster-cookie-file ${config.clusterCookieFile}: the cookie must have at least 8 characters`);
-  return text;
-}
 
 async function loadRtc(choice: NodeConfig['webrtc'], logger: Logger): Promise<RtcFactory> {
   if (choice === 'werift') return loadWeriftRtc();

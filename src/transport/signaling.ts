@@ -78,21 +78,43 @@ function macInput(s: Omit<SignalOffer, 'mac'> | Omit<SignalAnswer, 'mac'>): stri
   return ['gandalf-signal', s.v, s.kind, s.from, s.to, s.cluster, s.endpoint, s.impl, s.ts, s.nonce, re, s.sdp].join('\n');
 }
 
+/**
+ * Signs signals with the primary cookie of a keyring and accepts any cookie
+ * of it, so a rack rotates its cookie board by board: first every board
+ * accepts the new one, then every board signs with it, then the old one goes.
+ */
 export class SignalAuth {
-  private readonly key: Buffer | undefined;
+  /** keys[0] signs; every key verifies. Empty: an open cluster. */
+  private keys: Buffer[];
   private readonly seen = new Map<string, number>();
 
   constructor(
-    cookie: string | undefined,
+    cookies: string | readonly string[] | undefined,
     readonly cluster: string,
     private readonly clock: Clock,
     readonly windowMs = DEFAULT_SKEW_WINDOW_MS,
   ) {
-    this.key = cookie ? Buffer.from(cookie, 'utf8') : undefined;
+    this.keys = toKeys(cookies);
   }
 
   get open(): boolean {
-    return this.key === undefined;
+    return this.keys.length === 0;
+  }
+
+  /** How many cookies are accepted. */
+  get keyringSize(): number {
+    return this.keys.length;
+  }
+
+  /** A new keyring (the cookie file changed); an open cluster stays open and a closed one closed. */
+  setCookies(cookies: readonly string[]): void {
+    const keys = toKeys(cookies);
+    if ((keys.length === 0) !== this.open) throw new Error(keys.length === 0 ? 'a cluster with a cookie cannot become open by a reload' : 'an open cluster cannot get a cookie by a reload; restart it');
+    this.keys = keys;
+  }
+
+  private mac(signal: Omit<SignalOffer, 'mac'> | Omit<SignalAnswer, 'mac'>, key: Buffer): Buffer {
+    return createHmac('sha256', key).update(macInput(signal)).digest();
   }
 
   nonce(): string {
@@ -100,7 +122,7 @@ export class SignalAuth {
   }
 
   sign<T extends SignalOffer | SignalAnswer>(unsigned: Omit<T, 'mac'>): T {
-    const mac = this.key ? createHmac('sha256', this.key).update(macInput(unsigned as Omit<SignalOffer, 'mac'>)).digest('hex') : '';
+    const mac = this.keys.length > 0 ? this.mac(unsigned as Omit<SignalOffer, 'mac'>, this.keys[0]!).toString('hex') : '';
     return { ...unsigned, mac } as T;
   }
 
@@ -115,12 +137,15 @@ export class SignalAuth {
     if (signal.cluster !== this.cluster) {
       return { code: 'wrong_cluster', message: `signal is for cluster "${signal.cluster}", this node is in "${this.cluster}"` };
     }
-    if (this.key) {
-      const want = createHmac('sha256', this.key).update(macInput(signal)).digest();
+    if (this.keys.length > 0) {
       const got = /^[0-9a-f]{64}$/.test(signal.mac) ? Buffer.from(signal.mac, 'hex') : Buffer.alloc(0);
-      if (got.length !== want.length || !timingSafeEqual(got, want)) {
-        return { code: 'unauthorized', message: 'signal MAC does not verify: wrong or missing cluster cookie' };
+      // every key is tried (no early exit), so the time taken says nothing about which one matched
+      let ok = false;
+      for (const key of this.keys) {
+        const want = this.mac(signal, key);
+        if (got.length === want.length && timingSafeEqual(got, want)) ok = true;
       }
+      if (!ok) return { code: 'unauthorized', message: 'signal MAC does not verify: wrong or missing cluster cookie' };
     }
     if (expectRe !== undefined) {
       return (signal as SignalAnswer).re === expectRe ? undefined : { code: 'unauthorized', message: 'answer does not answer this offer' };
@@ -144,4 +169,9 @@ export class SignalAuth {
       }
     }
   }
+}
+
+function toKeys(cookies: string | readonly string[] | undefined): Buffer[] {
+  const list = cookies === undefined ? [] : typeof cookies === 'string' ? [cookies] : cookies;
+  return list.filter((c) => c.length > 0).map((c) => Buffer.from(c, 'utf8'));
 }

@@ -42,9 +42,16 @@ afterAll(async () => {
 interface NodeSpec {
   id: string;
   impl: string;
-  cookie?: string;
+  /** One cookie, or a keyring (the first signs). */
+  cookie?: string | string[];
   cluster?: string;
   clock?: Clock;
+}
+
+const auths = new Map<string, SignalAuth>();
+function authOf(id: string, auth: SignalAuth): SignalAuth {
+  auths.set(id, auth);
+  return auth;
 }
 
 async function makeMesh(spec: NodeSpec): Promise<Mesh> {
@@ -54,7 +61,7 @@ async function makeMesh(spec: NodeSpec): Promise<Mesh> {
     self: { id: spec.id, endpoint },
     rtc: await factories[spec.impl]!(),
     rtcOptions: { iceAddresses: ['127.0.0.1'], iceServers: [] },
-    auth: new SignalAuth(spec.cookie, spec.cluster ?? 'test', clock),
+    auth: authOf(spec.id, new SignalAuth(spec.cookie, spec.cluster ?? 'test', clock)),
     postSignal: async (to: string, offer: SignalOffer): Promise<HttpReply> => {
       const target = endpoints.get(to);
       if (!target || unreachable.has(`${spec.id}->${to}`)) throw new Error(`connect ECONNREFUSED ${to}`);
@@ -164,6 +171,36 @@ describe('signaling authentication (in-memory transport)', () => {
     const skewed: Clock = { ...systemClock, now: () => Date.now() - 3_600_000 };
     const late = await makeMesh({ id: 'late', impl: 'memory', cookie: 'right', clock: skewed });
     expect(await late.connect(b.self.endpoint)).toBe('b');
+  });
+
+  it('rotates the cookie board by board: accept the new one, sign with it, drop the old one', async () => {
+    const board = (id: string, cookies: string[]) => makeMesh({ id, impl: 'memory', cookie: cookies });
+    const [a, b, c] = [await board('ra', ['old-cookie']), await board('rb', ['old-cookie']), await board('rc', ['old-cookie'])];
+    const dial = async (from: Mesh, to: Mesh) => {
+      from.disconnect(to.self.id, 'test');
+      to.disconnect(from.self.id, 'test');
+      return from.connect(to.self.endpoint);
+    };
+    // step 1, one board at a time: accept the new cookie (old still signs); every pair connects at every moment
+    for (const id of ['ra', 'rb', 'rc']) {
+      auths.get(id)!.setCookies(['old-cookie', 'new-cookie']);
+      expect(await dial(a, b)).toBe('rb');
+      expect(await dial(c, a)).toBe('ra');
+    }
+    // step 2: sign with the new one
+    for (const id of ['ra', 'rb', 'rc']) {
+      auths.get(id)!.setCookies(['new-cookie', 'old-cookie']);
+      expect(await dial(a, b)).toBe('rb');
+      expect(await dial(b, c)).toBe('rc');
+    }
+    // step 3: the old one goes; a board still on it alone is refused now
+    for (const id of ['ra', 'rb', 'rc']) auths.get(id)!.setCookies(['new-cookie']);
+    expect(await dial(c, b)).toBe('rb');
+    const stale = await board('stale', ['old-cookie']);
+    await expect(stale.connect(a.self.endpoint)).rejects.toThrow(/401 unauthorized/);
+    // a reload can neither open a closed cluster nor close an open one
+    expect(() => auths.get('ra')!.setCookies([])).toThrow(/cannot become open/);
+    expect(() => new SignalAuth(undefined, 'test', systemClock).setCookies(['x-cookie-1'])).toThrow(/open cluster cannot get a cookie/);
   });
 
   it('resolves glare (both sides dialing) to one link each way, and the newest connection wins', async () => {

@@ -1,0 +1,143 @@
+/**
+ * Client API authentication, rqlite's way: HTTP Basic credentials checked
+ * against an auth file (a JSON list of {"username", "password", "perms"}),
+ * each user with a set of permissions. A password is an scrypt hash that
+ * `gandalf-node hash-password` prints, or clear text (allowed, with a
+ * warning, as rqlite allows it). The username "*" holds what a request
+ * without credentials may do. Hashes are verified off the event loop
+ * (libuv's thread pool) and a verified pair is remembered, so a board pays
+ * scrypt once per client, not per request.
+ */
+import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { ConfigError, GandalfError } from '../core/errors';
+
+export const PERMISSIONS = ['all', 'execute', 'query', 'backup', 'load', 'status', 'ready', 'lock', 'kv', 'route', 'admin'] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+interface User {
+  username: string;
+  /** scrypt: the parameters and hash; clear: the password itself. */
+  password: { kind: 'scrypt'; N: number; r: number; p: number; salt: Buffer; hash: Buffer } | { kind: 'clear'; text: string };
+  perms: Set<Permission>;
+}
+
+const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 };
+const MAX_REMEMBERED = 1024;
+
+function isPermission(p: unknown): p is Permission {
+  return typeof p === 'string' && (PERMISSIONS as readonly string[]).includes(p);
+}
+
+function scryptAsync(password: string, salt: Buffer, N: number, r: number, p: number, keylen: number): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    scrypt(password, salt, keylen, { N, r, p, maxmem: 128 * N * r * 2 + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key))),
+  );
+}
+
+/** `scrypt$N$r$p$salt$hash` (salt and hash in base64), for the auth file. */
+export async function hashPassword(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const hash = await scryptAsync(password, salt, SCRYPT.N, SCRYPT.r, SCRYPT.p, SCRYPT.keylen);
+  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+}
+
+function parsePassword(raw: string, where: string): User['password'] {
+  if (!raw.startsWith('scrypt$')) return { kind: 'clear', text: raw };
+  const m = /^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$/.exec(raw);
+  const [N, r, p] = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [0, 0, 0];
+  if (!m || N < 2 || (N & (N - 1)) !== 0 || N > 2 ** 20 || r < 1 || r > 32 || p < 1 || p > 16) {
+    throw new ConfigError(`${where}: the password looks like an scrypt hash but is not one "gandalf-node hash-password" prints`);
+  }
+  return { kind: 'scrypt', N, r, p, salt: Buffer.from(m[4]!, 'base64'), hash: Buffer.from(m[5]!, 'base64') };
+}
+
+export interface AuthFile {
+  users: User[];
+  /** Users whose password is in clear text (the node warns about them). */
+  clearText: string[];
+}
+
+/** Reads and checks an auth file; every problem is a ConfigError naming the entry. */
+export function loadAuthFile(file: string): AuthFile {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`--auth-file ${file}: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(parsed)) throw new ConfigError(`--auth-file ${file}: expected a JSON list of {"username", "password", "perms"}`);
+  const users: User[] = [];
+  const seen = new Set<string>();
+  parsed.forEach((entry: unknown, i) => {
+    const where = `--auth-file ${file}, entry ${i}`;
+    const e = entry as { username?: unknown; password?: unknown; perms?: unknown };
+    if (typeof e !== 'object' || e === null || typeof e.username !== 'string' || e.username === '') throw new ConfigError(`${where}: needs a "username"`);
+    if (seen.has(e.username)) throw new ConfigError(`${where}: user "${e.username}" appears twice`);
+    seen.add(e.username);
+    if (e.username !== '*' && (typeof e.password !== 'string' || e.password === '')) throw new ConfigError(`${where}: user "${e.username}" needs a "password"`);
+    if (!Array.isArray(e.perms) || !e.perms.every(isPermission)) {
+      throw new ConfigError(`${where}: "perms" must be a list of ${PERMISSIONS.join(', ')}`);
+    }
+    users.push({ username: e.username, password: parsePassword(typeof e.password === 'string' ? e.password : '', where), perms: new Set(e.perms) });
+  });
+  return { users, clearText: users.filter((u) => u.username !== '*' && u.password.kind === 'clear').map((u) => u.username) };
+}
+
+export class Authenticator {
+  private readonly users = new Map<string, User>();
+  /** sha256(header) of credentials verified before -> username. */
+  private readonly remembered = new Map<string, string>();
+
+  constructor(file: AuthFile) {
+    for (const u of file.users) this.users.set(u.username, u);
+  }
+
+  /**
+   * Checks that the request's credentials (its Authorization header) hold
+   * one of `anyOf`: 401 `unauthorized` without valid credentials (unless "*" may),
+   * 403 `forbidden` with credentials that lack it.
+   */
+  async check(authorization: string | undefined, anyOf: Permission[]): Promise<void> {
+    const wanted = anyOf.map((p) => `"${p}"`).join(' or ');
+    if (!authorization) {
+      if (this.allows('*', anyOf)) return;
+      throw new GandalfError('unauthorized', `this endpoint needs credentials with the ${wanted} permission (HTTP Basic)`);
+    }
+    const user = await this.verify(authorization);
+    if (!user) throw new GandalfError('unauthorized', 'wrong username or password');
+    if (!this.allows(user, anyOf) && !this.allows('*', anyOf)) throw new GandalfError('forbidden', `user "${user}" lacks the ${wanted} permission`);
+  }
+
+  private allows(username: string, anyOf: Permission[]): boolean {
+    const perms = this.users.get(username)?.perms;
+    return !!perms && (perms.has('all') || anyOf.some((p) => perms.has(p)));
+  }
+
+  private async verify(authorization: string): Promise<string | undefined> {
+    const key = createHash('sha256').update(authorization).digest('hex');
+    const known = this.remembered.get(key);
+    if (known !== undefined && this.users.has(known)) return known;
+    const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization);
+    if (!m) return undefined;
+    const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    if (colon < 0) return undefined;
+    const username = decoded.slice(0, colon);
+    const password = decoded.slice(colon + 1);
+    const user = this.users.get(username);
+    if (!user || username === '*') return undefined;
+    const ok =
+      user.password.kind === 'clear'
+        ? equal(Buffer.from(password), Buffer.from(user.password.text))
+        : equal(await scryptAsync(password, user.password.salt, user.password.N, user.password.r, user.password.p, user.password.hash.length), user.password.hash);
+    if (!ok) return undefined;
+    if (this.remembered.size >= MAX_REMEMBERED) this.remembered.delete(this.remembered.keys().next().value!);
+    this.remembered.set(key, username);
+    return username;
+  }
+}
+
+function equal(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
