@@ -6,6 +6,7 @@
  */
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { parseJson } from '../core/json';
+import { readClusterBackup, writeClusterBackup, type ClusterSource } from '../node/cluster-backup';
 import { rawRequest, request, type ClientTarget } from './api-client';
 import type { CliIo } from './coordination-commands';
 import { CommandFailed } from './errors';
@@ -89,6 +90,64 @@ export async function runRestore(bind: ClientTarget, file: string, db: string, r
   if (reply.status !== 200) throw failure(reply.status, reply.bytes);
   const body = parseJson(reply.bytes.toString('utf8')) as { loaded_bytes?: number };
   return { bytes: Number(body.loaded_bytes ?? 0) };
+}
+
+/** The cluster as seen through a node's client API, for `backup --all`. */
+function httpSource(bind: ClientTarget): ClusterSource {
+  return {
+    databases: async () => {
+      const reply = await request(bind, 'GET', '/status');
+      if (reply.status !== 200) throw new CommandFailed(`GET /status: the node answered ${reply.status}`);
+      return ((reply.body as { databases?: { name: string }[] }).databases ?? []).map((d) => d.name);
+    },
+    backup: async (db) => {
+      const reply = await rawRequest(bind, 'GET', `/db/backup?${new URLSearchParams({ db })}`, undefined, { timeoutMs: TRANSFER_TIMEOUT_MS });
+      if (reply.status !== 200) throw failure(reply.status, reply.bytes);
+      return reply.bytes;
+    },
+    kv: async () => {
+      const reply = await request(bind, 'GET', '/kv/?prefix');
+      if (reply.status !== 200) throw new CommandFailed(`GET /kv/?prefix: the node answered ${reply.status}`);
+      const body = reply.body as { kvs: { key: string; value: string; session?: string }[]; revision: number };
+      return { kvs: body.kvs.filter((k) => !k.session).map((k) => ({ key: k.key, value: k.value })), revision: body.revision };
+    },
+  };
+}
+
+/** `backup --all DIR`: a whole-cluster backup (every database and the key/value container) in a new directory under DIR. */
+export async function runClusterBackup(bind: ClientTarget, dir: string, io: CliIo): Promise<string> {
+  const status = (await request(bind, 'GET', '/status')).body as { node_id?: string; cluster?: { name?: string } };
+  try {
+    const { path, manifest } = await writeClusterBackup(dir, httpSource(bind), { cluster: status.cluster?.name ?? 'gandalf', node: status.node_id ?? 'cli', at: new Date() }, (db, n) => {
+      if (io.isTTY) io.err(`saved ${db} (${mib(n)})\n`);
+    });
+    io.err(`backed up ${manifest.databases.length} databases and ${manifest.kv.keys} keys to ${path}\n`);
+    return path;
+  } catch (err) {
+    if (err instanceof CommandFailed) throw err;
+    throw new CommandFailed(`the backup failed: ${(err as Error).message}`);
+  }
+}
+
+/** `restore --all PATH`: every database and key of a cluster backup, after checking every file. */
+export async function runClusterRestore(bind: ClientTarget, dir: string, io: CliIo): Promise<void> {
+  let backup: Awaited<ReturnType<typeof readClusterBackup>>;
+  try {
+    backup = await readClusterBackup(dir);
+  } catch (err) {
+    throw new CommandFailed((err as Error).message);
+  }
+  for (const db of backup.databases) {
+    const q = new URLSearchParams({ db: db.name });
+    const reply = await rawRequest(bind, 'POST', `/db/load?${q}`, Buffer.from(db.bytes), { timeoutMs: TRANSFER_TIMEOUT_MS });
+    if (reply.status !== 200) throw failure(reply.status, reply.bytes);
+    if (io.isTTY) io.err(`restored ${db.name} (${mib(db.bytes.length)})\n`);
+  }
+  for (const kv of backup.kvs) {
+    const reply = await request(bind, 'PUT', `/kv/${encodeURIComponent(kv.key)}`, { value: kv.value });
+    if (reply.status !== 200) throw new CommandFailed(`PUT /kv/${kv.key}: the node answered ${reply.status}`);
+  }
+  io.err(`restored ${backup.databases.length} databases and ${backup.kvs.length} keys from ${dir} (taken ${backup.manifest.taken_at})\n`);
 }
 
 async function querySql(bind: ClientTarget, db: string, sql: string, params: unknown[] = []): Promise<unknown[][]> {

@@ -18,7 +18,7 @@ import { loadNativeRtc } from '../transport/native-rtc';
 import { NodeUnreachableError, request, type ApiReply, type ClientTarget } from './api-client';
 import { clientAuthorization } from './credentials';
 import { runHashPassword } from './password-command';
-import { runBackup, runRestore, shellCommand } from './backup-commands';
+import { runBackup, runClusterBackup, runClusterRestore, runRestore, shellCommand } from './backup-commands';
 import { runKv, runLocked, type CliIo } from './coordination-commands';
 import { CommandFailed, UsageError } from './errors';
 import { renderTable } from './table';
@@ -117,6 +117,7 @@ ${CLIENT_OPTIONS}`,
   backup: {
     summary: 'Save a database to a file (an SQLite file, or SQL text)',
     usage: `Usage: gandalf-node backup [--db NAME] [--format sqlite|sql] [--level none|weak|strong] FILE
+       gandalf-node backup --all DIR
 
 Writes a consistent copy of the database (GET /db/backup) to FILE ("-":
 stdout), whole or not at all. --format sql writes a dump that sqlite3 and
@@ -124,9 +125,14 @@ stdout), whole or not at all. --format sql writes a dump that sqlite3 and
 sqlite3 opens as it is. --level as for reads (default weak: the leader's state;
 strong: everything acknowledged before the backup started is in it).
 
+--all writes a whole-cluster backup into a new directory under DIR: every
+database as an SQLite file and the key/value container, with a manifest of
+checksums (the format of the scheduled backups, --backup-dir).
+
 Options:
   --db NAME              database (default main)
   --format FORMAT        sqlite (default) or sql
+  --all                  every database and the key/value container, into DIR
   --level LEVEL          read consistency (default weak)
 ${CLIENT_OPTIONS}`,
     run: cmdBackup,
@@ -134,15 +140,19 @@ ${CLIENT_OPTIONS}`,
   restore: {
     summary: "Replace a database's contents with a backup file",
     usage: `Usage: gandalf-node restore [--db NAME] [--redundancy R] FILE
+       gandalf-node restore --all DIR
 
 Loads FILE (an SQLite file, or SQL text such as a dump) into the database with
 POST /db/load, replicated like any write: every replica holds exactly the
 loaded contents afterwards, or, if the file is damaged or truncated, nothing
 changes and the error says why. Creates the database if it does not exist
-(with --redundancy voters).
+(with --redundancy voters). --all restores a whole-cluster backup directory
+(from backup --all or --backup-dir) after checking every file's checksum:
+every database, and every key of the key/value container.
 
 Options:
   --db NAME              database (default main)
+  --all                  DIR is a whole-cluster backup
   --redundancy R         voters of a database this creates (1-7)
 ${CLIENT_OPTIONS}`,
     run: cmdRestore,
@@ -453,14 +463,20 @@ async function cmdKv(args: string[], io: Io): Promise<number> {
 }
 
 async function cmdBackup(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(args, { ...CLIENT_FLAGS, db: { type: 'string' }, format: { type: 'string' }, level: { type: 'string' } }, 'backup', true);
+  const { values, positionals } = parse(args, { ...CLIENT_FLAGS, db: { type: 'string' }, format: { type: 'string' }, level: { type: 'string' }, all: { type: 'boolean' } }, 'backup', true);
   if (values.help) {
     io.out(COMMANDS.backup!.usage);
     return 0;
   }
   const format = (values.format as string | undefined) ?? 'sqlite';
   if (format !== 'sqlite' && format !== 'sql') throw new UsageError('--format must be sqlite or sql');
-  if (positionals.length !== 1) throw new UsageError('usage: gandalf-node backup [--db NAME] [--format sqlite|sql] FILE');
+  if (positionals.length !== 1) throw new UsageError('usage: gandalf-node backup [--db NAME] [--format sqlite|sql] FILE, or backup --all DIR');
+  if (values.all) {
+    return reportFailure(io, async () => {
+      await runClusterBackup(clientBind(values, io.env), positionals[0]!, io);
+      return 0;
+    });
+  }
   const db = (values.db as string | undefined) ?? 'main';
   return reportFailure(io, async () => {
     const n = await runBackup(clientBind(values, io.env), positionals[0]!, { db, format, ...(values.level ? { level: values.level as string } : {}) }, io);
@@ -470,12 +486,18 @@ async function cmdBackup(args: string[], io: Io): Promise<number> {
 }
 
 async function cmdRestore(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(args, { ...CLIENT_FLAGS, db: { type: 'string' }, redundancy: { type: 'string' } }, 'restore', true);
+  const { values, positionals } = parse(args, { ...CLIENT_FLAGS, db: { type: 'string' }, redundancy: { type: 'string' }, all: { type: 'boolean' } }, 'restore', true);
   if (values.help) {
     io.out(COMMANDS.restore!.usage);
     return 0;
   }
-  if (positionals.length !== 1) throw new UsageError('usage: gandalf-node restore [--db NAME] FILE');
+  if (positionals.length !== 1) throw new UsageError('usage: gandalf-node restore [--db NAME] FILE, or restore --all DIR');
+  if (values.all) {
+    return reportFailure(io, async () => {
+      await runClusterRestore(clientBind(values, io.env), positionals[0]!, io);
+      return 0;
+    });
+  }
   const db = (values.db as string | undefined) ?? 'main';
   return reportFailure(io, async () => {
     const { bytes } = await runRestore(clientBind(values, io.env), positionals[0]!, db, values.redundancy as string | undefined, io);

@@ -36,6 +36,10 @@ export interface NodeConfig {
   iceServer: string[];
   clusterCookie: string | undefined;
   clusterCookieFile: string | undefined;
+  /** Scheduled whole-cluster backups go here; undefined: none. */
+  backupDir: string | undefined;
+  backupIntervalMs: number;
+  backupRetain: number;
   /** rqlite-style users and permissions for the client API; undefined: no authentication. */
   authFile: string | undefined;
   /** How peers reach our mgmt endpoint; derived from --mgmt-bind when unset. */
@@ -311,6 +315,33 @@ export const SETTINGS = [
     accepted: 'a file path',
     parse: (raw) => (raw.trim() ? raw : undefined),
   } satisfies SettingSpec<'authFile'>,
+  {
+    key: 'backupDir',
+    flag: 'backup-dir',
+    description: 'Directory (a USB stick, an NFS path) for scheduled whole-cluster backups: every database and the key/value container, checksummed',
+    defaultText: 'none (no scheduled backups)',
+    default: () => undefined,
+    accepted: 'a directory path',
+    parse: (raw) => (raw.trim() ? raw : undefined),
+  } satisfies SettingSpec<'backupDir'>,
+  {
+    key: 'backupIntervalMs',
+    flag: 'backup-interval',
+    description: 'Time between scheduled backups (with --backup-dir)',
+    defaultText: '1h',
+    default: () => '1h',
+    accepted: 'a duration from 1s to 30d',
+    parse: duration(1000, 30 * 24 * 3_600_000),
+  } satisfies SettingSpec<'backupIntervalMs'>,
+  {
+    key: 'backupRetain',
+    flag: 'backup-retain',
+    description: 'Scheduled backups of this node kept in --backup-dir; older ones are deleted',
+    defaultText: '24',
+    default: () => '24',
+    accepted: 'an integer from 1 to 10000',
+    parse: positiveInt(1, 10000),
+  } satisfies SettingSpec<'backupRetain'>,
   {
     key: 'advertiseEndpoint',
     flag: 'advertise-endpoint',

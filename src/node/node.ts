@@ -52,6 +52,7 @@ import { lockDataDir, type DataDirLock } from './data-dir-lock';
 import { resolveNodeId } from './node-id';
 import { createNotifier, type Notifier } from './sd-notify';
 import { CookieFileWatch, readCookies } from './cookie-file';
+import { BackupSchedule } from './backup-schedule';
 
 export class GandalfNode {
   readonly logger: Logger;
@@ -70,6 +71,7 @@ export class GandalfNode {
   private stopping: Promise<void> | undefined;
   private metrics: NodeMetrics | undefined;
   private cookieWatch: CookieFileWatch | undefined;
+  private backups: BackupSchedule | undefined;
 
   constructor(private readonly config: NodeConfig) {
     this.logger = createLogger({ level: config.logLevel, format: config.logFormat });
@@ -263,6 +265,30 @@ export class GandalfNode {
     this.coordination = coordination;
     await this.replicator.start();
     coordination.start();
+    if (config.backupDir) {
+      const replicator = this.replicator;
+      this.backups = new BackupSchedule({
+        dir: config.backupDir,
+        intervalMs: config.backupIntervalMs,
+        retain: config.backupRetain,
+        cluster: config.clusterName,
+        node: this.nodeId,
+        source: {
+          databases: async () => replicator.databases().map((d) => d.name),
+          backup: async (db) => {
+            const got = await replicator.backup(db, 'sqlite', 'weak');
+            if (typeof got === 'string') throw new GandalfError('internal', 'an SQLite backup came back as text');
+            return got;
+          },
+          kv: async () => {
+            const { kvs, revision } = await coordination!.list('', 'weak');
+            return { kvs: kvs.filter((k) => k.session === undefined).map((k) => ({ key: k.key, value: k.value })), revision };
+          },
+        },
+        clock: systemClock,
+        logger: logger.child({ part: 'backup' }),
+      });
+    }
   }
 
   private async startCluster(cookies: string[]): Promise<void> {
@@ -335,6 +361,7 @@ export class GandalfNode {
       this.notifier.stopping();
       if (wasServing) this.logger.info('stopping: leaving the cluster, finishing in-flight requests');
       await Promise.all(this.servers.map((s) => s.close()));
+      await this.backups?.stop();
       this.coordination?.close();
       await this.replicator?.close().catch((err: unknown) => this.logger.warn('closing the replicas failed', { err: err as Error }));
       await this.sqlWriters?.close();
@@ -370,6 +397,7 @@ export class GandalfNode {
         members: this.cluster?.nodes().length ?? 0,
       },
       system_leader: this.replicator?.systemLeader ?? null,
+      ...(this.backups ? { backups: { dir: this.config.backupDir, last: this.backups.last ?? null, last_error: this.backups.lastError ?? null } } : {}),
       databases: this.replicator?.databases() ?? [],
       replicas: this.replicator?.status() ?? [],
     };
