@@ -2,7 +2,8 @@
 # Installs what the test suite needs and the machine lacks, idempotently:
 #  - Debian packages: python3 (sd_notify listener), mount (tmpfs), iproute2
 #    (network namespaces), avahi-utils + avahi-daemon + dbus (a real mDNS client),
-#    prometheus (a real server scrapes a cluster's /metrics);
+#    prometheus (a real server scrapes a cluster's /metrics), chromium (the
+#    dashboard is tested in a real browser, with playwright-core);
 #  - a minimal Debian root file system with Debian's own Node 18 (the runtime of
 #    ARMv6 and x86 boards), to prove the bundle runs on Node 18.20.
 set -euo pipefail
@@ -17,6 +18,7 @@ command -v avahi-browse >/dev/null || need+=(avahi-utils)
 command -v avahi-daemon >/dev/null || need+=(avahi-daemon)
 command -v dbus-daemon >/dev/null || need+=(dbus)
 command -v prometheus >/dev/null || need+=(prometheus)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ensure-test-deps: installing ${need[*]}"
   apt-get update -qq

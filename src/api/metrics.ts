@@ -166,6 +166,10 @@ export class NodeMetrics {
     });
   }
 
+  okCount(routes: string[]): number {
+    return routes.reduce((n, r) => n + (this.ok.get(r) ?? 0), 0);
+  }
+
   persisted(group: string, seconds: number): void {
     this.fsync.observe({ group }, seconds);
   }
@@ -175,8 +179,12 @@ export class NodeMetrics {
     this.snapshotBytes.set({ group }, bytes);
   }
 
+  /** Requests answered with a 2xx, by route (for the dashboard's rates). */
+  private readonly ok = new Map<string, number>();
+
   answered(route: string, status: number, seconds: number): void {
     this.httpRequests.inc({ route, code: String(status) });
+    if (status >= 200 && status < 300) this.ok.set(route, (this.ok.get(route) ?? 0) + 1);
     this.httpSeconds.observe({ route }, seconds);
   }
 }

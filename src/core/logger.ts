@@ -24,6 +24,8 @@ export interface LoggerOptions {
   format: LogFormat;
   write?: (line: string) => void;
   now?: () => number;
+  /** Told of every warning and error logged (the dashboard's recent errors). */
+  tap?: (entry: { time: string; level: 'warn' | 'error'; msg: string; fields: LogFields }) => void;
 }
 
 export function createLogger(options: LoggerOptions, bound: LogFields = {}): Logger {
@@ -34,6 +36,7 @@ export function createLogger(options: LoggerOptions, bound: LogFields = {}): Log
     if (RANK[level] < min) return;
     const all = { ...bound, ...fields };
     const time = new Date(now()).toISOString();
+    if (options.tap && (level === 'warn' || level === 'error')) options.tap({ time, level, msg, fields: serializable(all) });
     if (options.format === 'json') {
       write(JSON.stringify({ time, level, msg, ...serializable(all) }) + '\n');
     } else {

@@ -18,6 +18,7 @@ import { clusterViewRoutes, signalRoutes } from '../api/cluster-routes';
 import { Authenticator, loadAuthFile } from '../api/auth';
 import { backupRoutes } from '../api/backup-routes';
 import { permissionsFor } from '../api/permissions';
+import { uiRoutes, type Overview } from '../api/ui-routes';
 import { dbRoutes } from '../api/db-routes';
 import { metricsRoutes, NodeMetrics } from '../api/metrics';
 import { ApiServer } from '../api/http-server';
@@ -53,6 +54,7 @@ import { resolveNodeId } from './node-id';
 import { createNotifier, type Notifier } from './sd-notify';
 import { CookieFileWatch, readCookies } from './cookie-file';
 import { BackupSchedule } from './backup-schedule';
+import { RecentErrors } from './recent-errors';
 
 export class GandalfNode {
   readonly logger: Logger;
@@ -72,9 +74,10 @@ export class GandalfNode {
   private metrics: NodeMetrics | undefined;
   private cookieWatch: CookieFileWatch | undefined;
   private backups: BackupSchedule | undefined;
+  private readonly recentErrors = new RecentErrors();
 
   constructor(private readonly config: NodeConfig) {
-    this.logger = createLogger({ level: config.logLevel, format: config.logFormat });
+    this.logger = createLogger({ level: config.logLevel, format: config.logFormat, tap: (e) => this.recentErrors.add(e) });
     this.notifier = createNotifier(process.env, this.logger);
   }
 
@@ -132,6 +135,7 @@ export class GandalfNode {
         ...coordinationRoutes(() => ready(this.coordination)),
         ...clusterViewRoutes(clusterView),
         ...metricsRoutes(metrics),
+        ...uiRoutes(() => this.overview(metrics)),
       },
       logger: logger.child({ part: 'api' }),
       maxBodyBytes: config.maxBodyBytes,
@@ -171,6 +175,30 @@ export class GandalfNode {
       dataDir,
       replicas: this.replicator?.localGroups(),
     });
+  }
+
+  /** What the dashboard shows (GET /ui/overview). */
+  private async overview(metrics: NodeMetrics): Promise<Overview> {
+    const locks = await this.coordination?.locks('weak').catch(() => []);
+    return {
+      node: this.nodeId,
+      version: VERSION,
+      cluster: this.config.clusterName,
+      time: systemClock.now(),
+      nodes: this.cluster?.nodes() ?? [],
+      links: this.mesh?.peers().map((p) => p.id) ?? [],
+      groups: (this.replicator?.status() ?? []).map((r) => ({
+        group: r.group,
+        state: r.state,
+        leader: r.leader,
+        voters: r.voters,
+        applied_index: r.applied_index,
+        ...(r.size_bytes !== undefined ? { size_bytes: r.size_bytes } : {}),
+      })),
+      locks: (locks ?? []).map((l) => ({ name: l.name, holder: l.holder ? { node: l.holder.node, token: l.holder.token } : null, waiters: l.waiters.length })),
+      counters: { writes: metrics.okCount(['POST /db/execute', 'POST /db/load']), reads: metrics.okCount(['GET /db/query', 'POST /db/query']) },
+      errors: this.recentErrors.list(),
+    };
   }
 
   /** The client API's authorization, from --auth-file; undefined without one (with a warning off loopback). */

@@ -60,6 +60,7 @@ export class Coordination {
   constructor(private readonly options: CoordinationOptions) {
     const r = options.replicator;
     r.registerSystemQuery('lock', (m, a) => (m as SystemStateMachine).state.lock(String(a.name)) ?? { name: String(a.name), waiters: [], lastToken: 0 });
+    r.registerSystemQuery('lock-list', (m) => (m as SystemStateMachine).state.lockList());
     r.registerSystemQuery('session', (m, a) => (m as SystemStateMachine).state.session(String(a.id)) ?? null);
     r.registerSystemQuery('kv-get', (m, a) => (m as SystemStateMachine).state.kvGet(String(a.key)) ?? null);
     r.registerSystemQuery('kv-list', (m, a) => ({
@@ -181,6 +182,11 @@ export class Coordination {
 
   get(key: string, level: 'none' | 'weak' | 'strong' = 'weak'): Promise<KvEntry | null> {
     return this.options.replicator.systemRead('kv-get', { key }, level);
+  }
+
+  /** Every lock held or waited for. */
+  locks(level: 'none' | 'weak' | 'strong' = 'weak'): Promise<LockInfo[]> {
+    return this.options.replicator.systemRead('lock-list', {}, level);
   }
 
   list(prefix: string, level: 'none' | 'weak' | 'strong' = 'weak'): Promise<{ kvs: KvEntry[]; revision: number }> {

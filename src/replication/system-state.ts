@@ -636,6 +636,13 @@ export class SystemState {
     return info;
   }
 
+  /** Every lock that is held or waited for, by name. */
+  lockList(): LockInfo[] {
+    return sortedKeys(this.locks)
+      .map((n) => this.lock(n)!)
+      .filter((l) => l.holder !== undefined || l.waiters.length > 0);
+  }
+
   session(sid: string): SessionInfo | undefined {
     const s = this.sessionMap.get(sid);
     if (!s) return undefined;
