@@ -41,9 +41,14 @@ describe('dashboard in headless Chromium', () => {
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(`${nodes[0]!.url}/ui`);
     expect(page.url()).toBe(`${nodes[0]!.url}/ui/`);
-    const boards = async () => page.$$eval('#boards .board', (rows) => rows.map((r) => `${(r as HTMLElement).dataset.node}=${(r as HTMLElement).dataset.state}`).sort());
+    const boards = async () => {
+      const rows = page.locator('#boards .board');
+      const out: string[] = [];
+      for (let i = 0; i < (await rows.count()); i++) out.push(`${await rows.nth(i).getAttribute('data-node')}=${await rows.nth(i).getAttribute('data-state')}`);
+      return out.sort();
+    };
     await until('three boards alive on the page', async () => (await boards()).join(' ') === 'ui0=alive ui1=alive ui2=alive', 20_000);
-    expect(await page.$$eval('#mesh circle', (c) => c.length)).toBe(3);
+    expect(await page.locator('#mesh circle').count()).toBe(3);
     expect(await page.textContent('#groups')).toContain('db.main');
 
     // writes through this board: the rate moves off zero
@@ -71,7 +76,7 @@ describe('dashboard in headless Chromium', () => {
     // a phone: nothing wider than the screen
     await page.setViewportSize({ width: 375, height: 740 });
     await page.waitForTimeout(300);
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    expect(Number(await page.evaluate('document.documentElement.scrollWidth'))).toBeLessThanOrEqual(375);
     expect(errors).toEqual([]);
   }, 180_000);
 });
