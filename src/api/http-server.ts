@@ -4,6 +4,7 @@
  * stops accepting and lets in-flight requests finish.
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { HostPort } from '../config/settings';
 import { GandalfError, type ErrorCode } from '../core/errors';
@@ -102,6 +103,14 @@ export interface ApiServerOptions {
   rawBody?: Record<string, number>;
   /** Told of every answered request, with its route ("GET /db/query", "GET /kv/*"; "unmatched" for none), for metrics. */
   observe?: { clock: Clock; answered(route: string, status: number, seconds: number): void };
+  /** HTTPS with this certificate and key (PEM); with `ca`, clients must present a certificate it signed. */
+  tls?: TlsFiles;
+}
+
+export interface TlsFiles {
+  cert: Buffer;
+  key: Buffer;
+  ca?: Buffer;
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -112,7 +121,7 @@ const TIMEOUT_CHECK_MS = 1_000;
 class ClientGone extends Error {}
 
 export class ApiServer {
-  private readonly server: http.Server;
+  private readonly server: http.Server | https.Server;
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
 
@@ -121,14 +130,24 @@ export class ApiServer {
     const serverOptions: http.ServerOptions = { requestTimeout, headersTimeout: requestTimeout };
     // Node 18.12+: how often request and header timeouts are checked (its default, 30 s, would let a deadline slip by that much)
     Object.assign(serverOptions, { connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_MS, requestTimeout) });
-    this.server = http.createServer(serverOptions, (req, res) => {
+    const tls = options.tls;
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.inFlight++;
       this.handle(req, res).finally(() => {
         this.inFlight--;
         if (this.inFlight === 0) this.idleWaiters.splice(0).forEach((w) => w());
       });
-    });
+    };
+    this.server = tls
+      ? https.createServer({ ...serverOptions, ...secureContext(tls), requestCert: !!tls.ca, rejectUnauthorized: !!tls.ca }, onRequest)
+      : http.createServer(serverOptions, onRequest);
     this.server.keepAliveTimeout = 5000;
+  }
+
+  /** New certificate, key or CA for connections from now on (the files changed); connections that are up keep theirs. */
+  setTls(tls: TlsFiles): void {
+    if (!(this.server instanceof https.Server)) throw new Error('this server was started without TLS');
+    this.server.setSecureContext(secureContext(tls));
   }
 
   listen(bind: HostPort): Promise<HostPort> {
@@ -315,4 +334,8 @@ function parseBody(bytes: Buffer): unknown {
   } catch (err) {
     throw new GandalfError('invalid_json', `request body is not valid JSON: ${(err as Error).message}`);
   }
+}
+
+function secureContext(tls: TlsFiles): { cert: Buffer; key: Buffer; ca?: Buffer } {
+  return { cert: tls.cert, key: tls.key, ...(tls.ca ? { ca: tls.ca } : {}) };
 }

@@ -1,13 +1,24 @@
 /** The CLI's HTTP client for a node's client API. */
 import * as http from 'node:http';
+import * as https from 'node:https';
 import { parseJson, toJson } from '../core/json';
 import { formatHostPort, type HostPort } from '../config/settings';
 
 export class NodeUnreachableError extends Error {}
 
-/** A node's client API, and the credentials to send it (HTTP Basic), if any. */
+/** A node's client API, the credentials to send it (HTTP Basic) and its TLS, if any. */
 export interface ClientTarget extends HostPort {
   authorization?: string;
+  /** HTTPS: trust `ca` (else the system's CAs, or nothing with `insecure`); `cert`/`key`: a client certificate. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer; insecure?: boolean };
+}
+
+/** Starts a request to the node: HTTP, or HTTPS with the target's TLS settings. */
+export function openRequest(bind: ClientTarget, options: http.RequestOptions, onResponse: (res: http.IncomingMessage) => void): http.ClientRequest {
+  const target = { ...options, host: dialHost(bind.host), port: bind.port };
+  if (!bind.tls) return http.request(target, onResponse);
+  const { ca, cert, key, insecure } = bind.tls;
+  return https.request({ ...target, ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), rejectUnauthorized: !insecure, servername: bind.host }, onResponse);
 }
 
 export interface ApiReply {
@@ -43,10 +54,9 @@ export function rawRequest(bind: ClientTarget, method: string, path: string, bod
   const target = { host: dialHost(bind.host), port: bind.port };
   const timeoutMs = options.timeoutMs ?? 60_000;
   return new Promise((resolve, reject) => {
-    const req = http.request(
+    const req = openRequest(
+      bind,
       {
-        host: target.host,
-        port: target.port,
         method,
         path,
         headers: {

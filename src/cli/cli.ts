@@ -16,7 +16,7 @@ import { runNode } from '../node/node';
 import { isReadStatement } from '../store/statement-guard';
 import { loadNativeRtc } from '../transport/native-rtc';
 import { NodeUnreachableError, request, type ApiReply, type ClientTarget } from './api-client';
-import { clientAuthorization } from './credentials';
+import { clientAuthorization, clientTls } from './credentials';
 import { runHashPassword } from './password-command';
 import { runBackup, runClusterBackup, runClusterRestore, runRestore, shellCommand } from './backup-commands';
 import { runKv, runLocked, type CliIo } from './coordination-commands';
@@ -32,9 +32,24 @@ const CLIENT_OPTIONS = `  --http-bind HOST:PORT  the node's client API (env ${en
   --config FILE          read --http-bind from a config file
   --user NAME:PASSWORD   credentials for a node with --auth-file (else GANDALF_USER,
                          else GANDALF_NETRC or ~/.netrc: "machine HOST login NAME password PW")
+  --tls                  HTTPS (a node with --http-cert), trusting the system's CAs
+  --ca-cert FILE         HTTPS, trusting this CA (env GANDALF_CA_CERT)
+  --client-cert FILE, --client-key FILE
+                         a client certificate (node with --http-client-ca; env GANDALF_CLIENT_CERT, GANDALF_CLIENT_KEY)
+  --insecure             HTTPS without checking the node's certificate
   --json                 print JSON even on a terminal
 `;
-const CLIENT_FLAGS = { 'http-bind': { type: 'string' }, config: { type: 'string' }, user: { type: 'string' }, json: { type: 'boolean' } } as const;
+const CLIENT_FLAGS = {
+  'http-bind': { type: 'string' },
+  config: { type: 'string' },
+  user: { type: 'string' },
+  tls: { type: 'boolean' },
+  'ca-cert': { type: 'string' },
+  'client-cert': { type: 'string' },
+  'client-key': { type: 'string' },
+  insecure: { type: 'boolean' },
+  json: { type: 'boolean' },
+} as const;
 
 const COMMANDS: Record<string, { summary: string; usage: string; run: (args: string[], io: Io) => Promise<number> }> = {
   start: { summary: 'Run a node in the foreground', usage: startUsage(), run: cmdStart },
@@ -233,7 +248,8 @@ function clientBind(values: Values, env: NodeJS.ProcessEnv): ClientTarget {
     configFile: (values.config as string | undefined) ?? env.GANDALF_CONFIG,
   }).httpBind;
   const authorization = clientAuthorization(values.user as string | undefined, env, bind.host);
-  return authorization ? { ...bind, authorization } : bind;
+  const tls = clientTls(values, env);
+  return { ...bind, ...(authorization ? { authorization } : {}), ...(tls ? { tls } : {}) };
 }
 
 async function cmdStart(args: string[], io: Io): Promise<number> {

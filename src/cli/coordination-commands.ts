@@ -3,10 +3,9 @@
  * clients of the node's /session, /lock and /kv endpoints.
  */
 import { spawn } from 'node:child_process';
-import * as http from 'node:http';
 import { parseDuration } from '../config/settings';
 import { systemClock, type TimerHandle } from '../core/clock';
-import { request, type ApiReply, type ClientTarget } from './api-client';
+import { openRequest, request, type ApiReply, type ClientTarget } from './api-client';
 import { CommandFailed, UsageError } from './errors';
 import { renderTable } from './table';
 
@@ -216,8 +215,9 @@ async function watch(bind: ClientTarget, path: string, json: boolean, io: CliIo)
   let lastId: string | undefined;
   for (;;) {
     const result = await new Promise<{ retry: boolean; error?: string }>((resolve) => {
-      const req = http.get(
-        { host: bind.host === '0.0.0.0' ? '127.0.0.1' : bind.host, port: bind.port, path, headers: { ...(lastId ? { 'last-event-id': lastId } : {}), ...(bind.authorization ? { authorization: bind.authorization } : {}) } },
+      const req = openRequest(
+        bind,
+        { method: 'GET', path, headers: { ...(lastId ? { 'last-event-id': lastId } : {}), ...(bind.authorization ? { authorization: bind.authorization } : {}) } },
         (res) => {
           if (res.statusCode !== 200) {
             let text = '';
@@ -256,6 +256,7 @@ async function watch(bind: ClientTarget, path: string, json: boolean, io: CliIo)
         },
       );
       req.on('error', (err) => resolve({ retry: true, error: err.message }));
+      req.end();
     });
     if (!result.retry) {
       io.err(`gandalf-node: watch: ${result.error}\n`);

@@ -29,6 +29,29 @@ export function netrcEntry(text: string, host: string): { login: string; passwor
   return e?.login !== undefined && e.password !== undefined ? { login: e.login, password: e.password } : undefined;
 }
 
+function readPem(file: string, what: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new UsageError(`cannot read ${what} ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** HTTPS settings from --tls, --ca-cert, --client-cert, --client-key, --insecure (or GANDALF_CA_CERT, GANDALF_CLIENT_CERT, GANDALF_CLIENT_KEY); undefined: plain HTTP. */
+export function clientTls(values: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): { ca?: Buffer; cert?: Buffer; key?: Buffer; insecure?: boolean } | undefined {
+  const ca = (values['ca-cert'] as string | undefined) ?? env.GANDALF_CA_CERT;
+  const cert = (values['client-cert'] as string | undefined) ?? env.GANDALF_CLIENT_CERT;
+  const key = (values['client-key'] as string | undefined) ?? env.GANDALF_CLIENT_KEY;
+  if (!values.tls && !values.insecure && !ca && !cert) return undefined;
+  if (!!cert !== !!key) throw new UsageError('--client-cert and --client-key go together');
+  return {
+    ...(ca ? { ca: readPem(ca, '--ca-cert') } : {}),
+    ...(cert ? { cert: readPem(cert, '--client-cert') } : {}),
+    ...(key ? { key: readPem(key!, '--client-key') } : {}),
+    ...(values.insecure ? { insecure: true } : {}),
+  };
+}
+
 /** The Authorization header to send to `host`, or undefined for none. */
 export function clientAuthorization(flag: string | undefined, env: NodeJS.ProcessEnv, host: string): string | undefined {
   if (flag !== undefined) return basic(flag, '--user');

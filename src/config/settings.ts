@@ -36,6 +36,10 @@ export interface NodeConfig {
   iceServer: string[];
   clusterCookie: string | undefined;
   clusterCookieFile: string | undefined;
+  /** HTTPS on the client API: certificate and key (PEM files); with a client CA, clients need a certificate it signed. */
+  httpCert: string | undefined;
+  httpKey: string | undefined;
+  httpClientCa: string | undefined;
   /** Scheduled whole-cluster backups go here; undefined: none. */
   backupDir: string | undefined;
   backupIntervalMs: number;
@@ -315,6 +319,33 @@ export const SETTINGS = [
     accepted: 'a file path',
     parse: (raw) => (raw.trim() ? raw : undefined),
   } satisfies SettingSpec<'authFile'>,
+  {
+    key: 'httpCert',
+    flag: 'http-cert',
+    description: 'HTTPS on the client API: this certificate (PEM, with its chain); needs --http-key. Re-read when it changes',
+    defaultText: 'none (plain HTTP)',
+    default: () => undefined,
+    accepted: 'a file path',
+    parse: (raw) => (raw.trim() ? raw : undefined),
+  } satisfies SettingSpec<'httpCert'>,
+  {
+    key: 'httpKey',
+    flag: 'http-key',
+    description: 'The private key of --http-cert (PEM)',
+    defaultText: 'none',
+    default: () => undefined,
+    accepted: 'a file path',
+    parse: (raw) => (raw.trim() ? raw : undefined),
+  } satisfies SettingSpec<'httpKey'>,
+  {
+    key: 'httpClientCa',
+    flag: 'http-client-ca',
+    description: 'With --http-cert: clients must present a certificate signed by this CA (PEM)',
+    defaultText: 'none (no client certificates)',
+    default: () => undefined,
+    accepted: 'a file path',
+    parse: (raw) => (raw.trim() ? raw : undefined),
+  } satisfies SettingSpec<'httpClientCa'>,
   {
     key: 'backupDir',
     flag: 'backup-dir',

@@ -52,7 +52,9 @@ import { Cluster } from './cluster';
 import { lockDataDir, type DataDirLock } from './data-dir-lock';
 import { resolveNodeId } from './node-id';
 import { createNotifier, type Notifier } from './sd-notify';
-import { CookieFileWatch, readCookies } from './cookie-file';
+import { readCookies, watchCookieFile } from './cookie-file';
+import { FileWatch } from './file-watch';
+import { readTls } from './tls-files';
 import { BackupSchedule } from './backup-schedule';
 import { RecentErrors } from './recent-errors';
 
@@ -72,7 +74,8 @@ export class GandalfNode {
   private cluster: Cluster | undefined;
   private stopping: Promise<void> | undefined;
   private metrics: NodeMetrics | undefined;
-  private cookieWatch: CookieFileWatch | undefined;
+  /** Files re-read while the node runs (cookie keyring, TLS certificates). */
+  private readonly watches: FileWatch[] = [];
   private backups: BackupSchedule | undefined;
   private readonly recentErrors = new RecentErrors();
 
@@ -126,8 +129,10 @@ export class GandalfNode {
       acceptOffer: async (body: unknown) =>
         this.mesh ? this.mesh.acceptOffer(body) : { status: 503, body: { code: 'starting', message: 'the node is starting' } },
     };
+    const tls = readTls(config);
     const api = new ApiServer({
       name: 'client API',
+      ...(tls ? { tls: tls.files } : {}),
       routes: {
         ...nodeRoutes(info),
         ...dbRoutes(dbs),
@@ -158,6 +163,7 @@ export class GandalfNode {
       observe,
     });
     this.bound.http = await api.listen(config.httpBind);
+    if (tls) this.watches.push(new FileWatch(tls.paths, ([cert, key, ca]) => api.setTls({ cert: cert!, key: key!, ...(ca ? { ca } : {}) }), 'TLS certificate', systemClock, logger.child({ part: 'tls' })));
     this.servers.push(api);
     this.bound.mgmt = await mgmt.listen(config.mgmtBind);
     this.servers.push(mgmt);
@@ -326,7 +332,7 @@ export class GandalfNode {
     const rtc = await loadRtc(config.webrtc, logger);
     const auth = new SignalAuth(cookies, config.clusterName, systemClock);
     if (config.clusterCookieFile && cookies.length > 0) {
-      this.cookieWatch = new CookieFileWatch(config.clusterCookieFile, cookies, (next) => auth.setCookies(next), systemClock, logger.child({ part: 'cookie' }));
+      this.watches.push(watchCookieFile(config.clusterCookieFile, (next) => auth.setCookies(next), systemClock, logger.child({ part: 'cookie' })));
     }
     if (auth.open) {
       logger.warn(
@@ -395,7 +401,7 @@ export class GandalfNode {
       await this.sqlWriters?.close();
       await this.cluster?.stop().catch((err: unknown) => this.logger.warn('leaving the cluster failed', { err: err as Error }));
       this.mesh?.close();
-      this.cookieWatch?.stop();
+      for (const w of this.watches) w.stop();
       this.notifier.close();
       this.lock?.release();
       if (wasServing) this.logger.info('stopped');

@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/core/logger';
 import { ConfigError } from '../../../src/core/errors';
-import { COOKIE_POLL_MS, CookieFileWatch, parseCookieFile } from '../../../src/node/cookie-file';
+import { parseCookieFile, watchCookieFile } from '../../../src/node/cookie-file';
+import { POLL_MS as COOKIE_POLL_MS } from '../../../src/node/file-watch';
 import { SimClock } from '../../helpers/sim/sim-clock';
 import { tempDir } from '../../helpers/tmp';
 
@@ -25,7 +26,7 @@ describe('cookie file', () => {
     writeFileSync(file, 'first-cookie\n');
     const clock = new SimClock();
     const seen: string[][] = [];
-    const watch = new CookieFileWatch(file, ['first-cookie'], (c) => seen.push(c), clock, silentLogger);
+    const watch = watchCookieFile(file, (c) => seen.push(c), clock, silentLogger);
     clock.advance(COOKIE_POLL_MS);
     expect(seen).toEqual([]); // unchanged
     writeFileSync(file, 'first-cookie\nsecond-cookie\n');
