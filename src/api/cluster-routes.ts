@@ -4,6 +4,7 @@
  * transport/signaling.ts) and GET /cluster/nodes. On the client API:
  * GET /cluster/nodes.
  */
+import { GandalfError } from '../core/errors';
 import type { Routes } from './http-server';
 
 /** One row of GET /cluster/nodes: FlowG's shape, extended. */
@@ -27,6 +28,21 @@ export interface SignalReceiver {
 
 export function clusterViewRoutes(cluster: ClusterView): Routes {
   return { 'GET /cluster/nodes': () => ({ status: 200, body: { nodes: cluster.nodes() } }) };
+}
+
+export interface ClusterAdmin {
+  removeNode(id: string, options: { force?: boolean }): Promise<{ removed: string; groups: string[] }>;
+}
+
+/** DELETE /cluster/nodes/ID[?force]: takes a board out of the cluster for good (client API, permission admin). */
+export function clusterAdminRoutes(admin: ClusterAdmin): Routes {
+  return {
+    'DELETE /cluster/nodes/*': async (req) => {
+      if (req.rest === '' || req.rest.includes('/')) throw new GandalfError('invalid_request', 'name the board: DELETE /cluster/nodes/ID');
+      const force = req.url.searchParams.has('force') && req.url.searchParams.get('force') !== 'false';
+      return { status: 200, body: await admin.removeNode(req.rest, { force }) };
+    },
+  };
 }
 
 export function signalRoutes(receiver: SignalReceiver): Routes {

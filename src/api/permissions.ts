@@ -13,6 +13,7 @@ const ROUTES: Record<string, Permission[] | 'open'> = {
   'GET /status': ['status'],
   'GET /metrics': ['status'],
   'GET /cluster/nodes': ['status'],
+  'DELETE /cluster/nodes/*': ['admin'],
   'GET /ui': 'open',
   'GET /ui/': ['status'],
   'GET /ui/overview': ['status'],

@@ -172,6 +172,23 @@ Options:
 ${CLIENT_OPTIONS}`,
     run: cmdRestore,
   },
+  remove: {
+    summary: 'Take a dead or retired board out of the cluster for good',
+    usage: `Usage: gandalf-node remove NODE [--force]
+
+Removes the board NODE (DELETE /cluster/nodes/NODE): every group it votes in
+gets a replacement at once (not after --replace-after), it leaves the member
+list, and if it comes back it is refused until it is reset (its data
+directory wiped, so it gets a new node id). Refused for a board that is
+alive (stop it first, or --force), and where a group it votes in has too few
+other voters up to agree (each such group is named). With --auth-file, needs
+the admin permission.
+
+Options:
+  --force                remove it even though it is alive
+${CLIENT_OPTIONS}`,
+    run: cmdRemove,
+  },
   'hash-password': {
     summary: 'Print the scrypt hash of a password, for --auth-file',
     usage: `Usage: gandalf-node hash-password
@@ -476,6 +493,24 @@ async function cmdKv(args: string[], io: Io): Promise<number> {
   }
   const [sub, ...rest] = positionals;
   return reportFailure(io, () => runKv(clientBind(values, io.env), sub!, rest, values as Parameters<typeof runKv>[3], io));
+}
+
+async function cmdRemove(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, { ...CLIENT_FLAGS, force: { type: 'boolean' } }, 'remove', true);
+  if (values.help) {
+    io.out(COMMANDS.remove!.usage);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError('usage: gandalf-node remove NODE [--force]');
+  const node = positionals[0]!;
+  const reply = await request(clientBind(values, io.env), 'DELETE', `/cluster/nodes/${encodeURIComponent(node)}${values.force ? '?force' : ''}`);
+  if (reply.status !== 200) {
+    io.err(`gandalf-node: ${failReply(reply)}\n`);
+    return 1;
+  }
+  const body = reply.body as { removed: string; groups: string[] };
+  io.out(values.json || !io.isTTY ? toJson(body) + '\n' : `removed ${body.removed}${body.groups.length ? ` (it voted in ${body.groups.join(', ')}; replacements follow)` : ''}\n`);
+  return 0;
 }
 
 async function cmdBackup(args: string[], io: Io): Promise<number> {

@@ -95,6 +95,8 @@ export class Swim {
   private readonly logger: Logger;
   private readonly selfId: string;
   private readonly list = new MemberList();
+  /** Members removed from the cluster: never taken back. */
+  private readonly banned = new Set<string>();
   private readonly queue = new BroadcastQueue();
   private readonly awareness: Awareness;
   private readonly listeners = new Set<ChangeListener>();
@@ -166,9 +168,25 @@ export class Swim {
     }
   }
 
+  /**
+   * Forgets a member for good (it was removed from the cluster): it leaves the
+   * list now, and neither its messages nor news about it are taken again.
+   */
+  ban(id: string): void {
+    if (id === this.selfId || this.banned.has(id)) return;
+    this.banned.add(id);
+    const member = this.list.get(id);
+    if (member) {
+      this.list.remove(id);
+      this.rtts.delete(id);
+      this.logger.info('membership: member removed from the cluster', { member: id });
+      this.emit({ ...member, state: 'left' }, member.state);
+    }
+  }
+
   /** Feeds a received message (from = sender id as authenticated by the transport). Never throws. */
   handle(from: string, message: SwimMessage): void {
-    if (this.lifecycle === 'stopped' || from === this.selfId) return;
+    if (this.lifecycle === 'stopped' || from === this.selfId || this.banned.has(from)) return;
     try {
       if (message.type !== 'push-pull' && !this.list.get(from)) this.introduce(from);
       this.dispatch(from, message);
@@ -336,6 +354,7 @@ export class Swim {
    * confirms the existing one, unless not `independent` (a push-pull repeats views, not probes).
    */
   private accept(update: MemberUpdate, independent = true): void {
+    if (this.banned.has(update.id)) return;
     const result = this.list.apply(update, this.clock.now(), this.clock.monotonic());
     if (result.kind === 'ignored') return;
     if (result.kind === 'confirmation') {

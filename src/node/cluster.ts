@@ -86,9 +86,18 @@ export class Cluster {
     this.options.mdns?.start();
   }
 
+  /** Boards removed from the cluster for good: forgotten by membership, refused by the mesh, never dialled. */
+  ban(ids: string[]): void {
+    for (const id of ids) {
+      this.options.mesh.ban(id);
+      this.swim.ban(id);
+      this.cancelDial(id);
+    }
+  }
+
   /** A candidate from discovery: dial it unless already linked. */
   discovered(peer: { id: string; endpoint: string }): void {
-    if (this.stopped || peer.id === this.options.self.id || this.options.mesh.isConnected(peer.id)) return;
+    if (this.stopped || peer.id === this.options.self.id || this.options.mesh.isConnected(peer.id) || this.options.mesh.isBanned(peer.id)) return;
     this.scheduleDial(peer, false);
   }
 

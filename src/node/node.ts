@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { clusterViewRoutes, signalRoutes } from '../api/cluster-routes';
+import { clusterAdminRoutes, clusterViewRoutes, signalRoutes } from '../api/cluster-routes';
 import { Authenticator, loadAuthFile } from '../api/auth';
 import { backupRoutes } from '../api/backup-routes';
 import { permissionsFor } from '../api/permissions';
@@ -139,6 +139,7 @@ export class GandalfNode {
         ...backupRoutes(backups),
         ...coordinationRoutes(() => ready(this.coordination)),
         ...clusterViewRoutes(clusterView),
+        ...clusterAdminRoutes({ removeNode: (id, opts) => ready(this.replicator).removeNode(id, opts) }),
         ...metricsRoutes(metrics),
         ...uiRoutes(() => this.overview(metrics)),
       },
@@ -286,6 +287,7 @@ export class GandalfNode {
       snapshotEntries: config.snapshotEntries,
       snapshotBytes: config.snapshotBytes,
       ...(this.metrics ? { observer: this.metrics } : {}),
+      onNodesRemoved: (ids) => this.cluster?.ban(ids),
     });
     coordination = new Coordination({
       self: this.nodeId,

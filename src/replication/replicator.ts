@@ -36,6 +36,8 @@ export interface DbRecord {
 /** What the replicator needs from the system group's state machine. */
 export interface SystemMachine extends GroupMachine {
   databases(): DbRecord[];
+  /** Boards removed from the cluster for good. */
+  removed(): string[];
   database(name: string): DbRecord | undefined;
 }
 
@@ -82,6 +84,8 @@ export interface ReplicatorOptions {
   snapshotBytes?: number;
   /** Durations of log writes and snapshots, for metrics. */
   observer?: GroupObserver;
+  /** Boards newly known to be removed from the cluster (the node bans them from the mesh and membership). */
+  onNodesRemoved?: (ids: string[]) => void;
   tickMs?: number;
   raft?: Partial<RaftConfig>;
   /** How long a node without a system group waits, and how long its view of the members must stay unchanged, before it may found one. */
@@ -155,6 +159,7 @@ export class Replicator {
   /** Per group: the tail of its opens and drops, which run one at a time (they share the group's directory). */
   private readonly groupOps = new Map<string, Promise<unknown>>();
   private readonly leaderHint = new Map<string, string>();
+  private readonly removedNodes = new Set<string>();
   private readonly missingSince = new Map<string, number>();
   private placement = new Map<string, DbRecord>();
   private placementFetched = 0;
@@ -374,13 +379,14 @@ export class Replicator {
 
   private isAlive(id: string): boolean {
     if (id === this.options.self) return !this.closed;
+    if (this.removedNodes.has(id)) return false;
     const m = this.members().find((x) => x.id === id);
     return m !== undefined && (m.state === 'alive' || m.state === 'suspect');
   }
 
   private aliveIds(): string[] {
     return this.members()
-      .filter((m) => m.id === this.options.self || m.state === 'alive' || m.state === 'suspect')
+      .filter((m) => m.id === this.options.self || ((m.state === 'alive' || m.state === 'suspect') && !this.removedNodes.has(m.id)))
       .map((m) => m.id)
       .sort();
   }
@@ -415,6 +421,60 @@ export class Replicator {
     if (!sys) return;
     this.placement = new Map((sys.machine as SystemMachine).databases().map((d) => [dbGroup(d.name), d]));
     this.placementFetched = this.options.clock.monotonic();
+    this.noteRemoved((sys.machine as SystemMachine).removed());
+  }
+
+  /** Boards removed for good (as committed in the system group): never alive, never placed; the node bans them from the mesh. */
+  private noteRemoved(ids: string[]): void {
+    const fresh = ids.filter((id) => !this.removedNodes.has(id));
+    if (fresh.length === 0) return;
+    for (const id of fresh) this.removedNodes.add(id);
+    this.options.logger.info('boards removed from the cluster', { nodes: fresh });
+    this.options.onNodesRemoved?.(fresh);
+  }
+
+  /** The boards removed from the cluster for good. */
+  removedBoards(): string[] {
+    return [...this.removedNodes].sort();
+  }
+
+  /**
+   * Takes a dead or retired board out of the cluster for good (gandalf-node
+   * remove): committed in the system group, after which no group places it
+   * (its seats are filled at once, not after --replace-after) and the mesh
+   * refuses it. Refused for this board itself, for a board that is alive
+   * (unless `force`), and where a group it votes in has too few other voters
+   * up to agree to the change (each such group is named).
+   */
+  async removeNode(id: string, options: { force?: boolean } = {}): Promise<{ removed: string; groups: string[] }> {
+    if (id === this.options.self) throw new GandalfError('conflict', 'a board cannot remove itself: stop it, then remove it through another board');
+    if (this.removedNodes.has(id)) return { removed: id, groups: [] };
+    const member = this.members().find((m) => m.id === id);
+    const known = member !== undefined || [...this.placement.values()].some((d) => d.voters.includes(id));
+    if (!known) throw new GandalfError('not_found', `no board ${id} in this cluster`);
+    if (this.isAlive(id) && !options.force) throw new GandalfError('conflict', `${id} is ${member?.state ?? 'alive'}: stop it first (or remove it anyway with force)`);
+    await this.refreshPlacement();
+    const groups: { name: string; voters: string[] }[] = [...this.placement.values()].map((d) => ({ name: dbGroup(d.name), voters: d.voters }));
+    const sys = this.replicas.get(SYSTEM_GROUP);
+    const sysVoters = sys ? unique(sys.group.voters().map(nodeOfReplica)) : this.systemCandidates();
+    groups.push({ name: SYSTEM_GROUP, voters: sysVoters });
+    const stuck: string[] = [];
+    const affected: string[] = [];
+    for (const g of groups) {
+      if (!g.voters.includes(id)) continue;
+      affected.push(g.name);
+      const up = g.voters.filter((v) => v !== id && this.isAlive(v)).length;
+      const quorum = Math.floor(g.voters.length / 2) + 1;
+      if (up < quorum) stuck.push(`${g.name} (${up} of its ${g.voters.length} voters up besides ${id}; ${quorum} must agree)`);
+    }
+    if (stuck.length > 0) {
+      throw new GandalfError('no_quorum', `removing ${id} would leave groups without a quorum to agree to it: ${stuck.join(', ')}; bring a voter back first`);
+    }
+    const result = await this.systemPropose<{ ok: boolean; message?: string }>({ op: 'node-remove', node: id });
+    if (!result?.ok) throw new GandalfError('conflict', `the system group refused the removal: ${result?.message ?? 'unknown'}`);
+    this.noteRemoved([id]);
+    this.scheduleReconcile(50);
+    return { removed: id, groups: affected.sort() };
   }
 
   /** Fetches the placement table from the system group (a node without a system replica). */
@@ -425,9 +485,10 @@ export class Replicator {
     }
     if (!this.placementRefresh) {
       this.placementRefresh = this.systemRead<DbRecord[]>('databases', {}, 'weak', RPC_TIMEOUT_MS)
-        .then((dbs) => {
+        .then(async (dbs) => {
           this.placement = new Map(dbs.map((d) => [dbGroup(d.name), d]));
           this.placementFetched = this.options.clock.monotonic();
+          this.noteRemoved(await this.systemRead<string[]>('removed-nodes', {}, 'weak', RPC_TIMEOUT_MS));
         })
         .catch((err: unknown) => this.options.logger.debug('placement refresh failed', { err: err as Error }))
         .finally(() => (this.placementRefresh = undefined));
@@ -576,6 +637,7 @@ export class Replicator {
 
   /** Usable for placement: alive, or unreachable for less than --replace-after (not replaced yet). */
   private usable(id: string): boolean {
+    if (this.removedNodes.has(id)) return false;
     return this.isAlive(id) || !this.replaceable(id);
   }
 
@@ -892,6 +954,7 @@ export class Replicator {
   /** Registered by the coordination layer: named read-only queries of the system state. */
   private readonly systemQueries = new Map<string, (machine: SystemMachine, args: Record<string, unknown>) => unknown>([
     ['databases', (m) => m.databases()],
+    ['removed-nodes', (m) => m.removed()],
   ]);
 
   registerSystemQuery(name: string, fn: (machine: SystemMachine, args: Record<string, unknown>) => unknown): void {

@@ -26,6 +26,10 @@ export class SystemStateMachine implements GroupMachine, SystemMachine {
     return this.current.databases();
   }
 
+  removed(): string[] {
+    return this.current.removed();
+  }
+
   database(name: string): DbRecord | undefined {
     return this.current.database(name);
   }

@@ -51,7 +51,9 @@ export type SystemCommand =
   | { op: 'lock-release'; name: string; session: string }
   | { op: 'lock-cancel'; name: string; session: string }
   | { op: 'kv-put'; key: string; value: string; session?: string; prevRevision?: number }
-  | { op: 'kv-delete'; key: string; prefix?: boolean; prevRevision?: number };
+  | { op: 'kv-delete'; key: string; prefix?: boolean; prevRevision?: number }
+  /** A board taken out of the cluster for good (gandalf-node remove): never placed again, refused if it returns. */
+  | { op: 'node-remove'; node: string };
 
 export type SystemErrorCode =
   | 'invalid_command'
@@ -337,6 +339,10 @@ function parseCommand(cmd: unknown): SystemCommand {
       if (prev !== undefined) c.prevRevision = prev;
       return c;
     }
+    case 'node-remove': {
+      const o = fields(cmd, ['op', 'node']);
+      return { op, node: nodeId(o, 'node') };
+    }
     case 'kv-delete': {
       const o = fields(cmd, ['op', 'key', 'prefix', 'prevRevision']);
       const c: Extract<SystemCommand, { op: 'kv-delete' }> = { op, key: key(o, 'key') };
@@ -370,6 +376,8 @@ interface Image {
   locks: [string, [string, number, number] | null, string[], number][];
   kv: [string, string, number, number, number, string | null][];
   events: [number, 0 | 1, string, string | null, number][];
+  /** Absent in snapshots from before removal existed. */
+  removed?: string[];
 }
 
 export class SystemState {
@@ -381,6 +389,7 @@ export class SystemState {
   private compactedThrough = 0;
   private readonly dbs = new Map<string, { redundancy: number; voters: string[] }>();
   private readonly sessionMap = new Map<string, Session>();
+  private readonly removedNodes = new Set<string>();
   private readonly locks = new Map<string, Lock>();
   private readonly kv = new Map<string, Kv>();
   private events: KvEvent[] = [];
@@ -415,6 +424,12 @@ export class SystemState {
         if (!db) return fail('unknown_database', `no database ${c.name}`);
         db.voters = c.voters;
         return { ok: true, grants: [] };
+      }
+      case 'node-remove': {
+        // its sessions end with it (their locks go to the next waiters)
+        this.removedNodes.add(c.node);
+        const of = sortedKeys(this.sessionMap).filter((s) => this.sessionMap.get(s)!.node === c.node);
+        return this.closeSessions(of, at);
       }
       case 'db-drop':
         if (!this.dbs.delete(c.name)) return fail('unknown_database', `no database ${c.name}`);
@@ -636,6 +651,11 @@ export class SystemState {
     return info;
   }
 
+  /** Boards removed from the cluster for good. */
+  removed(): string[] {
+    return [...this.removedNodes].sort();
+  }
+
   /** Every lock that is held or waited for, by name. */
   lockList(): LockInfo[] {
     return sortedKeys(this.locks)
@@ -715,6 +735,7 @@ export class SystemState {
         return [k, e.value, e.createRevision, e.modRevision, e.version, e.session ?? null];
       }),
       events: this.events.map((e) => [e.revision, e.type === 'put' ? 0 : 1, e.key, e.value ?? null, e.modRevision]),
+      removed: [...this.removedNodes].sort(),
     };
     return new TextEncoder().encode(JSON.stringify(image));
   }
@@ -733,6 +754,7 @@ export class SystemState {
     st.rev = int(image.revision);
     st.lastToken = int(image.lastToken);
     st.compactedThrough = int(image.compactedThrough);
+    for (const n of image.removed === undefined ? [] : arr(image.removed)) st.removedNodes.add(str(n));
     for (const d of arr(image.databases)) {
       const [n, redundancy, voters] = arr(d);
       st.dbs.set(str(n), { redundancy: int(redundancy), voters: arr(voters).map(str) });

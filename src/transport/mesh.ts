@@ -76,6 +76,7 @@ export type MeshTotals = LinkStats & { signalsRefused: number };
 
 export class Mesh {
   private readonly links = new Map<string, { link: PeerLink; since: number }>();
+  private readonly banned = new Set<string>();
   /** Counters of links that are gone (those of live links are added in totals()). */
   private readonly retired: MeshTotals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0, badFrames: 0, datagramsDropped: 0, signalsRefused: 0 };
   private readonly outgoing = new Map<string, Promise<string>>();
@@ -139,6 +140,16 @@ export class Mesh {
       since,
       stats: link.stats,
     }));
+  }
+
+  /** Refuses `id` from now on (it was removed from the cluster): its link closes, its offers get 403 `removed`. */
+  ban(id: string): void {
+    this.banned.add(id);
+    this.links.get(id)?.link.close('removed from the cluster');
+  }
+
+  isBanned(id: string): boolean {
+    return this.banned.has(id);
   }
 
   /** Counters summed over every link this node has had (monotonic, for Prometheus counters). */
@@ -304,6 +315,10 @@ export class Mesh {
       };
     }
     if (offer.from === self.id) return { status: 409, body: { code: 'self', message: 'an offer from this node itself' } };
+    if (this.banned.has(offer.from)) {
+      this.retired.signalsRefused++;
+      return { status: 403, body: { code: 'removed', message: `node ${offer.from} was removed from this cluster; wipe its data directory (a new node id) to join again` } };
+    }
     if (offer.to !== '' && offer.to !== self.id) {
       return { status: 409, body: { code: 'wrong_node', message: `this endpoint is node ${self.id}, not ${offer.to}` } };
     }
@@ -346,7 +361,7 @@ export class Mesh {
       connection.close();
       return;
     }
-    if (this.stopped) {
+    if (this.stopped || this.banned.has(signal.from)) {
       connection.close();
       return;
     }

@@ -492,3 +492,23 @@ describe('SystemState: node ids follow the one node-id rule', () => {
     expect(s.apply({ op: 'db-create', name: 'x', redundancy: 1, voters: ['.dot-first'] }).ok).toBe(false);
   });
 });
+
+describe('SystemState: removed boards', () => {
+  it('a removed board stays removed across snapshots, and its sessions end (their locks go to the next waiter)', () => {
+    const s = withSessions('a', 'b');
+    ok(acquire(s, 'L', 'a', true, 1));
+    ok(acquire(s, 'L', 'b', true, 2));
+    const r = ok(s.apply({ op: 'node-remove', node: 'node-a' }, 3));
+    expect(r.grants.map((g) => g.session)).toEqual(['b']);
+    expect(s.removed()).toEqual(['node-a']);
+    expect(s.session('a')).toBeUndefined();
+    const again = SystemState.restore(s.snapshot());
+    expect(again.removed()).toEqual(['node-a']);
+    expect(again.lock('L')?.holder?.session).toBe('b');
+    expect(s.apply({ op: 'node-remove', node: '' })).toMatchObject({ ok: false, code: 'invalid_command' });
+    // a snapshot from before removal existed (no "removed" field) restores with none
+    const old = JSON.parse(new TextDecoder().decode(new SystemState().snapshot()));
+    delete old.removed;
+    expect(SystemState.restore(new TextEncoder().encode(JSON.stringify(old))).removed()).toEqual([]);
+  });
+});
