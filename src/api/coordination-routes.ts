@@ -120,6 +120,13 @@ export function coordinationRoutes(coordination: () => Coordination): Routes {
         throw err;
       }
     },
+    // the fencing token counter: read it, or raise it (a cluster restored from a backup keeps tokens increasing)
+    'GET /lock-tokens': async (req) => ({ status: 200, body: { last_token: await coordination().lastToken(level(req)) } }),
+    'POST /lock-tokens': async (req) => {
+      const n = intParam((req.body as { at_least?: unknown } | undefined)?.at_least, 'at_least');
+      if (n === undefined) invalid('body must be JSON {"at_least": N}');
+      return { status: 200, body: { last_token: await coordination().tokensAtLeast(n) } };
+    },
     'GET /lock/*': async (req) => {
       const name = requireName(req.rest, 'lock');
       const l = await coordination().lock(name, level(req));

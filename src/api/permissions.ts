@@ -29,6 +29,8 @@ const ROUTES: Record<string, Permission[] | 'open'> = {
   'DELETE /session/*': ['lock', 'kv'],
   'POST /lock/*': ['lock'],
   'GET /lock/*': ['lock'],
+  'GET /lock-tokens': ['lock'],
+  'POST /lock-tokens': ['lock'],
   'GET /kv/*': ['kv'],
   'PUT /kv/*': ['kv'],
   'DELETE /kv/*': ['kv'],

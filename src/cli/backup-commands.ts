@@ -111,6 +111,11 @@ function httpSource(bind: ClientTarget): ClusterSource {
       const body = reply.body as { kvs: { key: string; value: string; session?: string }[]; revision: number };
       return { kvs: body.kvs.filter((k) => !k.session).map((k) => ({ key: k.key, value: k.value })), revision: body.revision };
     },
+    lastToken: async () => {
+      const reply = await request(bind, 'GET', '/lock-tokens');
+      if (reply.status !== 200) throw new CommandFailed(`GET /lock-tokens: the node answered ${reply.status}`);
+      return Number((reply.body as { last_token: number }).last_token);
+    },
   };
 }
 
@@ -147,7 +152,9 @@ export async function runClusterRestore(bind: ClientTarget, dir: string, io: Cli
     const reply = await request(bind, 'PUT', `/kv/${encodeURIComponent(kv.key)}`, { value: kv.value });
     if (reply.status !== 200) throw new CommandFailed(`PUT /kv/${kv.key}: the node answered ${reply.status}`);
   }
-  io.err(`restored ${backup.databases.length} databases and ${backup.kvs.length} keys from ${dir} (taken ${backup.manifest.taken_at})\n`);
+  const tokens = await request(bind, 'POST', '/lock-tokens', { at_least: backup.lastToken });
+  if (tokens.status !== 200) throw new CommandFailed(`POST /lock-tokens: the node answered ${tokens.status}`);
+  io.err(`restored ${backup.databases.length} databases and ${backup.kvs.length} keys from ${dir} (taken ${backup.manifest.taken_at}); fencing tokens continue above ${backup.lastToken}\n`);
 }
 
 async function querySql(bind: ClientTarget, db: string, sql: string, params: unknown[] = []): Promise<unknown[][]> {

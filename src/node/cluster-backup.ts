@@ -8,7 +8,9 @@
  *
  * Locks and sessions are not in it: they are leases of clients that are gone
  * by the time a backup is restored. Keys bound to a session go with their
- * session and are left out too.
+ * session and are left out too. The fencing token counter is in it: a
+ * restored cluster hands out tokens above every one handed out before, so
+ * whatever a lock protects keeps accepting its new holders.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -31,6 +33,8 @@ export interface ClusterSource {
   backup(db: string): Promise<Uint8Array>;
   /** The keys not bound to a session, and the revision they are as of. */
   kv(): Promise<{ kvs: KvRecord[]; revision: number }>;
+  /** The last fencing token handed out. */
+  lastToken(): Promise<number>;
 }
 
 export interface Manifest {
@@ -41,6 +45,7 @@ export interface Manifest {
   taken_at: string;
   databases: { name: string; file: string; bytes: number; sha256: string }[];
   kv: { file: string; keys: number; revision: number; bytes: number; sha256: string };
+  locks: { last_token: number };
 }
 
 export async function sha256(bytes: Uint8Array): Promise<string> {
@@ -92,6 +97,7 @@ export async function writeClusterBackup(
       taken_at: meta.at.toISOString(),
       databases,
       kv: { file: 'kv.json', keys: kvs.length, revision, bytes: kvBytes.length, sha256: await sha256(kvBytes) },
+      locks: { last_token: await source.lastToken() },
     };
     await writeFile(path.join(partial, MANIFEST), JSON.stringify(manifest, null, 2) + '\n', { mode: 0o600 });
     await rename(partial, final);
@@ -117,7 +123,7 @@ function invalid(message: string): GandalfError {
 }
 
 /** Reads a backup directory, checking the manifest and every file's size and checksum. */
-export async function readClusterBackup(dir: string): Promise<{ manifest: Manifest; databases: { name: string; bytes: Uint8Array }[]; kvs: KvRecord[] }> {
+export async function readClusterBackup(dir: string): Promise<{ manifest: Manifest; databases: { name: string; bytes: Uint8Array }[]; kvs: KvRecord[]; lastToken: number }> {
   let manifest: Manifest;
   try {
     manifest = JSON.parse(await readFile(path.join(dir, MANIFEST), 'utf8')) as Manifest;
@@ -141,5 +147,7 @@ export async function readClusterBackup(dir: string): Promise<{ manifest: Manife
   for (const d of manifest.databases) databases.push({ name: d.name, bytes: await load(d.file, d.bytes, d.sha256) });
   const kvs = JSON.parse((await load(manifest.kv.file, manifest.kv.bytes, manifest.kv.sha256)).toString('utf8')) as KvRecord[];
   if (!Array.isArray(kvs) || !kvs.every((k) => typeof k?.key === 'string' && typeof k.value === 'string')) throw invalid(`${dir}: kv.json is not a list of keys`);
-  return { manifest, databases, kvs };
+  const lastToken = manifest.locks?.last_token ?? 0;
+  if (!Number.isSafeInteger(lastToken) || lastToken < 0) throw invalid(`${dir}: the manifest's last token is not a count`);
+  return { manifest, databases, kvs, lastToken };
 }

@@ -320,6 +320,7 @@ export class GandalfNode {
             const { kvs, revision } = await coordination!.list('', 'weak');
             return { kvs: kvs.filter((k) => k.session === undefined).map((k) => ({ key: k.key, value: k.value })), revision };
           },
+          lastToken: () => coordination!.lastToken('weak'),
         },
         clock: systemClock,
         logger: logger.child({ part: 'backup' }),

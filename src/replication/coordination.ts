@@ -61,6 +61,7 @@ export class Coordination {
     const r = options.replicator;
     r.registerSystemQuery('lock', (m, a) => (m as SystemStateMachine).state.lock(String(a.name)) ?? { name: String(a.name), waiters: [], lastToken: 0 });
     r.registerSystemQuery('lock-list', (m) => (m as SystemStateMachine).state.lockList());
+    r.registerSystemQuery('last-token', (m) => (m as SystemStateMachine).state.lastTokenIssued());
     r.registerSystemQuery('session', (m, a) => (m as SystemStateMachine).state.session(String(a.id)) ?? null);
     r.registerSystemQuery('kv-get', (m, a) => (m as SystemStateMachine).state.kvGet(String(a.key)) ?? null);
     r.registerSystemQuery('kv-list', (m, a) => ({
@@ -182,6 +183,18 @@ export class Coordination {
 
   get(key: string, level: 'none' | 'weak' | 'strong' = 'weak'): Promise<KvEntry | null> {
     return this.options.replicator.systemRead('kv-get', { key }, level);
+  }
+
+  /** The last fencing token handed out, by any lock. */
+  lastToken(level: 'none' | 'weak' | 'strong' = 'weak'): Promise<number> {
+    return this.options.replicator.systemRead('last-token', {}, level);
+  }
+
+  /** Fencing tokens continue above `token` (restoring a backup); resolves with the last token now. */
+  async tokensAtLeast(token: number): Promise<number> {
+    const r = await this.options.replicator.systemPropose<SystemResult>({ op: 'tokens-at-least', token });
+    if (!r.ok) throw new GandalfError('invalid_request', r.message);
+    return this.lastToken('strong');
   }
 
   /** Every lock held or waited for. */

@@ -53,7 +53,9 @@ export type SystemCommand =
   | { op: 'kv-put'; key: string; value: string; session?: string; prevRevision?: number }
   | { op: 'kv-delete'; key: string; prefix?: boolean; prevRevision?: number }
   /** A board taken out of the cluster for good (gandalf-node remove): never placed again, refused if it returns. */
-  | { op: 'node-remove'; node: string };
+  | { op: 'node-remove'; node: string }
+  /** Fencing tokens continue above `token` (a cluster restored from a backup keeps them increasing). */
+  | { op: 'tokens-at-least'; token: number };
 
 export type SystemErrorCode =
   | 'invalid_command'
@@ -343,6 +345,10 @@ function parseCommand(cmd: unknown): SystemCommand {
       const o = fields(cmd, ['op', 'node']);
       return { op, node: nodeId(o, 'node') };
     }
+    case 'tokens-at-least': {
+      const o = fields(cmd, ['op', 'token']);
+      return { op, token: count(o, 'token', 0, Number.MAX_SAFE_INTEGER, false)! };
+    }
     case 'kv-delete': {
       const o = fields(cmd, ['op', 'key', 'prefix', 'prevRevision']);
       const c: Extract<SystemCommand, { op: 'kv-delete' }> = { op, key: key(o, 'key') };
@@ -425,6 +431,9 @@ export class SystemState {
         db.voters = c.voters;
         return { ok: true, grants: [] };
       }
+      case 'tokens-at-least':
+        this.lastToken = Math.max(this.lastToken, c.token);
+        return { ok: true, grants: [] };
       case 'node-remove': {
         // its sessions end with it (their locks go to the next waiters)
         this.removedNodes.add(c.node);
@@ -649,6 +658,11 @@ export class SystemState {
       info.holder = { session: h.session, node: this.sessionMap.get(h.session)!.node, token: h.token, since: h.since };
     }
     return info;
+  }
+
+  /** The last fencing token handed out, by any lock. */
+  lastTokenIssued(): number {
+    return this.lastToken;
   }
 
   /** Boards removed from the cluster for good. */

@@ -39,6 +39,14 @@ describe('whole-cluster backups', () => {
     for (const [k, v] of [['config/site', 'north'], ['config/owner', 'ops team']]) {
       expect((await fetch(`${a[0]!.url}/kv/${k}`, { method: 'PUT', body: JSON.stringify({ value: v }) })).status).toBe(200);
     }
+    // fencing tokens handed out before the backup: a restored cluster must go on above them
+    let highest = 0;
+    for (let i = 0; i < 3; i++) {
+      const got = (await a[1]!.post('/lock/pump/acquire?ttl=30s', {})).body as { token: number; session: string };
+      highest = Math.max(highest, got.token);
+      await a[1]!.post(`/lock/pump/release?session=${got.session}`, {});
+    }
+    expect(highest).toBeGreaterThanOrEqual(3);
     const session = (await a[0]!.post('/session?ttl=60s', {})).body.session as string;
     expect((await fetch(`${a[0]!.url}/kv/ephemeral`, { method: 'PUT', body: JSON.stringify({ value: 'x', session }) })).status).toBe(200);
 
@@ -57,6 +65,7 @@ describe('whole-cluster backups', () => {
     const manifest = JSON.parse(readFileSync(path.join(latest, 'manifest.json'), 'utf8'));
     expect(manifest.databases.map((d: { name: string }) => d.name)).toEqual(['orders', 'sensors']);
     expect(manifest.kv.keys).toBe(2); // the session-bound key is not in it
+    expect(manifest.locks.last_token).toBe(highest);
 
     // the CLI writes the same format through any board
     const cliDir = tempDir('gandalf-cli-backup-');
@@ -85,6 +94,9 @@ describe('whole-cluster backups', () => {
       expect(await rows(n, 'orders')).toEqual([[1, 'bolt'], [2, 'nut']]);
       expect(await rows(n, 'sensors')).toEqual([[1, 20.5], [2, 21.25]]);
     }
+    expect(ok.stderr).toContain(`fencing tokens continue above ${highest}`);
+    const next = (await fresh[0]!.post('/lock/pump/acquire?ttl=30s', {})).body as { token: number };
+    expect(next.token).toBeGreaterThan(highest);
     const site = await fresh[2]!.get('/kv/config/site?level=strong');
     expect(site.body.value).toBe('north');
     expect((await fresh[2]!.get('/kv/ephemeral')).status).toBe(404);
