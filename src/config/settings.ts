@@ -48,6 +48,8 @@ export interface NodeConfig {
   authFile: string | undefined;
   /** How peers reach our mgmt endpoint; derived from --mgmt-bind when unset. */
   advertiseEndpoint: string | undefined;
+  /** false: a non-voting board (learner replicas of every database, level=none reads, never counted for quorum). */
+  voter: boolean;
   /** Voters per database; 0 = min(3, cluster size). */
   redundancy: number;
   /** A voter unreachable this long (ms) is replaced. */
@@ -319,6 +321,16 @@ export const SETTINGS = [
     accepted: 'a file path',
     parse: (raw) => (raw.trim() ? raw : undefined),
   } satisfies SettingSpec<'authFile'>,
+  {
+    key: 'voter',
+    flag: 'voter',
+    description:
+      'false: a non-voting board for weak hardware: it holds a learner replica of every database and serves level=none reads from it, but never votes, leads or counts for any quorum',
+    defaultText: 'true',
+    default: () => 'true',
+    accepted: 'true or false',
+    parse: (raw) => (raw === 'true' ? true : raw === 'false' ? false : undefined),
+  } satisfies SettingSpec<'voter'>,
   {
     key: 'httpCert',
     flag: 'http-cert',

@@ -288,6 +288,7 @@ export class GandalfNode {
       snapshotBytes: config.snapshotBytes,
       ...(this.metrics ? { observer: this.metrics } : {}),
       onNodesRemoved: (ids) => this.cluster?.ban(ids),
+      voter: config.voter,
     });
     coordination = new Coordination({
       self: this.nodeId,

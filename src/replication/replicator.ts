@@ -84,6 +84,8 @@ export interface ReplicatorOptions {
   snapshotBytes?: number;
   /** Durations of log writes and snapshots, for metrics. */
   observer?: GroupObserver;
+  /** false (--voter=false): this board holds database replicas as a learner only and never counts for quorum. */
+  voter?: boolean;
   /** Boards newly known to be removed from the cluster (the node bans them from the mesh and membership). */
   onNodesRemoved?: (ids: string[]) => void;
   tickMs?: number;
@@ -205,6 +207,7 @@ export class Replicator {
       if (await ReplicaGroup.exists(fs, this.groupDir(name))) await this.openReplica(name, 'disk');
     }
     this.started = true;
+    if (this.options.voter === false) this.options.membership.publish('voter', '0');
     this.scheduleReconcile(0);
   }
 
@@ -384,10 +387,27 @@ export class Replicator {
     return m !== undefined && (m.state === 'alive' || m.state === 'suspect');
   }
 
+  /** Alive boards that may vote (placement's pool: founding, voters of every group). */
   private aliveIds(): string[] {
     return this.members()
       .filter((m) => m.id === this.options.self || ((m.state === 'alive' || m.state === 'suspect') && !this.removedNodes.has(m.id)))
       .map((m) => m.id)
+      .filter((id) => this.canVote(id))
+      .sort();
+  }
+
+  /** A board started with --voter=false holds database replicas as a learner only: it never counts for quorum. */
+  private canVote(id: string): boolean {
+    if (id === this.options.self) return this.options.voter !== false;
+    return this.members().find((m) => m.id === id)?.meta.voter !== '0';
+  }
+
+  /** Alive non-voting boards: each holds a learner replica of every database. */
+  private observerIds(): string[] {
+    return this.members()
+      .filter((m) => m.id !== this.options.self && (m.state === 'alive' || m.state === 'suspect') && !this.removedNodes.has(m.id) && m.meta.voter === '0')
+      .map((m) => m.id)
+      .concat(this.options.voter === false ? [this.options.self] : [])
       .sort();
   }
 
@@ -532,7 +552,7 @@ export class Replicator {
           await this.placeDatabases(r);
         } else {
           const rec = this.placement.get(name);
-          if (rec) await this.moveMembers(r.group, rec.voters);
+          if (rec) await this.moveMembers(r.group, rec.voters, this.observerIds());
         }
       }
     } catch (err) {
@@ -697,12 +717,15 @@ export class Replicator {
    * remove voters placement no longer wants, or whose board said they are gone,
    * only once every desired board votes.
    */
-  private async moveMembers(group: ReplicaGroup, desired: string[]): Promise<void> {
+  private async moveMembers(group: ReplicaGroup, desired: string[], observers: string[] = []): Promise<void> {
     // one change at a time: nothing to do (and no replica to prepare) until the last one committed
     if (group.confChangeBlocked) return;
     const voters = group.voters();
     const learners = group.learners();
     const want = new Set(desired);
+    // non-voting boards keep a learner replica, never promoted
+    const watching = new Set(observers.filter((o) => !want.has(o)));
+    const observer = (replica: string) => watching.has(nodeOfReplica(replica));
     const timeout = this.options.writeTimeoutMs;
     const quiet = (err: unknown) => this.options.logger.debug('membership change not made', { group: group.name, err: err as Error });
     const live = (replica: string) => this.replicaLive(group.name, replica);
@@ -710,7 +733,8 @@ export class Replicator {
     // A single-server change takes effect at once: the new configuration must still have a live quorum.
     const liveQuorum = (config: string[]) => config.filter(live).length >= Math.floor(config.length / 2) + 1;
     for (const l of learners) {
-      if (!want.has(nodeOfReplica(l)) || gone(l)) return void (await group.changeConf({ type: 'remove', node: l }, timeout).catch(quiet));
+      if ((!want.has(nodeOfReplica(l)) && !observer(l)) || gone(l)) return void (await group.changeConf({ type: 'remove', node: l }, timeout).catch(quiet));
+      if (observer(l)) continue;
       const match = group.matchIndex(l) ?? 0;
       if (match > 0 && match >= group.commitIndex - 64 && live(l) && liveQuorum([...voters, l])) {
         this.options.logger.info('promoting a caught-up learner', { group: group.name, replica: l });
@@ -719,7 +743,8 @@ export class Replicator {
     }
     const present = new Set([...voters, ...learners].filter((r) => !gone(r)).map(nodeOfReplica));
     const missing = desired.filter((d) => !present.has(d) && this.isAlive(d));
-    if (missing.length > 0 && learners.length === 0) {
+    const pending = learners.filter((l) => !observer(l));
+    if (missing.length > 0 && pending.length === 0) {
       const node = missing[0]!;
       const replica = await this.prepareReplica(group, node, [...voters, ...learners]);
       if (!replica) return;
@@ -727,6 +752,14 @@ export class Replicator {
       return void (await group.changeConf({ type: 'add-learner', node: replica }, timeout).catch(quiet));
     }
     if (!desired.every((d) => voters.some((v) => nodeOfReplica(v) === d && live(v)) || !this.isAlive(d))) return;
+    const unwatched = [...watching].filter((o) => !present.has(o));
+    if (unwatched.length > 0 && pending.length === 0) {
+      const node = unwatched[0]!;
+      const replica = await this.prepareReplica(group, node, [...voters, ...learners]);
+      if (!replica) return;
+      this.options.logger.info('adding a non-voting replica', { group: group.name, node, replica });
+      return void (await group.changeConf({ type: 'add-learner', node: replica }, timeout).catch(quiet));
+    }
     const extra = voters.filter((v) => !want.has(nodeOfReplica(v)) || gone(v));
     if (extra.length === 0) return;
     // Never below the target while a desired board's seat waits (it is down for less than --replace-after, or
@@ -1295,8 +1328,9 @@ export class Replicator {
       if (!isGroupName(group) || !Array.isArray(members) || !members.every((m) => typeof m === 'string')) {
         throw new GandalfError('invalid_request', 'bad group-prepare');
       }
-      // Only a committed placement that names this node creates a database replica (the system group's own configuration is its placement).
-      if (group !== SYSTEM_GROUP) await this.placementNaming(group);
+      // Only a committed placement that names this node creates a database replica (the system group's own configuration is
+      // its placement); a non-voting board holds a learner replica of every database.
+      if (group !== SYSTEM_GROUP && this.options.voter !== false) await this.placementNaming(group);
       const existing = this.replicas.get(group);
       if (existing && members.includes(existing.group.id)) return { replica: existing.group.id };
       // Prepared before and never added (an add that was lost or is slow): it never saw a configuration, so its id is still unused.
