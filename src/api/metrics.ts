@@ -56,6 +56,8 @@ export class NodeMetrics {
   private readonly snapshotBytes: Gauge<'group'>;
   private readonly httpRequests: Counter<'route' | 'code'>;
   private readonly httpSeconds: Histogram<'route'>;
+  /** Requests answered with a 2xx, by route (for the dashboard's rates). */
+  private readonly ok = new Map<string, number>();
 
   constructor(nodeId: string, sources: MetricsSources) {
     const registers = [this.registry];
@@ -178,9 +180,6 @@ export class NodeMetrics {
     this.snapshotSeconds.observe({ group }, seconds);
     this.snapshotBytes.set({ group }, bytes);
   }
-
-  /** Requests answered with a 2xx, by route (for the dashboard's rates). */
-  private readonly ok = new Map<string, number>();
 
   answered(route: string, status: number, seconds: number): void {
     this.httpRequests.inc({ route, code: String(status) });

@@ -145,8 +145,8 @@ export class GandalfNode {
       },
       logger: logger.child({ part: 'api' }),
       maxBodyBytes: config.maxBodyBytes,
-      // a load may be a dump, larger than the database it makes; it goes to the leader in one message
       ...(authorize ? { authorize } : {}),
+      // a load may be a dump, larger than the database it makes; it goes to the leader in one message
       rawBody: { 'POST /db/load': Math.min(MAX_MESSAGE_BYTES - 1024 * 1024, Math.max(config.maxBodyBytes, 2 * config.maxDatabaseBytes)) },
       observe,
     });
