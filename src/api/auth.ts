@@ -60,9 +60,20 @@ export interface AuthFile {
 
 /** Reads and checks an auth file; every problem is a ConfigError naming the entry. */
 export function loadAuthFile(file: string): AuthFile {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`--auth-file ${file}: ${(err as Error).message}`);
+  }
+  return parseAuthFile(text, file);
+}
+
+/** Checks an auth file's text (`file` names it in errors). */
+export function parseAuthFile(text: string, file: string): AuthFile {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new ConfigError(`--auth-file ${file}: ${(err as Error).message}`);
   }
@@ -85,12 +96,18 @@ export function loadAuthFile(file: string): AuthFile {
 }
 
 export class Authenticator {
-  private readonly users = new Map<string, User>();
+  private users = new Map<string, User>();
   /** sha256(header) of credentials verified before -> username. */
   private readonly remembered = new Map<string, string>();
 
   constructor(file: AuthFile) {
-    for (const u of file.users) this.users.set(u.username, u);
+    this.replace(file);
+  }
+
+  /** New users (the auth file changed): credentials remembered before are verified again. */
+  replace(file: AuthFile): void {
+    this.users = new Map(file.users.map((u) => [u.username, u]));
+    this.remembered.clear();
   }
 
   /**

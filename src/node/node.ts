@@ -15,7 +15,7 @@ import { mkdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { clusterAdminRoutes, clusterViewRoutes, signalRoutes } from '../api/cluster-routes';
-import { Authenticator, loadAuthFile } from '../api/auth';
+import { Authenticator, loadAuthFile, parseAuthFile } from '../api/auth';
 import { backupRoutes } from '../api/backup-routes';
 import { permissionsFor } from '../api/permissions';
 import { uiRoutes, type Overview } from '../api/ui-routes';
@@ -223,6 +223,10 @@ export class GandalfNode {
       logger.warn('the auth file holds clear-text passwords; replace them with "gandalf-node hash-password" hashes', { users: file.clearText });
     }
     const auth = new Authenticator(file);
+    const authFile = config.authFile;
+    this.watches.push(
+      new FileWatch([authFile], ([text]) => auth.replace(parseAuthFile(text!.toString('utf8'), authFile)), 'auth file', systemClock, logger.child({ part: 'auth' })),
+    );
     return async (route, authorization, body) => {
       const perms = permissionsFor(route, body);
       if (perms !== 'open') await auth.check(authorization, perms);

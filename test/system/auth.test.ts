@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BUNDLE, freePort, runCli, startNode, type NodeProcess } from '../helpers/node-process';
 import { tempDir } from '../helpers/tmp';
+import { until } from '../helpers/until';
 
 let nodes: NodeProcess[] = [];
 afterEach(async () => {
@@ -92,6 +93,16 @@ describe('client API authentication', () => {
     const forbidden = await runCli(['backup', ...bind, path.join(dir, 'b.sqlite')], env);
     expect(forbidden.code).toBe(1);
     expect(forbidden.stderr).toMatch(/403/);
+
+    // the auth file changes: taken without a restart (reader gone, a remembered credential no longer works)
+    writeFileSync(authFile, JSON.stringify([{ username: 'ops', password: hash, perms: ['all'] }]));
+    await until('the auth file reloaded', async () => /auth file reloaded/.test(node.log), 15_000);
+    expect((await fetch(`${node.url}/db/query?q=SELECT+1`, { headers: basic('reader', 'plain-text') })).status).toBe(401);
+    expect((await fetch(`${node.url}/status`, { headers: basic('ops', 'correct horse') })).status).toBe(200);
+    // a broken file keeps the users read before
+    writeFileSync(authFile, '[{"username": ');
+    await until('the broken auth file refused', async () => /the new auth file was not taken/.test(node.log), 15_000);
+    expect((await fetch(`${node.url}/status`, { headers: basic('ops', 'correct horse') })).status).toBe(200);
   }, 90_000);
 
   it('warns when the client API is off loopback without an auth file', async () => {
