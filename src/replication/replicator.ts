@@ -744,22 +744,17 @@ export class Replicator {
     const present = new Set([...voters, ...learners].filter((r) => !gone(r)).map(nodeOfReplica));
     const missing = desired.filter((d) => !present.has(d) && this.isAlive(d));
     const pending = learners.filter((l) => !observer(l));
-    if (missing.length > 0 && pending.length === 0) {
-      const node = missing[0]!;
+    // a board gets a fresh replica id of its own, which joins as a learner
+    const addLearner = async (node: string, what: string): Promise<void> => {
       const replica = await this.prepareReplica(group, node, [...voters, ...learners]);
       if (!replica) return;
-      this.options.logger.info('adding a replica', { group: group.name, node, replica });
-      return void (await group.changeConf({ type: 'add-learner', node: replica }, timeout).catch(quiet));
-    }
+      this.options.logger.info(what, { group: group.name, node, replica });
+      await group.changeConf({ type: 'add-learner', node: replica }, timeout).catch(quiet);
+    };
+    if (missing.length > 0 && pending.length === 0) return addLearner(missing[0]!, 'adding a replica');
     if (!desired.every((d) => voters.some((v) => nodeOfReplica(v) === d && live(v)) || !this.isAlive(d))) return;
     const unwatched = [...watching].filter((o) => !present.has(o));
-    if (unwatched.length > 0 && pending.length === 0) {
-      const node = unwatched[0]!;
-      const replica = await this.prepareReplica(group, node, [...voters, ...learners]);
-      if (!replica) return;
-      this.options.logger.info('adding a non-voting replica', { group: group.name, node, replica });
-      return void (await group.changeConf({ type: 'add-learner', node: replica }, timeout).catch(quiet));
-    }
+    if (unwatched.length > 0 && pending.length === 0) return addLearner(unwatched[0]!, 'adding a non-voting replica');
     const extra = voters.filter((v) => !want.has(nodeOfReplica(v)) || gone(v));
     if (extra.length === 0) return;
     // Never below the target while a desired board's seat waits (it is down for less than --replace-after, or
