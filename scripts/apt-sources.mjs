@@ -39,15 +39,17 @@ export function hostDebianSources(suite, components) {
     .map((f) => ({ ...f, suites: f.suites.split(/\s+/).filter((s) => s === suite || s.startsWith(`${suite}-`)) }))
     .filter((f) => f.suites.length > 0);
   if (debian.length === 0) throw new Error(`no apt source for Debian ${suite} on this host`);
-  return debian
-    .map((f) =>
-      [
-        'Types: deb',
-        `URIs: ${f.uris}`,
-        `Suites: ${f.suites.join(' ')}`,
-        `Components: ${components.join(' ')}`,
-        ...(f['signed-by'] ? [`Signed-By: ${f['signed-by']}`] : []),
-      ].join('\n'),
-    )
-    .join('\n\n') + '\n';
+  return (
+    debian
+      .map((f) =>
+        [
+          'Types: deb',
+          `URIs: ${f.uris}`,
+          `Suites: ${f.suites.join(' ')}`,
+          `Components: ${components.join(' ')}`,
+          ...(f['signed-by'] ? [`Signed-By: ${f['signed-by']}`] : []),
+        ].join('\n'),
+      )
+      .join('\n\n') + '\n'
+  );
 }

@@ -23,8 +23,17 @@ const boards = JSON.parse(readFileSync(path.join(root, 'images/boards.json'), 'u
 const [board, ...flags] = process.argv.slice(2);
 const BOOT_MIB = 256;
 const BASE_PACKAGES = [
-  'systemd-sysv', 'udev', 'kmod', 'initramfs-tools', 'e2fsprogs', 'cloud-guest-utils', 'fdisk', 'dosfstools',
-  'iproute2', 'netbase', 'openssh-server',
+  'systemd-sysv',
+  'udev',
+  'kmod',
+  'initramfs-tools',
+  'e2fsprogs',
+  'cloud-guest-utils',
+  'fdisk',
+  'dosfstools',
+  'iproute2',
+  'netbase',
+  'openssh-server',
 ];
 const started = Date.now();
 
@@ -38,12 +47,18 @@ function run(cmd, args, options = {}) {
 
 /** Runs a command with its output shown live and kept in `log`; returns the exit status and that output. */
 function runLogged(log, cmd, args) {
-  const r = spawnSync('bash', ['-c', 'set -o pipefail; log=$1; shift; "$@" 2>&1 | tee "$log"', 'run', log, cmd, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const r = spawnSync('bash', ['-c', 'set -o pipefail; log=$1; shift; "$@" 2>&1 | tee "$log"', 'run', log, cmd, ...args], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   return { status: r.status ?? 1, output: existsSync(log) ? readFileSync(log, 'utf8') : '' };
 }
 
 if (!board || !boards[board] || board === 'comment') {
-  console.error(`usage: build-image.mjs BOARD [--no-compress]; boards: ${Object.keys(boards).filter((b) => b !== 'comment').join(', ')}`);
+  console.error(
+    `usage: build-image.mjs BOARD [--no-compress]; boards: ${Object.keys(boards)
+      .filter((b) => b !== 'comment')
+      .join(', ')}`,
+  );
   process.exit(2);
 }
 if (process.getuid?.() !== 0) {
@@ -53,7 +68,8 @@ if (process.getuid?.() !== 0) {
 const spec = boards[board];
 const bootKind = spec.boot ?? 'raspi-firmware';
 if (!['raspi-firmware', 'u-boot'].includes(bootKind)) throw new Error(`board ${board}: unknown boot "${bootKind}"`);
-if (bootKind === 'u-boot' && !(spec.uboot?.image && spec.uboot?.offset >= 512 && spec.dtb)) throw new Error(`board ${board}: u-boot boards need uboot.image, uboot.offset and dtb`);
+if (bootKind === 'u-boot' && !(spec.uboot?.image && spec.uboot?.offset >= 512 && spec.dtb))
+  throw new Error(`board ${board}: u-boot boards need uboot.image, uboot.offset and dtb`);
 const version = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')).version;
 const deb = path.join(root, 'dist', `gandalf-node_${version}_${spec.arch}.deb`);
 if (!existsSync(deb)) {
@@ -116,19 +132,33 @@ try {
     step(`root file system for ${board} (${spec.arch}) with mmdebstrap${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
     const r = runLogged(path.join(work, 'mmdebstrap.log'), 'mmdebstrap', mmdebstrapArgs());
     if (r.status === 0) break;
-    const broken = [...new Set([...r.output.matchAll(/Failed to fetch \S+\/dists\/([^/\s]+)\/\S+\s+(?:File has unexpected size|Hash Sum mismatch)/g)].map((m) => m[1]))];
+    const broken = [
+      ...new Set([...r.output.matchAll(/Failed to fetch \S+\/dists\/([^/\s]+)\/\S+\s+(?:File has unexpected size|Hash Sum mismatch)/g)].map((m) => m[1])),
+    ];
     if (broken.length === 0 || attempt >= 3) throw new Error(`mmdebstrap failed (exit ${r.status})`);
     if (attempt < 2) {
       console.error(`build-image: the mirror's index of ${broken.join(', ')} (${spec.arch}) is inconsistent; retrying in 15 s`);
       spawnSync('sleep', ['15']);
       continue;
     }
-    if (process.env.GANDALF_IMAGE_STRICT_SOURCES === '1' || broken.includes('bookworm')) throw new Error(`the mirror's index of ${broken.join(', ')} stays inconsistent`);
-    console.error(`build-image: WARNING: the mirror's index of ${broken.join(', ')} (${spec.arch}) stays inconsistent: building WITHOUT ${broken.join(', ')}; run "apt update && apt upgrade" on the board`);
+    if (process.env.GANDALF_IMAGE_STRICT_SOURCES === '1' || broken.includes('bookworm'))
+      throw new Error(`the mirror's index of ${broken.join(', ')} stays inconsistent`);
+    console.error(
+      `build-image: WARNING: the mirror's index of ${broken.join(', ')} (${spec.arch}) stays inconsistent: building WITHOUT ${broken.join(', ')}; run "apt update && apt upgrade" on the board`,
+    );
     dropped.push(...broken);
     sourceText = sourceText
       .split('\n\n')
-      .map((stanza) => stanza.replace(/^Suites: (.*)$/m, (_, suites) => `Suites: ${suites.split(' ').filter((x) => !broken.includes(x)).join(' ')}`))
+      .map((stanza) =>
+        stanza.replace(
+          /^Suites: (.*)$/m,
+          (_, suites) =>
+            `Suites: ${suites
+              .split(' ')
+              .filter((x) => !broken.includes(x))
+              .join(' ')}`,
+        ),
+      )
       .filter((stanza) => !/^Suites: *$/m.test(stanza))
       .join('\n\n');
   }
@@ -167,9 +197,13 @@ ${uboot ? `  partition u-boot { in-partition-table = "no" image = "${uboot}" off
 `,
   );
   const tmpOut = path.join(work, 'out');
-  run('genimage', ['--config', cfg, '--rootpath', path.join(work, 'empty'), '--tmppath', path.join(work, 'genimage-tmp'), '--inputpath', work, '--outputpath', tmpOut], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  run(
+    'genimage',
+    ['--config', cfg, '--rootpath', path.join(work, 'empty'), '--tmppath', path.join(work, 'genimage-tmp'), '--inputpath', work, '--outputpath', tmpOut],
+    {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   const img = path.join(outDir, name);
   renameSync(path.join(tmpOut, name), img);
 
@@ -191,14 +225,22 @@ ${uboot ? `  partition u-boot { in-partition-table = "no" image = "${uboot}" off
 Check:  sha256sum -c ${path.basename(artifact)}.sha256
 Flash:  ${artifact.endsWith('.xz') ? `xzcat ${path.basename(artifact)} |` : `cat ${path.basename(artifact)} |`} sudo dd of=/dev/sdX bs=4M conv=fsync status=progress
         (or Raspberry Pi Imager / balenaEtcher: "Use custom" and pick the ${artifact.endsWith('.xz') ? '.img.xz' : '.img'})
-${bootKind === 'u-boot' ? `The card carries its own boot loader (u-boot, at ${spec.uboot.offset} bytes): flash the whole image
+${
+  bootKind === 'u-boot'
+    ? `The card carries its own boot loader (u-boot, at ${spec.uboot.offset} bytes): flash the whole image
 to the card, not to a partition.
-` : ''}Then edit gandalf.conf on the card's boot partition (cluster-cookie, and
+`
+    : ''
+}Then edit gandalf.conf on the card's boot partition (cluster-cookie, and
 optionally static-ip, ssh-key) and boot. The root file system grows to the
 card on first boot; the node starts as gandalf-node.service.
-${dropped.length ? `WARNING: built without ${dropped.join(', ')} (the mirror's index was inconsistent): run
+${
+  dropped.length
+    ? `WARNING: built without ${dropped.join(', ')} (the mirror's index was inconsistent): run
 "apt update && apt upgrade" on the board once it is online.
-` : ''}`,
+`
+    : ''
+}`,
   );
   step(`done: ${path.relative(root, artifact)} ${(statSync(artifact).size / 2 ** 20).toFixed(0)} MiB (raw ${(statSync(img).size / 2 ** 20).toFixed(0)} MiB)`);
 } finally {

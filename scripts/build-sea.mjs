@@ -24,10 +24,7 @@ const work = path.join(root, 'dist/sea', target);
 mkdirSync(work, { recursive: true });
 const blob = path.join(work, 'sea-prep.blob');
 const config = path.join(work, 'sea-config.json');
-writeFileSync(
-  config,
-  JSON.stringify(seaConfig(bundle, blob, fetchAddon(target)), null, 2),
-);
+writeFileSync(config, JSON.stringify(seaConfig(bundle, blob, fetchAddon(target)), null, 2));
 execFileSync(node, ['--experimental-sea-config', config], { stdio: 'inherit' });
 
 const out = path.join(root, `dist/gandalf-node-${target}`);

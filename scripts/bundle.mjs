@@ -10,7 +10,9 @@ const root = new URL('..', import.meta.url).pathname;
 const pkg = JSON.parse(readFileSync(`${root}/package.json`, 'utf8'));
 let commit = 'unknown';
 try {
-  commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] })
+    .toString()
+    .trim();
 } catch {
   /* not a git checkout */
 }
@@ -40,4 +42,6 @@ const result = await build({
   metafile: true,
 });
 const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
-console.log(`bundle: dist/gandalf-node.cjs ${(bytes / 1024).toFixed(0)} KiB, of which the SQL worker ${(sqlWorker.length / 1024).toFixed(0)} KiB (version ${pkg.version}, commit ${commit})`);
+console.log(
+  `bundle: dist/gandalf-node.cjs ${(bytes / 1024).toFixed(0)} KiB, of which the SQL worker ${(sqlWorker.length / 1024).toFixed(0)} KiB (version ${pkg.version}, commit ${commit})`,
+);

@@ -17,8 +17,7 @@ for (const suite of suites) {
       failed++;
       const first = (t.failureMessages ?? [])[0] ?? '';
       failures.push(`FAILED ${suite.name.replace(process.cwd() + '/', '')} > ${t.fullName}\n  ${first.split('\n').slice(0, 6).join('\n  ')}`);
-    }
-    else notRun.push(`${t.status}: ${suite.name.replace(process.cwd() + '/', '')} > ${t.fullName}`);
+    } else notRun.push(`${t.status}: ${suite.name.replace(process.cwd() + '/', '')} > ${t.fullName}`);
   }
   if (suite.status === 'failed' && suite.assertionResults.length === 0) {
     failed++;

@@ -14,9 +14,7 @@
 // Usage: node scripts/package.mjs [TARGET...]   (default: all five)
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import {
-  chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync,
-} from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import postject from 'postject';
 import { addonSpec, fetchAddon, fetchRuntime, runtimeSpec, seaConfig } from './runtime.mjs';
@@ -28,8 +26,22 @@ const started = Date.now();
 
 // Debian's packages of the Node 18 runtime (see scripts/debian-node18-root.sh).
 const DEBIAN_PACKAGES = [
-  'nodejs', 'libnode108', 'libuv1', 'libc-ares2', 'libbrotli1', 'libnghttp2-14', 'libicu72', 'libc6', 'libstdc++6',
-  'libgcc-s1', 'libatomic1', 'libssl3', 'zlib1g', 'node-acorn:all', 'node-cjs-module-lexer:all', 'node-undici:all',
+  'nodejs',
+  'libnode108',
+  'libuv1',
+  'libc-ares2',
+  'libbrotli1',
+  'libnghttp2-14',
+  'libicu72',
+  'libc6',
+  'libstdc++6',
+  'libgcc-s1',
+  'libatomic1',
+  'libssl3',
+  'zlib1g',
+  'node-acorn:all',
+  'node-cjs-module-lexer:all',
+  'node-undici:all',
 ];
 // Builtins Debian's libnode reads at start from these absolute paths (its
 // NODE_SHARED_BUILTIN_*_PATH). No option or variable moves them, so the copy
@@ -41,8 +53,20 @@ const BUILTINS = ['cjs-module-lexer/lexer.js', 'cjs-module-lexer/dist/lexer.js',
 
 const TARGETS = {
   'linux-x64': { kind: 'host-sea' },
-  'linux-arm64': { kind: 'sea', qemu: ['qemu-aarch64-static', '-cpu', 'cortex-a53'], strip: 'aarch64-linux-gnu-strip', sysroot: 'arm64', sysrootPackages: ['libc6', 'libstdc++6', 'libgcc-s1'] },
-  'linux-armv7': { kind: 'sea', qemu: ['qemu-arm-static', '-cpu', 'cortex-a7'], strip: 'arm-linux-gnueabihf-strip', sysroot: 'armhf', sysrootPackages: ['libc6', 'libstdc++6', 'libgcc-s1', 'libatomic1'] },
+  'linux-arm64': {
+    kind: 'sea',
+    qemu: ['qemu-aarch64-static', '-cpu', 'cortex-a53'],
+    strip: 'aarch64-linux-gnu-strip',
+    sysroot: 'arm64',
+    sysrootPackages: ['libc6', 'libstdc++6', 'libgcc-s1'],
+  },
+  'linux-armv7': {
+    kind: 'sea',
+    qemu: ['qemu-arm-static', '-cpu', 'cortex-a7'],
+    strip: 'arm-linux-gnueabihf-strip',
+    sysroot: 'armhf',
+    sysrootPackages: ['libc6', 'libstdc++6', 'libgcc-s1', 'libatomic1'],
+  },
   'linux-armv6': { kind: 'debian', debArch: 'armel', triplet: 'arm-linux-gnueabi', ldso: 'ld-linux.so.3', qemu: ['qemu-arm-static', '-cpu', 'arm1176'] },
   'linux-x86': { kind: 'debian', debArch: 'i386', triplet: 'i386-linux-gnu', ldso: 'ld-linux.so.2', qemu: ['qemu-i386-static'] },
 };
@@ -96,10 +120,7 @@ async function buildSea(target, t) {
   const sysroot = debianRoot(`sysroot-${t.sysroot}`, t.sysroot, t.sysrootPackages);
   const blob = path.join(work, 'sea-prep.blob');
   const config = path.join(work, 'sea-config.json');
-  writeFileSync(
-    config,
-    JSON.stringify(seaConfig(bundle, blob, fetchAddon(target)), null, 2),
-  );
+  writeFileSync(config, JSON.stringify(seaConfig(bundle, blob, fetchAddon(target)), null, 2));
   // The blob must come from the same Node version: run the target's own binary.
   execFileSync(t.qemu[0], [...t.qemu.slice(1), '-L', sysroot, node, '--experimental-sea-config', config], { stdio: 'inherit' });
   const tmp = `${out}.tmp`;

@@ -117,17 +117,19 @@ function freePort(): Promise<number> {
 
 function getJson(p: number, pathname: string): Promise<any> {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: p, path: pathname, timeout: 2000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        try {
-          resolve(JSON.parse(Buffer.concat(chunks).toString()));
-        } catch (err) {
-          reject(err);
-        }
-      });
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port: p, path: pathname, timeout: 2000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          try {
+            resolve(JSON.parse(Buffer.concat(chunks).toString()));
+          } catch (err) {
+            reject(err);
+          }
+        });
+      })
+      .on('error', reject);
   });
 }
 
@@ -148,13 +150,33 @@ async function gandalfDetection(): Promise<{ ms: number; falsePositives: number 
     for (let i = 0; i < 5; i++) {
       const p = { http: await freePort(), mgmt: await freePort() };
       ports.push(p);
-      const args = [path.join(ROOT, 'dist/gandalf-node.cjs'), 'start', '--node-id', `g${i}`, '--data-dir', path.join(dir, `g${i}`),
-        '--http-bind', `127.0.0.1:${p.http}`, '--mgmt-bind', `127.0.0.1:${p.mgmt}`, '--discovery', 'manual', '--cluster-cookie', 'bench-cookie-1', '--log-level', 'warn',
-        ...(i > 0 ? ['--join', `http://127.0.0.1:${ports[0]!.mgmt}`] : [])];
+      const args = [
+        path.join(ROOT, 'dist/gandalf-node.cjs'),
+        'start',
+        '--node-id',
+        `g${i}`,
+        '--data-dir',
+        path.join(dir, `g${i}`),
+        '--http-bind',
+        `127.0.0.1:${p.http}`,
+        '--mgmt-bind',
+        `127.0.0.1:${p.mgmt}`,
+        '--discovery',
+        'manual',
+        '--cluster-cookie',
+        'bench-cookie-1',
+        '--log-level',
+        'warn',
+        ...(i > 0 ? ['--join', `http://127.0.0.1:${ports[0]!.mgmt}`] : []),
+      ];
       procs.push(spawn(process.execPath, args, { stdio: 'ignore' }));
     }
-    const states = async (i: number) => new Map<string, string>((await getJson(ports[i]!.http, '/cluster/nodes')).nodes.map((n: any) => [n['node-id'], n.state]));
-    const formed = await waitFor(async () => (await Promise.all([0, 1, 2, 3, 4].map(states))).every((m) => [...m.values()].filter((s) => s === 'alive').length === 5), 60_000);
+    const states = async (i: number) =>
+      new Map<string, string>((await getJson(ports[i]!.http, '/cluster/nodes')).nodes.map((n: any) => [n['node-id'], n.state]));
+    const formed = await waitFor(
+      async () => (await Promise.all([0, 1, 2, 3, 4].map(states))).every((m) => [...m.values()].filter((s) => s === 'alive').length === 5),
+      60_000,
+    );
     if (formed === undefined) throw new Error('gandalf cluster did not form');
     await new Promise((r) => setTimeout(r, 3000)); // settle
     procs[4]!.kill('SIGKILL');
@@ -177,15 +199,29 @@ async function serfDetection(): Promise<{ ms: number; falsePositives: number }> 
       const p = { bind: await freePort(), rpc: await freePort() };
       ports.push(p);
       procs.push(
-        spawn('serf', ['agent', `-node=s${i}`, `-bind=127.0.0.1:${p.bind}`, `-rpc-addr=127.0.0.1:${p.rpc}`, '-profile=lan', '-log-level=warn',
-          ...(i > 0 ? [`-retry-join=127.0.0.1:${ports[0]!.bind}`, '-retry-interval=1s'] : [])], { stdio: 'ignore' }),
+        spawn(
+          'serf',
+          [
+            'agent',
+            `-node=s${i}`,
+            `-bind=127.0.0.1:${p.bind}`,
+            `-rpc-addr=127.0.0.1:${p.rpc}`,
+            '-profile=lan',
+            '-log-level=warn',
+            ...(i > 0 ? [`-retry-join=127.0.0.1:${ports[0]!.bind}`, '-retry-interval=1s'] : []),
+          ],
+          { stdio: 'ignore' },
+        ),
       );
     }
     const members = async (i: number) => {
       const out = execFileSync('serf', ['members', `-rpc-addr=127.0.0.1:${ports[i]!.rpc}`, '-format=json'], { timeout: 5000 }).toString();
       return new Map<string, string>(JSON.parse(out).members.map((m: any) => [m.name, m.status]));
     };
-    const formed = await waitFor(async () => (await Promise.all([0, 1, 2, 3, 4].map(members))).every((m) => [...m.values()].filter((s) => s === 'alive').length === 5), 60_000);
+    const formed = await waitFor(
+      async () => (await Promise.all([0, 1, 2, 3, 4].map(members))).every((m) => [...m.values()].filter((s) => s === 'alive').length === 5),
+      60_000,
+    );
     if (formed === undefined) throw new Error('serf cluster did not form');
     await new Promise((r) => setTimeout(r, 3000));
     procs[4]!.kill('SIGKILL');
@@ -200,7 +236,9 @@ async function serfDetection(): Promise<{ ms: number; falsePositives: number }> 
 }
 
 async function main(): Promise<void> {
-  console.log(`gandalf-node mesh benchmark: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${process.platform}-${process.arch}, node ${process.version}, loopback\n`);
+  console.log(
+    `gandalf-node mesh benchmark: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${process.platform}-${process.arch}, node ${process.version}, loopback\n`,
+  );
   console.log(`data-channel setup (signed signaling + ICE + DTLS + SCTP, ${SETUPS} each)`);
   for (const [l, r] of PAIRS) {
     const s = await setupTimes(l, r);

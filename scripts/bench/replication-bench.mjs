@@ -249,7 +249,9 @@ async function runLoad(label, { concurrency, maxOps, maxMs, op }) {
   lat.sort((a, b) => a - b);
   const pct = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] : NaN);
   const r = { ok, failed, elapsedMs: elapsed, perSec: (ok / elapsed) * 1000, p50: pct(50), p99: pct(99), errors };
-  log(`${label}: ${ok} ok, ${failed} failed in ${(elapsed / 1000).toFixed(1)} s -> ${r.perSec.toFixed(1)}/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms${errors.size ? `; errors: ${[...errors].map(([k, v]) => `${v}x ${k}`).join('; ')}` : ''}`);
+  log(
+    `${label}: ${ok} ok, ${failed} failed in ${(elapsed / 1000).toFixed(1)} s -> ${r.perSec.toFixed(1)}/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms${errors.size ? `; errors: ${[...errors].map(([k, v]) => `${v}x ${k}`).join('; ')}` : ''}`,
+  );
   return r;
 }
 
@@ -269,7 +271,24 @@ const gandalf = {
     }
     for (const n of this.nodes) {
       mkdirSync(n.dir, { recursive: true });
-      const args = [bundle, 'start', '--node-id', n.id, '--data-dir', n.dir, '--http-bind', `${HOST}:${n.http}`, '--mgmt-bind', `${HOST}:${n.mgmt}`, '--discovery', 'manual', '--cluster-cookie', COOKIE, '--log-level', 'warn'];
+      const args = [
+        bundle,
+        'start',
+        '--node-id',
+        n.id,
+        '--data-dir',
+        n.dir,
+        '--http-bind',
+        `${HOST}:${n.http}`,
+        '--mgmt-bind',
+        `${HOST}:${n.mgmt}`,
+        '--discovery',
+        'manual',
+        '--cluster-cookie',
+        COOKIE,
+        '--log-level',
+        'warn',
+      ];
       if (n.id !== 'n0') args.push('--join', `http://${HOST}:${this.nodes[0].mgmt}`);
       n.proc = spawn(process.execPath, args, { cwd: n.dir, stdio: ['ignore', 'pipe', 'pipe'] });
       children.add(n.proc);
@@ -297,7 +316,14 @@ const gandalf = {
         'gandalf CREATE TABLE on db bench',
         async () => {
           attempts++;
-          const r = await request(gandalfAgent, this.nodes[0].http, 'POST', '/db/execute?db=bench', [['CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)'], ['CREATE TABLE IF NOT EXISTS r(id INTEGER PRIMARY KEY, v TEXT)']], 20_000);
+          const r = await request(
+            gandalfAgent,
+            this.nodes[0].http,
+            'POST',
+            '/db/execute?db=bench',
+            [['CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v TEXT)'], ['CREATE TABLE IF NOT EXISTS r(id INTEGER PRIMARY KEY, v TEXT)']],
+            20_000,
+          );
           if (r.status !== 200) log(`gandalf: first write to db bench -> HTTP ${r.status} ${r.text.slice(0, 200)}; retrying`);
           return r.status === 200 && !r.body?.results?.some((x) => x.error);
         },
@@ -383,17 +409,28 @@ const etcd = {
       this.members.push(m);
       mkdirSync(m.dir, { recursive: true, mode: 0o700 });
       const args = [
-        '--name', m.name,
-        '--data-dir', m.dir,
-        '--listen-client-urls', `http://${HOST}:${m.client}`,
-        '--advertise-client-urls', `http://${HOST}:${m.client}`,
-        '--listen-peer-urls', `http://${HOST}:${m.peer}`,
-        '--initial-advertise-peer-urls', `http://${HOST}:${m.peer}`,
-        '--initial-cluster', cluster,
-        '--initial-cluster-token', 'bench-etcd',
-        '--initial-cluster-state', 'new',
-        '--logger', 'zap',
-        '--log-level', 'warn',
+        '--name',
+        m.name,
+        '--data-dir',
+        m.dir,
+        '--listen-client-urls',
+        `http://${HOST}:${m.client}`,
+        '--advertise-client-urls',
+        `http://${HOST}:${m.client}`,
+        '--listen-peer-urls',
+        `http://${HOST}:${m.peer}`,
+        '--initial-advertise-peer-urls',
+        `http://${HOST}:${m.peer}`,
+        '--initial-cluster',
+        cluster,
+        '--initial-cluster-token',
+        'bench-etcd',
+        '--initial-cluster-state',
+        'new',
+        '--logger',
+        'zap',
+        '--log-level',
+        'warn',
       ];
       m.proc = spawn('etcd', args, { cwd: m.dir, stdio: ['ignore', 'pipe', 'pipe'] });
       children.add(m.proc);
@@ -401,10 +438,14 @@ const etcd = {
     }
     try {
       for (const m of this.members) {
-        await waitFor(`etcd ${m.name} /health`, async () => {
-          const r = await request(etcdAgent, m.client, 'GET', '/health', undefined, 2000);
-          return r.status === 200 && r.body?.health === 'true';
-        }, 30_000);
+        await waitFor(
+          `etcd ${m.name} /health`,
+          async () => {
+            const r = await request(etcdAgent, m.client, 'GET', '/health', undefined, 2000);
+            return r.status === 200 && r.body?.health === 'true';
+          },
+          30_000,
+        );
         const st = await this.statusOf(m);
         m.id = st.header.member_id;
       }
@@ -590,7 +631,10 @@ async function failover(sys) {
       } catch (e) {
         if (killedAt) {
           res.attempts++;
-          const k = e.message.replace(/\d{4,}/g, 'N').replace(/^timeout after.*/, 'client timeout').slice(0, 100);
+          const k = e.message
+            .replace(/\d{4,}/g, 'N')
+            .replace(/^timeout after.*/, 'client timeout')
+            .slice(0, 100);
           res.errors.set(k, (res.errors.get(k) ?? 0) + 1);
         }
         await sleep(20);
@@ -639,7 +683,9 @@ async function failover(sys) {
   stop = true;
   const ms = (v) => (Number.isNaN(v) ? 'NONE' : `${v.toFixed(0)} ms`);
   const errs = (r) => `${r.attempts} failed attempts${r.errors.size ? `: ${[...r.errors].map(([k, v]) => `${v}x ${k}`).join('; ')}` : ''}`;
-  log(`${sys}: first write after kill: ${ms(p.firstOk)} (${errs(p)}); with a ${FAILOVER_CLIENT_TIMEOUT_MS} ms client timeout: ${ms(q.firstOk)} (${errs(q)}); new leader in the survivor's status after ${ms(electedMs)}`);
+  log(
+    `${sys}: first write after kill: ${ms(p.firstOk)} (${errs(p)}); with a ${FAILOVER_CLIENT_TIMEOUT_MS} ms client timeout: ${ms(q.firstOk)} (${errs(q)}); new leader in the survivor's status after ${ms(electedMs)}`,
+  );
   return { ms: p.firstOk, impatientMs: q.firstOk, electedMs, leader: leaderName, via: viaName, patient: p, impatient: q, errs };
 }
 
@@ -676,7 +722,11 @@ function ensureEtcd() {
     throw new BenchFailure('etcd is not installed and this is not root: install it with `sudo apt-get install -y etcd-server` and run again');
   }
   console.log('etcd not found on PATH: running `apt-get install -y etcd-server`');
-  const r = spawnSync('apt-get', ['install', '-y', 'etcd-server'], { stdio: 'inherit', timeout: 300_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  const r = spawnSync('apt-get', ['install', '-y', 'etcd-server'], {
+    stdio: 'inherit',
+    timeout: 300_000,
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
   const again = spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' });
   if (r.status !== 0 || again.status !== 0) throw new BenchFailure('apt-get install -y etcd-server failed (try `apt-get update` first)');
 }
@@ -698,20 +748,41 @@ async function main() {
   log(`data under ${dataRoot}`);
   await Promise.all([gandalf.start(), etcd.start()]);
 
-  const gVersionFinal = gVersion === 'not built yet' ? JSON.parse(execFileSync(process.execPath, [bundle, 'version', '--json'], { encoding: 'utf8' })).version : gVersion;
+  const gVersionFinal =
+    gVersion === 'not built yet' ? JSON.parse(execFileSync(process.execPath, [bundle, 'version', '--json'], { encoding: 'utf8' })).version : gVersion;
 
   // 1. sequential writes, to the leader
   const gSeqNode = await gandalf.leaderOf('db.bench');
   const eSeqNode = await etcd.leader();
-  const gSeq = await runLoad(`gandalf sequential writes -> leader ${gSeqNode.id}`, { concurrency: 1, maxOps: LIMITS.seq[0], maxMs: LIMITS.seq[1], op: () => gandalf.insert(gSeqNode) });
-  const eSeq = await runLoad(`etcd sequential writes -> leader ${eSeqNode.name}`, { concurrency: 1, maxOps: LIMITS.seq[0], maxMs: LIMITS.seq[1], op: () => etcd.put(eSeqNode) });
+  const gSeq = await runLoad(`gandalf sequential writes -> leader ${gSeqNode.id}`, {
+    concurrency: 1,
+    maxOps: LIMITS.seq[0],
+    maxMs: LIMITS.seq[1],
+    op: () => gandalf.insert(gSeqNode),
+  });
+  const eSeq = await runLoad(`etcd sequential writes -> leader ${eSeqNode.name}`, {
+    concurrency: 1,
+    maxOps: LIMITS.seq[0],
+    maxMs: LIMITS.seq[1],
+    op: () => etcd.put(eSeqNode),
+  });
   addRow('1. sequential writes/s (1 client, to leader)', gSeq.perSec, eSeq.perSec);
   addRow('1. sequential write p50 latency', gSeq.p50, eSeq.p50, { unit: ' ms', digits: 2, higher: false });
   addRow('1. sequential write p99 latency', gSeq.p99, eSeq.p99, { unit: ' ms', digits: 2, higher: false });
 
   // 2. 64 in flight, to the leader
-  const gPar = await runLoad(`gandalf ${INFLIGHT} in flight -> leader ${gSeqNode.id}`, { concurrency: INFLIGHT, maxOps: LIMITS.inflight[0], maxMs: LIMITS.inflight[1], op: () => gandalf.insert(gSeqNode) });
-  const ePar = await runLoad(`etcd ${INFLIGHT} in flight -> leader ${eSeqNode.name}`, { concurrency: INFLIGHT, maxOps: LIMITS.inflight[0], maxMs: LIMITS.inflight[1], op: () => etcd.put(eSeqNode) });
+  const gPar = await runLoad(`gandalf ${INFLIGHT} in flight -> leader ${gSeqNode.id}`, {
+    concurrency: INFLIGHT,
+    maxOps: LIMITS.inflight[0],
+    maxMs: LIMITS.inflight[1],
+    op: () => gandalf.insert(gSeqNode),
+  });
+  const ePar = await runLoad(`etcd ${INFLIGHT} in flight -> leader ${eSeqNode.name}`, {
+    concurrency: INFLIGHT,
+    maxOps: LIMITS.inflight[0],
+    maxMs: LIMITS.inflight[1],
+    op: () => etcd.put(eSeqNode),
+  });
   addRow(`2. writes/s, ${INFLIGHT} in flight (to leader)`, gPar.perSec, ePar.perSec);
   addRow(`2. write p99 latency, ${INFLIGHT} in flight`, gPar.p99, ePar.p99, { unit: ' ms', digits: 1, higher: false });
 
@@ -749,22 +820,42 @@ async function main() {
   console.log(`machine: ${cpus[0]?.model ?? 'unknown cpu'}, ${cpus.length} cores, ${os.platform()} ${os.release()}, node ${process.version}`);
   console.log(`gandalf: ${gVersionFinal}`);
   console.log(`etcd:    ${eVersion}`);
-  console.log(`setup:   3 nodes each on 127.0.0.1, fsync on, ${VALUE_BYTES} B values; lines 1-2 sent to the leader's node (gandalf: db.bench leader ${gSeqNode.id}; etcd: leader ${eSeqNode.name}); lines 3-4 to the leader (gandalf: system group ${gLock.node}/${gCont.node}; etcd ${eLock.node}/${eCont.node}); line 5 writes in a loop through a non-leader (gandalf ${gFail.via}, etcd ${eFail.via}), SIGKILLs the leader (gandalf ${gFail.leader}, etcd ${eFail.leader}) and times the first 200 to a request sent after the kill`);
+  console.log(
+    `setup:   3 nodes each on 127.0.0.1, fsync on, ${VALUE_BYTES} B values; lines 1-2 sent to the leader's node (gandalf: db.bench leader ${gSeqNode.id}; etcd: leader ${eSeqNode.name}); lines 3-4 to the leader (gandalf: system group ${gLock.node}/${gCont.node}; etcd ${eLock.node}/${eCont.node}); line 5 writes in a loop through a non-leader (gandalf ${gFail.via}, etcd ${eFail.via}), SIGKILLs the leader (gandalf ${gFail.leader}, etcd ${eFail.leader}) and times the first 200 to a request sent after the kill`,
+  );
   console.log('ratio:   rates are gandalf/etcd, times and sizes (t) are etcd/gandalf: > 1.0 always means gandalf is better');
   console.log('');
   printTable();
   console.log('');
   const notes = [];
   notes.push(`gandalf first write to new db: ${gandalf.firstWriteMs.toFixed(0)} ms`);
-  for (const [name, f] of [['gandalf', gFail], ['etcd', eFail]]) {
-    notes.push(`failover: ${name} killed ${f.leader}, wrote via ${f.via}; patient client ${f.errs(f.patient)}; ${FAILOVER_CLIENT_TIMEOUT_MS} ms client ${f.errs(f.impatient)}`);
+  for (const [name, f] of [
+    ['gandalf', gFail],
+    ['etcd', eFail],
+  ]) {
+    notes.push(
+      `failover: ${name} killed ${f.leader}, wrote via ${f.via}; patient client ${f.errs(f.patient)}; ${FAILOVER_CLIENT_TIMEOUT_MS} ms client ${f.errs(f.impatient)}`,
+    );
   }
-  const allRuns = { 'gandalf seq': gSeq, 'etcd seq': eSeq, 'gandalf 64': gPar, 'etcd 64': ePar, 'gandalf lock': gLock, 'etcd lock': eLock, 'gandalf contended': gCont, 'etcd contended': eCont };
+  const allRuns = {
+    'gandalf seq': gSeq,
+    'etcd seq': eSeq,
+    'gandalf 64': gPar,
+    'etcd 64': ePar,
+    'gandalf lock': gLock,
+    'etcd lock': eLock,
+    'gandalf contended': gCont,
+    'etcd contended': eCont,
+  };
   for (const [k, r] of Object.entries(allRuns)) {
-    notes.push(`${k}: ${r.ok} ok in ${(r.elapsedMs / 1000).toFixed(1)} s${r.failed ? `, ${r.failed} failed (${[...r.errors].map(([e, v]) => `${v}x ${e}`).join('; ')})` : ''}`);
+    notes.push(
+      `${k}: ${r.ok} ok in ${(r.elapsedMs / 1000).toFixed(1)} s${r.failed ? `, ${r.failed} failed (${[...r.errors].map(([e, v]) => `${v}x ${e}`).join('; ')})` : ''}`,
+    );
   }
   for (const n of notes) console.log(`note: ${n}`);
-  const meets = rows.filter((r) => Number.isFinite(r.ratio) && r.ratio >= 1 && !r.name.includes('(info)')).map((r) => r.name.split(' ')[0] + ' ' + r.name.split(' ').slice(1).join(' '));
+  const meets = rows
+    .filter((r) => Number.isFinite(r.ratio) && r.ratio >= 1 && !r.name.includes('(info)'))
+    .map((r) => r.name.split(' ')[0] + ' ' + r.name.split(' ').slice(1).join(' '));
   console.log('');
   console.log(`ratio >= 1.0 on: ${meets.length ? meets.join('; ') : 'none'}`);
   console.log(`total runtime: ${totalS.toFixed(1)} s`);

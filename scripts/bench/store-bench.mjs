@@ -28,11 +28,16 @@ function freePort() {
 function request(port, method, pathname, body) {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request({ host: '127.0.0.1', port, method, path: pathname, agent, headers: data ? { 'content-length': Buffer.byteLength(data) } : {} }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(Buffer.concat(chunks))) : reject(new Error(`HTTP ${res.statusCode} ${Buffer.concat(chunks)}`))));
-    });
+    const req = http.request(
+      { host: '127.0.0.1', port, method, path: pathname, agent, headers: data ? { 'content-length': Buffer.byteLength(data) } : {} },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve(JSON.parse(Buffer.concat(chunks))) : reject(new Error(`HTTP ${res.statusCode} ${Buffer.concat(chunks)}`)),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(data);
   });
@@ -82,7 +87,24 @@ function fsyncRate() {
 
 const httpPort = await freePort();
 const mgmtPort = await freePort();
-const node = spawn(process.execPath, [path.join(root, 'dist/gandalf-node.cjs'), 'start', '--data-dir', path.join(dataRoot, 'node'), '--http-bind', `127.0.0.1:${httpPort}`, '--mgmt-bind', `127.0.0.1:${mgmtPort}`, '--log-level', 'error', '--discovery', 'none'], { stdio: ['ignore', 'ignore', 'inherit'] });
+const node = spawn(
+  process.execPath,
+  [
+    path.join(root, 'dist/gandalf-node.cjs'),
+    'start',
+    '--data-dir',
+    path.join(dataRoot, 'node'),
+    '--http-bind',
+    `127.0.0.1:${httpPort}`,
+    '--mgmt-bind',
+    `127.0.0.1:${mgmtPort}`,
+    '--log-level',
+    'error',
+    '--discovery',
+    'none',
+  ],
+  { stdio: ['ignore', 'ignore', 'inherit'] },
+);
 try {
   for (let i = 0; ; i++) {
     try {
@@ -107,14 +129,20 @@ try {
     ['reads by key, 64 concurrent', await run(64, read)],
   ];
   const status = await request(httpPort, 'GET', '/status');
-  console.log(`gandalf-node store benchmark: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${process.platform}-${process.arch}, node ${process.version}`);
+  console.log(
+    `gandalf-node store benchmark: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${process.platform}-${process.arch}, node ${process.version}`,
+  );
   console.log(`data dir ${dataRoot}; ${seconds} s per line; 100-byte values; HTTP/1.1 keep-alive on 127.0.0.1\n`);
   console.log(`${'measurement'.padEnd(48)} ${'ops/s'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'ops'.padStart(8)}`);
   for (const [name, r] of rows) {
-    console.log(`${name.padEnd(48)} ${r.perSec.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${String(r.n).padStart(8)}`);
+    console.log(
+      `${name.padEnd(48)} ${r.perSec.toFixed(0).padStart(9)} ${r.p50.toFixed(2).padStart(8)} ${r.p99.toFixed(2).padStart(8)} ${String(r.n).padStart(8)}`,
+    );
   }
   const db = status.replicas.find((r) => r.group.startsWith('db.'));
-  console.log(`\nafter the run: ${db.applied_index} log entries applied, database ${(db.size_bytes / 1024).toFixed(0)} KiB, ${db.snapshot_index} in the newest snapshot, RSS of the bench client ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
+  console.log(
+    `\nafter the run: ${db.applied_index} log entries applied, database ${(db.size_bytes / 1024).toFixed(0)} KiB, ${db.snapshot_index} in the newest snapshot, RSS of the bench client ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
+  );
 } finally {
   node.kill('SIGTERM');
   await new Promise((r) => node.once('exit', r));

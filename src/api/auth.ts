@@ -147,7 +147,10 @@ export class Authenticator {
     const ok =
       user.password.kind === 'clear'
         ? equal(Buffer.from(password), Buffer.from(user.password.text))
-        : equal(await scryptAsync(password, user.password.salt, user.password.N, user.password.r, user.password.p, user.password.hash.length), user.password.hash);
+        : equal(
+            await scryptAsync(password, user.password.salt, user.password.N, user.password.r, user.password.p, user.password.hash.length),
+            user.password.hash,
+          );
     if (!ok) return undefined;
     if (this.remembered.size >= MAX_REMEMBERED) this.remembered.delete(this.remembered.keys().next().value!);
     this.remembered.set(key, username);

@@ -157,7 +157,8 @@ export function coordinationRoutes(coordination: () => Coordination): Routes {
     'PUT /kv/*': async (req) => {
       if (req.rest === '') invalid('name a key: PUT /kv/KEY');
       const body = req.body as { value?: unknown; session?: unknown; prev_revision?: unknown } | undefined;
-      if (!body || typeof body !== 'object' || typeof body.value !== 'string') invalid('body must be JSON {"value": "<string>", "session"?: ID, "prev_revision"?: N}');
+      if (!body || typeof body !== 'object' || typeof body.value !== 'string')
+        invalid('body must be JSON {"value": "<string>", "session"?: ID, "prev_revision"?: N}');
       if (body.session !== undefined && typeof body.session !== 'string') invalid('session must be a string');
       const prev = intParam(body.prev_revision ?? req.url.searchParams.get('prev_revision'), 'prev_revision');
       const result = await coordination().put(req.rest, body.value, {
@@ -184,7 +185,7 @@ async function watch(c: Coordination, req: RouteRequest, res: http.ServerRespons
   // Events after `from`: ?from=N starts at revision N (inclusive), Last-Event-ID is the last one seen, neither: from now on.
   const start = intParam(req.url.searchParams.get('from'), 'from');
   const lastSeen = intParam(typeof header === 'string' ? header : undefined, 'Last-Event-ID');
-  let from = start !== undefined ? Math.max(0, start - 1) : lastSeen ?? (await c.list(req.rest, 'weak')).revision;
+  let from = start !== undefined ? Math.max(0, start - 1) : (lastSeen ?? (await c.list(req.rest, 'weak')).revision);
   let open = true;
   const gone = new Promise<null>((resolve) =>
     res.on('close', () => {
@@ -208,7 +209,9 @@ async function watch(c: Coordination, req: RouteRequest, res: http.ServerRespons
       continue;
     }
     for (const ev of got.events) {
-      res.write(`id: ${ev.revision}\nevent: ${ev.type}\ndata: ${JSON.stringify({ key: ev.key, value: ev.value ?? null, revision: ev.revision, mod_revision: ev.modRevision })}\n\n`);
+      res.write(
+        `id: ${ev.revision}\nevent: ${ev.type}\ndata: ${JSON.stringify({ key: ev.key, value: ev.value ?? null, revision: ev.revision, mod_revision: ev.modRevision })}\n\n`,
+      );
       from = ev.revision;
     }
     if (got.events.length === 0) res.write(': keepalive\n\n');

@@ -6,14 +6,7 @@
 import { GandalfError } from '../core/errors';
 import { DEFAULT_DATABASE, validateDatabaseName } from '../store/database-name';
 import { checkReadStatement, checkWriteStatement, isReadStatement } from '../store/statement-guard';
-import type {
-  ExecuteCommand,
-  ExecuteResult,
-  Params,
-  QueryResult,
-  SqlValue,
-  Statement,
-} from '../store/sql-state-machine';
+import type { ExecuteCommand, ExecuteResult, Params, QueryResult, SqlValue, Statement } from '../store/sql-state-machine';
 import type { RouteRequest, Routes } from './http-server';
 
 /** What these routes need from the replicated store. */

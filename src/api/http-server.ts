@@ -203,7 +203,10 @@ export class ApiServer {
         const allowed = Object.keys(this.options.routes).filter((k) => k.endsWith(` ${url.pathname}`));
         response =
           allowed.length > 0
-            ? { status: 405, body: errorBody('invalid_request', `${method} is not allowed on ${url.pathname}; use ${allowed.map((a) => a.split(' ')[0]).join(' or ')}`) }
+            ? {
+                status: 405,
+                body: errorBody('invalid_request', `${method} is not allowed on ${url.pathname}; use ${allowed.map((a) => a.split(' ')[0]).join(' or ')}`),
+              }
             : { status: 404, body: errorBody('not_found', `no endpoint ${method} ${url.pathname}`) };
         req.resume();
       } else {

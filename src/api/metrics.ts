@@ -94,7 +94,11 @@ export class NodeMetrics {
     replicaCounter('gandalf_server_leader_changes_seen_total', 'Leaders this replica has seen take over its group.', (r) => r.leader_changes);
     replicaCounter('gandalf_server_proposals_committed_total', 'Log index committed in the group, as this replica knows it.', (r) => r.commit_index);
     replicaCounter('gandalf_server_proposals_applied_total', 'Log index this replica has applied.', (r) => r.applied_index);
-    replicaCounter('gandalf_server_proposals_failed_total', 'Proposals on this replica that failed (no quorum in time, leader change, log failure).', (r) => r.proposals_failed);
+    replicaCounter(
+      'gandalf_server_proposals_failed_total',
+      'Proposals on this replica that failed (no quorum in time, leader change, log failure).',
+      (r) => r.proposals_failed,
+    );
     replicaGauge('gandalf_server_proposals_pending', 'Proposals on this replica waiting to commit.', (r) => r.proposals_pending);
     replicaGauge('gandalf_db_size_bytes', 'Size of the database held by this replica (sql.js keeps it in memory: also its memory).', (r) => r.size_bytes);
     this.fsync = new Histogram({
@@ -111,7 +115,12 @@ export class NodeMetrics {
       buckets: SNAPSHOT_BUCKETS,
       registers,
     });
-    this.snapshotBytes = new Gauge({ name: 'gandalf_snapshot_size_bytes', help: 'Size of the latest snapshot image written.', labelNames: ['group'], registers });
+    this.snapshotBytes = new Gauge({
+      name: 'gandalf_snapshot_size_bytes',
+      help: 'Size of the latest snapshot image written.',
+      labelNames: ['group'],
+      registers,
+    });
     new Gauge({
       name: 'gandalf_membership_members',
       help: 'Members this node knows of, by SWIM state.',
@@ -158,7 +167,12 @@ export class NodeMetrics {
         this.set(sources.lockWaiters());
       },
     });
-    this.httpRequests = new Counter({ name: 'gandalf_http_requests_total', help: 'HTTP requests answered, by route and status.', labelNames: ['route', 'code'], registers });
+    this.httpRequests = new Counter({
+      name: 'gandalf_http_requests_total',
+      help: 'HTTP requests answered, by route and status.',
+      labelNames: ['route', 'code'],
+      registers,
+    });
     this.httpSeconds = new Histogram({
       name: 'gandalf_http_request_duration_seconds',
       help: 'Time to answer an HTTP request, by route.',

@@ -39,7 +39,8 @@ const ROUTES: Record<string, Permission[] | 'open'> = {
 /** The permissions that allow `route` ("POST /db/execute"); `body`: the parsed request, for /db/request. */
 export function permissionsFor(route: string, body: unknown): Permission[] | 'open' {
   if (route === 'POST /db/request') {
-    const reads = Array.isArray(body) && body.every((s) => isReadStatement(typeof s === 'string' ? s : Array.isArray(s) && typeof s[0] === 'string' ? s[0] : ''));
+    const reads =
+      Array.isArray(body) && body.every((s) => isReadStatement(typeof s === 'string' ? s : Array.isArray(s) && typeof s[0] === 'string' ? s[0] : ''));
     return reads ? ['query'] : ['execute'];
   }
   return ROUTES[route] ?? ['admin'];

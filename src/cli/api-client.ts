@@ -18,7 +18,10 @@ export function openRequest(bind: ClientTarget, options: http.RequestOptions, on
   const target = { ...options, host: dialHost(bind.host), port: bind.port };
   if (!bind.tls) return http.request(target, onResponse);
   const { ca, cert, key, insecure } = bind.tls;
-  return https.request({ ...target, ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), rejectUnauthorized: !insecure, servername: bind.host }, onResponse);
+  return https.request(
+    { ...target, ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}), rejectUnauthorized: !insecure, servername: bind.host },
+    onResponse,
+  );
 }
 
 export interface ApiReply {
@@ -82,7 +85,11 @@ export function rawRequest(bind: ClientTarget, method: string, path: string, bod
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err.name === 'AbortError') return reject(err);
       const why = err.code === 'ECONNREFUSED' ? 'connection refused' : err.message;
-      reject(new NodeUnreachableError(`no gandalf-node is answering at http://${formatHostPort(target)} (${why}); start one with "gandalf-node start" or set --http-bind`));
+      reject(
+        new NodeUnreachableError(
+          `no gandalf-node is answering at http://${formatHostPort(target)} (${why}); start one with "gandalf-node start" or set --http-bind`,
+        ),
+      );
     });
     req.end(body);
   });

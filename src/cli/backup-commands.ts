@@ -123,9 +123,14 @@ function httpSource(bind: ClientTarget): ClusterSource {
 export async function runClusterBackup(bind: ClientTarget, dir: string, io: CliIo): Promise<string> {
   const status = (await request(bind, 'GET', '/status')).body as { node_id?: string; cluster?: { name?: string } };
   try {
-    const { path, manifest } = await writeClusterBackup(dir, httpSource(bind), { cluster: status.cluster?.name ?? 'gandalf', node: status.node_id ?? 'cli', at: new Date() }, (db, n) => {
-      if (io.isTTY) io.err(`saved ${db} (${mib(n)})\n`);
-    });
+    const { path, manifest } = await writeClusterBackup(
+      dir,
+      httpSource(bind),
+      { cluster: status.cluster?.name ?? 'gandalf', node: status.node_id ?? 'cli', at: new Date() },
+      (db, n) => {
+        if (io.isTTY) io.err(`saved ${db} (${mib(n)})\n`);
+      },
+    );
     io.err(`backed up ${manifest.databases.length} databases and ${manifest.kv.keys} keys to ${path}\n`);
     return path;
   } catch (err) {
@@ -154,7 +159,9 @@ export async function runClusterRestore(bind: ClientTarget, dir: string, io: Cli
   }
   const tokens = await request(bind, 'POST', '/lock-tokens', { at_least: backup.lastToken });
   if (tokens.status !== 200) throw new CommandFailed(`POST /lock-tokens: the node answered ${tokens.status}`);
-  io.err(`restored ${backup.databases.length} databases and ${backup.kvs.length} keys from ${dir} (taken ${backup.manifest.taken_at}); fencing tokens continue above ${backup.lastToken}\n`);
+  io.err(
+    `restored ${backup.databases.length} databases and ${backup.kvs.length} keys from ${dir} (taken ${backup.manifest.taken_at}); fencing tokens continue above ${backup.lastToken}\n`,
+  );
 }
 
 async function querySql(bind: ClientTarget, db: string, sql: string, params: unknown[] = []): Promise<unknown[][]> {

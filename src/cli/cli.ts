@@ -314,12 +314,7 @@ async function runSql(bind: ClientTarget, db: string, sql: string, json: boolean
 }
 
 async function cmdSql(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(
-    args,
-    { db: { type: 'string' }, ...CLIENT_FLAGS },
-    'sql',
-    true,
-  );
+  const { values, positionals } = parse(args, { db: { type: 'string' }, ...CLIENT_FLAGS }, 'sql', true);
   if (values.help) {
     io.out(COMMANDS.sql!.usage);
     return 0;
@@ -358,7 +353,14 @@ async function shell(bind: ClientTarget, initialDb: string, json: boolean, io: I
       /* no history yet */
     }
   }
-  const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: io.isTTY, history, historySize: HISTORY_SIZE, removeHistoryDuplicates: true });
+  const rl = readline.createInterface({
+    input: process.stdin,
+    output: process.stdout,
+    terminal: io.isTTY,
+    history,
+    historySize: HISTORY_SIZE,
+    removeHistoryDuplicates: true,
+  });
   let buffer = '';
   let running: AbortController | undefined;
   const prompt = () => {
@@ -477,13 +479,22 @@ async function cmdLock(args: string[], io: Io): Promise<number> {
   }
   const [name, ...command] = positionals;
   if (!name || command.length === 0) throw new UsageError('usage: gandalf-node lock NAME [--timeout 30s] -- COMMAND [ARGS…]');
-  return reportFailure(io, () => runLocked(clientBind(values, io.env), name, command, { timeout: values.timeout as string | undefined, ttl: values.ttl as string | undefined }, io));
+  return reportFailure(io, () =>
+    runLocked(clientBind(values, io.env), name, command, { timeout: values.timeout as string | undefined, ttl: values.ttl as string | undefined }, io),
+  );
 }
 
 async function cmdKv(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(
     args,
-    { ...CLIENT_FLAGS, prefix: { type: 'boolean' }, level: { type: 'string' }, session: { type: 'string' }, 'prev-revision': { type: 'string' }, from: { type: 'string' } },
+    {
+      ...CLIENT_FLAGS,
+      prefix: { type: 'boolean' },
+      level: { type: 'string' },
+      session: { type: 'string' },
+      'prev-revision': { type: 'string' },
+      from: { type: 'string' },
+    },
     'kv',
     true,
   );
@@ -509,12 +520,21 @@ async function cmdRemove(args: string[], io: Io): Promise<number> {
     return 1;
   }
   const body = reply.body as { removed: string; groups: string[] };
-  io.out(values.json || !io.isTTY ? toJson(body) + '\n' : `removed ${body.removed}${body.groups.length ? ` (it voted in ${body.groups.join(', ')}; replacements follow)` : ''}\n`);
+  io.out(
+    values.json || !io.isTTY
+      ? toJson(body) + '\n'
+      : `removed ${body.removed}${body.groups.length ? ` (it voted in ${body.groups.join(', ')}; replacements follow)` : ''}\n`,
+  );
   return 0;
 }
 
 async function cmdBackup(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(args, { ...CLIENT_FLAGS, db: { type: 'string' }, format: { type: 'string' }, level: { type: 'string' }, all: { type: 'boolean' } }, 'backup', true);
+  const { values, positionals } = parse(
+    args,
+    { ...CLIENT_FLAGS, db: { type: 'string' }, format: { type: 'string' }, level: { type: 'string' }, all: { type: 'boolean' } },
+    'backup',
+    true,
+  );
   if (values.help) {
     io.out(COMMANDS.backup!.usage);
     return 0;
@@ -537,7 +557,12 @@ async function cmdBackup(args: string[], io: Io): Promise<number> {
 }
 
 async function cmdRestore(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(args, { ...CLIENT_FLAGS, db: { type: 'string' }, redundancy: { type: 'string' }, all: { type: 'boolean' } }, 'restore', true);
+  const { values, positionals } = parse(
+    args,
+    { ...CLIENT_FLAGS, db: { type: 'string' }, redundancy: { type: 'string' }, all: { type: 'boolean' } },
+    'restore',
+    true,
+  );
   if (values.help) {
     io.out(COMMANDS.restore!.usage);
     return 0;
@@ -573,7 +598,10 @@ async function reportFailure(io: Io, work: () => Promise<number>): Promise<numbe
 function cmdNodes(args: string[], io: Io): Promise<number> {
   const columns = ['node-id', 'endpoint', 'state', 'incarnation', 'arch', 'transport', 'rtt-ms'];
   return getAndPrint('nodes', '/cluster/nodes', args, io, (body: { nodes: Record<string, unknown>[] }) =>
-    renderTable(columns, body.nodes.map((n) => columns.map((c) => n[c] ?? ''))),
+    renderTable(
+      columns,
+      body.nodes.map((n) => columns.map((c) => n[c] ?? '')),
+    ),
   );
 }
 
@@ -640,4 +668,3 @@ export async function runCli(argv: string[], io: Io): Promise<number> {
     return 1;
   }
 }
-

@@ -54,13 +54,7 @@ export function leaseEnd(lastConfirmedSendMs: number, ttlMs: number): number {
  * gone, the whole group gets SIGTERM before the server can grant the lock to
  * anyone else. Resolves with the command's exit code.
  */
-export async function runLocked(
-  bind: ClientTarget,
-  name: string,
-  command: string[],
-  options: { timeout?: string; ttl?: string },
-  io: CliIo,
-): Promise<number> {
+export async function runLocked(bind: ClientTarget, name: string, command: string[], options: { timeout?: string; ttl?: string }, io: CliIo): Promise<number> {
   const ttlMs = ms(options.ttl, 'ttl', 10_000);
   const timeoutMs = ms(options.timeout, 'timeout', 30_000);
   const clock = systemClock;
@@ -106,7 +100,8 @@ export async function runLocked(
     );
   });
   every(LEASE_CHECK_MS, () => {
-    if (clock.monotonic() >= leaseEnd(confirmed, ttlMs)) lose(`no keepalive confirmed for ${Math.round(clock.monotonic() - confirmed)} ms of a ${ttlMs} ms TTL`);
+    if (clock.monotonic() >= leaseEnd(confirmed, ttlMs))
+      lose(`no keepalive confirmed for ${Math.round(clock.monotonic() - confirmed)} ms of a ${ttlMs} ms TTL`);
   });
   // after a lost lease the node may be stalled or gone: do not wait long on it (the session expires anyway)
   const closeSession = () => request(bind, 'DELETE', `/session/${session}`, undefined, lost ? 2_000 : 60_000).catch(() => undefined);
@@ -128,7 +123,7 @@ export async function runLocked(
       child.on('exit', (c, signal) => {
         process.off('SIGINT', forward);
         process.off('SIGTERM', forward);
-        resolve(c ?? (signal ? 128 + (({ SIGTERM: 15, SIGINT: 2, SIGKILL: 9 }) as Record<string, number>)[signal]! || 1 : 1));
+        resolve(c ?? (signal ? 128 + ({ SIGTERM: 15, SIGINT: 2, SIGKILL: 9 } as Record<string, number>)[signal]! || 1 : 1));
       });
     });
     // whatever the command left running in its group goes with the lock
@@ -189,7 +184,9 @@ export async function runKv(
     }
     case 'del': {
       if (!key && !options.prefix) throw new UsageError('usage: gandalf-node kv del KEY (or --prefix PREFIX)');
-      const q = [options.prefix ? 'prefix' : '', options['prev-revision'] !== undefined ? `prev_revision=${revision(options['prev-revision'])}` : ''].filter(Boolean).join('&');
+      const q = [options.prefix ? 'prefix' : '', options['prev-revision'] !== undefined ? `prev_revision=${revision(options['prev-revision'])}` : '']
+        .filter(Boolean)
+        .join('&');
       const r = await request(bind, 'DELETE', `${path}?${q}`);
       if (r.status !== 200) throw failure(`del ${key}`, r);
       printKv(io, json, r.body, () => `deleted ${(r.body as { deleted: number }).deleted}\n`);
@@ -199,7 +196,12 @@ export async function runKv(
       const r = await request(bind, 'GET', `${path}?prefix&${level}`);
       if (r.status !== 200) throw failure(`ls ${key}`, r);
       const body = r.body as { kvs: { key: string; value: string; mod_revision: number }[] };
-      printKv(io, json, body, () => renderTable(['key', 'value', 'revision'], body.kvs.map((k) => [k.key, k.value, k.mod_revision])));
+      printKv(io, json, body, () =>
+        renderTable(
+          ['key', 'value', 'revision'],
+          body.kvs.map((k) => [k.key, k.value, k.mod_revision]),
+        ),
+      );
       return 0;
     }
     case 'watch':
@@ -217,7 +219,11 @@ async function watch(bind: ClientTarget, path: string, json: boolean, io: CliIo)
     const result = await new Promise<{ retry: boolean; error?: string }>((resolve) => {
       const req = openRequest(
         bind,
-        { method: 'GET', path, headers: { ...(lastId ? { 'last-event-id': lastId } : {}), ...(bind.authorization ? { authorization: bind.authorization } : {}) } },
+        {
+          method: 'GET',
+          path,
+          headers: { ...(lastId ? { 'last-event-id': lastId } : {}), ...(bind.authorization ? { authorization: bind.authorization } : {}) },
+        },
         (res) => {
           if (res.statusCode !== 200) {
             let text = '';
@@ -248,7 +254,11 @@ async function watch(bind: ClientTarget, path: string, json: boolean, io: CliIo)
               }
               if (fields.id) lastId = fields.id;
               const ev = JSON.parse(fields.data ?? '{}') as { key: string; value: string | null; revision: number };
-              io.out(json || !io.isTTY ? JSON.stringify({ type: fields.event, ...ev }) + '\n' : `${fields.event} ${ev.key}${ev.value !== null ? ` = ${ev.value}` : ''} (revision ${ev.revision})\n`);
+              io.out(
+                json || !io.isTTY
+                  ? JSON.stringify({ type: fields.event, ...ev }) + '\n'
+                  : `${fields.event} ${ev.key}${ev.value !== null ? ` = ${ev.value}` : ''} (revision ${ev.revision})\n`,
+              );
             }
           });
           res.on('end', () => resolve({ retry: true }));

@@ -74,7 +74,6 @@ interface SettingSpec<K extends keyof NodeConfig> {
   parse(raw: string): NodeConfig[K] | undefined;
 }
 
-
 export function parseHostPort(raw: string): HostPort | undefined {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(raw.trim());
   if (!m) return undefined;
@@ -92,7 +91,10 @@ export function parseEndpoint(endpoint: string): { host: string; port: number } 
 
 function list<T>(item: (raw: string) => T | undefined) {
   return (raw: string): T[] | undefined => {
-    const parts = raw.split(',').map((p) => p.trim()).filter((p) => p !== '');
+    const parts = raw
+      .split(',')
+      .map((p) => p.trim())
+      .filter((p) => p !== '');
     const out: T[] = [];
     for (const p of parts) {
       const v = item(p);
@@ -141,7 +143,7 @@ function duration(minMs: number, maxMs: number) {
 }
 
 function oneOf<T extends string>(values: readonly T[]) {
-  return (raw: string): T | undefined => (values as readonly string[]).includes(raw) ? (raw as T) : undefined;
+  return (raw: string): T | undefined => ((values as readonly string[]).includes(raw) ? (raw as T) : undefined);
 }
 
 /** The settings table; README's configuration table mirrors it. */
@@ -294,8 +296,7 @@ export const SETTINGS = [
   {
     key: 'clusterCookie',
     flag: 'cluster-cookie',
-    description:
-      'Shared secret: signaling is authenticated with HMAC-SHA256 keyed by it. Prefer --cluster-cookie-file: a flag\u2019s value shows in ps',
+    description: 'Shared secret: signaling is authenticated with HMAC-SHA256 keyed by it. Prefer --cluster-cookie-file: a flag\u2019s value shows in ps',
     defaultText: 'none (an open cluster, with a warning)',
     default: () => undefined,
     accepted: 'a secret of 8 to 1024 characters',
@@ -388,7 +389,7 @@ export const SETTINGS = [
   {
     key: 'advertiseEndpoint',
     flag: 'advertise-endpoint',
-    description: 'How peers reach this node\'s mgmt endpoint',
+    description: "How peers reach this node's mgmt endpoint",
     defaultText: '--mgmt-bind when it names an address, else http://<first non-loopback IPv4>:<mgmt port>',
     default: () => undefined,
     accepted: 'http://HOST:PORT',
@@ -433,7 +434,8 @@ export const SETTINGS = [
   {
     key: 'queryTimeoutMs',
     flag: 'query-timeout',
-    description: 'A read that runs longer is stopped with 400 query_timeout; a write that may run long is tried first and refused the same way before it enters the log',
+    description:
+      'A read that runs longer is stopped with 400 query_timeout; a write that may run long is tried first and refused the same way before it enters the log',
     defaultText: '5s',
     default: () => '5s',
     accepted: 'a duration from 10ms to 10m',
@@ -502,9 +504,7 @@ export function loadConfig(inputs: ConfigInputs): NodeConfig {
     const known = new Set<string>(SETTINGS.map((s) => s.flag));
     for (const key of Object.keys(file)) {
       if (!known.has(key)) {
-        throw new ConfigError(
-          `config file ${inputs.configFile}: unknown setting "${key}" (known: ${[...known].join(', ')})`,
-        );
+        throw new ConfigError(`config file ${inputs.configFile}: unknown setting "${key}" (known: ${[...known].join(', ')})`);
       }
     }
   }

@@ -13,13 +13,17 @@ const MARKED_BIGINT = new RegExp(`"\\\\u0000${BIGINT_MARK.slice(1)}(-?\\d+)"`, '
 /** JSON text of an answer: integers beyond 2^53 keep every digit, as rqlite sends them. */
 export function toJson(body: unknown, replacer?: (key: string, value: unknown) => unknown, indent?: number): string {
   let big = false;
-  const text = JSON.stringify(body, (key, value: unknown) => {
-    if (typeof value === 'bigint') {
-      big = true;
-      return BIGINT_MARK + value.toString();
-    }
-    return replacer ? replacer(key, value) : value;
-  }, indent);
+  const text = JSON.stringify(
+    body,
+    (key, value: unknown) => {
+      if (typeof value === 'bigint') {
+        big = true;
+        return BIGINT_MARK + value.toString();
+      }
+      return replacer ? replacer(key, value) : value;
+    },
+    indent,
+  );
   return big ? text.replace(MARKED_BIGINT, '$1') : text;
 }
 
@@ -33,4 +37,3 @@ function parseNumber(text: string): number | bigint {
 export function parseJson(text: string): unknown {
   return /\d{16}/.test(text) ? parseLossless(text, null, parseNumber) : JSON.parse(text);
 }
-

@@ -42,9 +42,7 @@ export class MdnsDiscovery {
   start(): void {
     const { self, logger } = this.options;
     for (const address of this.options.interfaces) {
-      const bonjour = new Bonjour({ interface: address, bind: '0.0.0.0' } as never, (err: Error) =>
-        logger.warn('mDNS error', { interface: address, err }),
-      );
+      const bonjour = new Bonjour({ interface: address, bind: '0.0.0.0' } as never, (err: Error) => logger.warn('mDNS error', { interface: address, err }));
       this.instances.push(bonjour);
       bonjour.publish({
         name: self.id,

@@ -366,7 +366,13 @@ export class Swim {
     this.syncSuspicion(member, update.by);
     if (member.state === 'alive' && result.previous !== 'alive' && result.previous !== 'suspect') this.addToProbeOrder(member.id);
     if (result.stateChanged) {
-      this.logger.info('membership: member state changed', { member: member.id, state: member.state, previous: result.previous, incarnation: member.incarnation, by: update.by });
+      this.logger.info('membership: member state changed', {
+        member: member.id,
+        state: member.state,
+        previous: result.previous,
+        incarnation: member.incarnation,
+        by: update.by,
+      });
     }
     if (result.stateChanged || result.infoChanged) this.emit(member, result.previous);
   }

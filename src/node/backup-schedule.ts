@@ -54,7 +54,14 @@ export class BackupSchedule {
       this.last = { path, at: manifest.taken_at, bytes };
       this.lastError = undefined;
       const pruned = await pruneBackups(dir, cluster, node, retain);
-      logger.info('cluster backup written', { path, databases: manifest.databases.length, keys: manifest.kv.keys, bytes, ms: Math.round(clock.monotonic() - started), pruned: pruned.length });
+      logger.info('cluster backup written', {
+        path,
+        databases: manifest.databases.length,
+        keys: manifest.kv.keys,
+        bytes,
+        ms: Math.round(clock.monotonic() - started),
+        pruned: pruned.length,
+      });
     } catch (err) {
       this.lastError = (err as Error).message;
       logger.error('scheduled cluster backup failed; the next interval tries again', { dir, err: err as Error });

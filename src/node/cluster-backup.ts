@@ -58,7 +58,10 @@ export async function sha256(bytes: Uint8Array): Promise<string> {
 }
 
 function stamp(at: Date): string {
-  return at.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return at
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 /** `gandalf-CLUSTER-20261202T045100Z-NODE`: sorts by time within one cluster and node. */
@@ -123,14 +126,17 @@ function invalid(message: string): GandalfError {
 }
 
 /** Reads a backup directory, checking the manifest and every file's size and checksum. */
-export async function readClusterBackup(dir: string): Promise<{ manifest: Manifest; databases: { name: string; bytes: Uint8Array }[]; kvs: KvRecord[]; lastToken: number }> {
+export async function readClusterBackup(
+  dir: string,
+): Promise<{ manifest: Manifest; databases: { name: string; bytes: Uint8Array }[]; kvs: KvRecord[]; lastToken: number }> {
   let manifest: Manifest;
   try {
     manifest = JSON.parse(await readFile(path.join(dir, MANIFEST), 'utf8')) as Manifest;
   } catch (err) {
     throw invalid(`${dir} is not a cluster backup: ${(err as Error).message}`);
   }
-  if (manifest?.format !== FORMAT || manifest.version !== 1 || !Array.isArray(manifest.databases) || !manifest.kv) throw invalid(`${dir}: the manifest is not one of a gandalf-node cluster backup`);
+  if (manifest?.format !== FORMAT || manifest.version !== 1 || !Array.isArray(manifest.databases) || !manifest.kv)
+    throw invalid(`${dir}: the manifest is not one of a gandalf-node cluster backup`);
   const load = async (file: string, bytes: number, sum: string): Promise<Buffer> => {
     if (typeof file !== 'string' || file.includes('/') || file.startsWith('.')) throw invalid(`${dir}: the manifest names a bad file`);
     let data: Buffer;
@@ -146,7 +152,8 @@ export async function readClusterBackup(dir: string): Promise<{ manifest: Manife
   const databases: { name: string; bytes: Uint8Array }[] = [];
   for (const d of manifest.databases) databases.push({ name: d.name, bytes: await load(d.file, d.bytes, d.sha256) });
   const kvs = JSON.parse((await load(manifest.kv.file, manifest.kv.bytes, manifest.kv.sha256)).toString('utf8')) as KvRecord[];
-  if (!Array.isArray(kvs) || !kvs.every((k) => typeof k?.key === 'string' && typeof k.value === 'string')) throw invalid(`${dir}: kv.json is not a list of keys`);
+  if (!Array.isArray(kvs) || !kvs.every((k) => typeof k?.key === 'string' && typeof k.value === 'string'))
+    throw invalid(`${dir}: kv.json is not a list of keys`);
   const lastToken = manifest.locks?.last_token ?? 0;
   if (!Number.isSafeInteger(lastToken) || lastToken < 0) throw invalid(`${dir}: the manifest's last token is not a count`);
   return { manifest, databases, kvs, lastToken };

@@ -21,7 +21,8 @@ export function parseCookieFile(text: string, file: string): string[] {
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) return;
-    if (line.length < MIN_COOKIE || line.length > 1024) throw new ConfigError(`--cluster-cookie-file ${file}, line ${i + 1}: a cookie must have 8 to 1024 characters`);
+    if (line.length < MIN_COOKIE || line.length > 1024)
+      throw new ConfigError(`--cluster-cookie-file ${file}, line ${i + 1}: a cookie must have 8 to 1024 characters`);
     cookies.push(line);
   });
   if (cookies.length === 0) throw new ConfigError(`--cluster-cookie-file ${file}: no cookie in it`);

@@ -64,10 +64,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
     const pid = Number(pidText);
     const holderRuns = Number.isInteger(pid) && pid > 0 && alive(pid) && (started === '?' || startTime(pid) === started);
     if (holderRuns) {
-      throw new GandalfError(
-        'data_dir_locked',
-        `data dir ${dataDir} is in use by another gandalf-node (pid ${pid}); stop it or choose another --data-dir`,
-      );
+      throw new GandalfError('data_dir_locked', `data dir ${dataDir} is in use by another gandalf-node (pid ${pid}); stop it or choose another --data-dir`);
     }
     unlinkSync(file); // stale: its owner is gone
   }

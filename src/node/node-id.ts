@@ -21,6 +21,11 @@ export function resolveNodeId(dataDir: string, configured: string | undefined): 
 }
 
 function generateNodeId(): string {
-  const host = hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'node';
+  const host =
+    hostname()
+      .toLowerCase()
+      .replace(/[^a-z0-9-]/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 40) || 'node';
   return `${host}-${randomBytes(3).toString('hex')}`;
 }

@@ -164,7 +164,16 @@ export class GandalfNode {
       observe,
     });
     this.bound.http = await api.listen(config.httpBind);
-    if (tls) this.watches.push(new FileWatch(tls.paths, ([cert, key, ca]) => api.setTls({ cert: cert!, key: key!, ...(ca ? { ca } : {}) }), 'TLS certificate', systemClock, logger.child({ part: 'tls' })));
+    if (tls)
+      this.watches.push(
+        new FileWatch(
+          tls.paths,
+          ([cert, key, ca]) => api.setTls({ cert: cert!, key: key!, ...(ca ? { ca } : {}) }),
+          'TLS certificate',
+          systemClock,
+          logger.child({ part: 'tls' }),
+        ),
+      );
     this.servers.push(api);
     this.bound.mgmt = await mgmt.listen(config.mgmtBind);
     this.servers.push(mgmt);
@@ -214,7 +223,9 @@ export class GandalfNode {
     if (!config.authFile) {
       const host = config.httpBind.host;
       if (!host.startsWith('127.') && host !== '::1' && host !== 'localhost') {
-        logger.warn(`the client API listens on ${formatHostPort(config.httpBind)} with no --auth-file: anyone who reaches it can read, write and delete every database`);
+        logger.warn(
+          `the client API listens on ${formatHostPort(config.httpBind)} with no --auth-file: anyone who reaches it can read, write and delete every database`,
+        );
       }
       return undefined;
     }
@@ -225,7 +236,13 @@ export class GandalfNode {
     const auth = new Authenticator(file);
     const authFile = config.authFile;
     this.watches.push(
-      new FileWatch([authFile], ([text]) => auth.replace(parseAuthFile(text!.toString('utf8'), authFile)), 'auth file', systemClock, logger.child({ part: 'auth' })),
+      new FileWatch(
+        [authFile],
+        ([text]) => auth.replace(parseAuthFile(text!.toString('utf8'), authFile)),
+        'auth file',
+        systemClock,
+        logger.child({ part: 'auth' }),
+      ),
     );
     return async (route, authorization, body) => {
       const perms = permissionsFor(route, body);
@@ -272,7 +289,15 @@ export class GandalfNode {
       random: Math.random,
       random32,
       createDatabaseMachine: (group) =>
-        new WorkerSqlMachine({ group, writer: writers.for(group), source: sqlWorker, clock: systemClock, logger: logger.child({ part: 'sql', group }), readerIdleMs: 60_000, readerHeapMb: 512 }),
+        new WorkerSqlMachine({
+          group,
+          writer: writers.for(group),
+          source: sqlWorker,
+          clock: systemClock,
+          logger: logger.child({ part: 'sql', group }),
+          readerIdleMs: 60_000,
+          readerHeapMb: 512,
+        }),
       wire,
       rpc,
       membership,
@@ -445,7 +470,6 @@ export class GandalfNode {
     };
   }
 }
-
 
 async function loadRtc(choice: NodeConfig['webrtc'], logger: Logger): Promise<RtcFactory> {
   if (choice === 'werift') return loadWeriftRtc();

@@ -74,7 +74,9 @@ export class Coordination {
       this.deadlines.set(s.id, this.options.clock.monotonic() + s.ttlMs);
       return { session: s.id, ttl_ms: s.ttlMs };
     });
-    r.registerSystemCall('lock-acquire', (leader, a, timeoutMs) => this.acquireOnLeader(leader, String(a.name), String(a.session), Number(a.waitMs), timeoutMs));
+    r.registerSystemCall('lock-acquire', (leader, a, timeoutMs) =>
+      this.acquireOnLeader(leader, String(a.name), String(a.session), Number(a.waitMs), timeoutMs),
+    );
     r.registerSystemCall('kv-events', (leader, a) => this.eventsOnLeader(leader, a));
   }
 
@@ -173,9 +175,11 @@ export class Coordination {
     const token = await grant;
     if (token >= 0) return token;
     // Timed out: leave the queue (through whoever leads now). If the grant raced the timeout, the cancel releases it again.
-    await this.options.replicator.systemPropose({ op: 'lock-cancel', name, session }, timeoutMs).catch((err: unknown) =>
-      this.options.logger.warn('could not leave a lock queue; the session stays queued until it ends', { lock: name, session, err: err as Error }),
-    );
+    await this.options.replicator
+      .systemPropose({ op: 'lock-cancel', name, session }, timeoutMs)
+      .catch((err: unknown) =>
+        this.options.logger.warn('could not leave a lock queue; the session stays queued until it ends', { lock: name, session, err: err as Error }),
+      );
     throw new GandalfError('lock_timeout', `lock ${name} is held by another session; not acquired within ${waitMs} ms`);
   }
 
@@ -239,7 +243,10 @@ export class Coordination {
       const state = stateOf(leader);
       const got = state.eventsSince(from, filter);
       if (got.compacted) {
-        throw new GandalfError('compacted', `revision ${from} is older than the retained history (oldest ${got.oldest}); read the current value and watch from its revision`);
+        throw new GandalfError(
+          'compacted',
+          `revision ${from} is older than the retained history (oldest ${got.oldest}); read the current value and watch from its revision`,
+        );
       }
       const remaining = deadline - this.options.clock.monotonic();
       if (got.events.length > 0 || remaining <= 0 || this.closed || !leader.isLeader()) return { events: got.events, revision: state.revision };

@@ -358,9 +358,7 @@ export class ReplicaGroup {
   }
 
   isLeaderReady(): boolean {
-    return (
-      this.isLeader && this.node.termAt(this.node.commitIndex) === this.node.term && this.applied >= this.node.commitIndex && this.node.hasQuorumContact()
-    );
+    return this.isLeader && this.node.termAt(this.node.commitIndex) === this.node.term && this.applied >= this.node.commitIndex && this.node.hasQuorumContact();
   }
 
   transferLeadership(to: NodeId): boolean {
@@ -518,14 +516,12 @@ export class ReplicaGroup {
 
   /** Runs `work` after all state-machine work handed over before it. A machine that fails takes the replica out, like a failed log. */
   private enqueue(work: () => Promise<void>): void {
-    this.applyTail = this.applyTail
-      .then(work)
-      .catch((err: unknown) => {
-        if (this.failed) return;
-        this.failed = err as Error;
-        this.options.logger.error('the state machine failed; this replica stops taking part until restart', { group: this.name, err: err as Error });
-        this.failAll(new GandalfError('log_failed', `${this.name}: the state machine failed: ${(err as Error).message}`));
-      });
+    this.applyTail = this.applyTail.then(work).catch((err: unknown) => {
+      if (this.failed) return;
+      this.failed = err as Error;
+      this.options.logger.error('the state machine failed; this replica stops taking part until restart', { group: this.name, err: err as Error });
+      this.failAll(new GandalfError('log_failed', `${this.name}: the state machine failed: ${(err as Error).message}`));
+    });
   }
 
   private async install(index: number, image: Uint8Array): Promise<void> {
@@ -568,7 +564,7 @@ export class ReplicaGroup {
   }
 
   private answerReads(): void {
-    for (let i = 0; i < this.readsAt.length; ) {
+    for (let i = 0; i < this.readsAt.length;) {
       const rs = this.readsAt[i]!;
       if (rs.index > this.applied) {
         i++;
@@ -650,7 +646,7 @@ export class ReplicaGroup {
     await this.storage.close().catch(() => {});
     const { storage, state } = await RaftDiskStorage.open({ dir: this.options.dir, fs: this.options.fs, logger: this.options.logger });
     this.storage = storage;
-    this.persistedLast = state ? (state.entries.length > 0 ? state.entries[state.entries.length - 1]!.index : state.snapshot?.index ?? 0) : 0;
+    this.persistedLast = state ? (state.entries.length > 0 ? state.entries[state.entries.length - 1]!.index : (state.snapshot?.index ?? 0)) : 0;
     this.node = new RaftNode({
       id: this.replica,
       peers: this.bootstrap,

@@ -112,15 +112,7 @@ export interface TimeoutNow extends Envelope {
   type: 'timeout-now';
 }
 
-export type RaftMessage =
-  | VoteRequest
-  | VoteResponse
-  | AppendRequest
-  | AppendResponse
-  | Heartbeat
-  | HeartbeatResponse
-  | InstallSnapshot
-  | TimeoutNow;
+export type RaftMessage = VoteRequest | VoteResponse | AppendRequest | AppendResponse | Heartbeat | HeartbeatResponse | InstallSnapshot | TimeoutNow;
 
 /** Longest node id accepted. */
 export const MAX_NODE_ID_LENGTH = 256;

@@ -27,7 +27,11 @@ export function rendezvous(group: string, nodes: readonly string[], count: numbe
  */
 export function desiredVoters(group: string, seated: readonly string[], alive: readonly string[], count: number): string[] {
   const keep = seated.slice(0, count);
-  const fill = rendezvous(group, alive.filter((n) => !keep.includes(n)), count - keep.length);
+  const fill = rendezvous(
+    group,
+    alive.filter((n) => !keep.includes(n)),
+    count - keep.length,
+  );
   return [...keep, ...fill];
 }
 

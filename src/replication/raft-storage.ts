@@ -160,7 +160,9 @@ export class RaftDiskStorage {
     await this.log.roll();
     const replayFrom = this.log.lastIndex + 1;
     const hard = { ...this.hard, commit: Math.max(this.hard.commit, snapshot.index), term: Math.max(this.hard.term, snapshot.term) };
-    await this.log.appendBatch([{ index: replayFrom, term: 0, data: { hs: hard, base: snapshot.index, entries: tail.filter((e) => e.index > snapshot.index) } }]);
+    await this.log.appendBatch([
+      { index: replayFrom, term: 0, data: { hs: hard, base: snapshot.index, entries: tail.filter((e) => e.index > snapshot.index) } },
+    ]);
     this.hard = hard;
     const file: SnapshotFile = { replayFrom, voters: snapshot.voters, learners: snapshot.learners, data: snapshot.data };
     await this.snapshots.save({ index: snapshot.index, term: snapshot.term, image: cbor.encode(file) as Uint8Array });

@@ -20,16 +20,7 @@ import {
 import { Progress } from './progress';
 import { RaftLog } from './raft-log';
 
-export {
-  parseRaftMessage,
-  type ConfChange,
-  type ConfEntryData,
-  type ConfState,
-  type Entry,
-  type NodeId,
-  type RaftMessage,
-  type Snapshot,
-} from './messages';
+export { parseRaftMessage, type ConfChange, type ConfEntryData, type ConfState, type Entry, type NodeId, type RaftMessage, type Snapshot } from './messages';
 
 export interface RaftConfig {
   /** Election timeout is uniform in [electionTicks, 2 * electionTicks). Also the check-quorum and lease period. */
@@ -116,10 +107,7 @@ export interface RaftNodeOptions {
 }
 
 export type NotLeader = { error: 'not_leader'; leader: NodeId | null };
-export type ProposeResult =
-  | { index: number; term: number }
-  | NotLeader
-  | { error: 'transferring' | 'conf_change_pending' | 'invalid_conf_change' };
+export type ProposeResult = { index: number; term: number } | NotLeader | { error: 'transferring' | 'conf_change_pending' | 'invalid_conf_change' };
 
 /** Heartbeat answers without progress after which a pipelined follower is probed again. */
 const STALL_HEARTBEATS = 3;

@@ -140,7 +140,12 @@ export function isGroupName(group: unknown): group is string {
 }
 
 /** A database read on a local replica: its voter count, or one result per SQL statement of the query. */
-async function readLocal(r: Replica, what: ReadWhat, args: Record<string, unknown>, bounds: QueryBounds): Promise<number | QueryResult[] | Uint8Array | string> {
+async function readLocal(
+  r: Replica,
+  what: ReadWhat,
+  args: Record<string, unknown>,
+  bounds: QueryBounds,
+): Promise<number | QueryResult[] | Uint8Array | string> {
   if (what === 'voters') return r.group.voters().length;
   if (!r.db) throw new GandalfError('invalid_request', `${r.group.name} is not a database`);
   if (what === 'backup') return r.db.backup(args.format === 'sql' ? 'sql' : 'sqlite', bounds);
@@ -472,7 +477,8 @@ export class Replicator {
     const member = this.members().find((m) => m.id === id);
     const known = member !== undefined || [...this.placement.values()].some((d) => d.voters.includes(id));
     if (!known) throw new GandalfError('not_found', `no board ${id} in this cluster`);
-    if (this.isAlive(id) && !options.force) throw new GandalfError('conflict', `${id} is ${member?.state ?? 'alive'}: stop it first (or remove it anyway with force)`);
+    if (this.isAlive(id) && !options.force)
+      throw new GandalfError('conflict', `${id} is ${member?.state ?? 'alive'}: stop it first (or remove it anyway with force)`);
     await this.refreshPlacement();
     const groups: { name: string; voters: string[] }[] = [...this.placement.values()].map((d) => ({ name: dbGroup(d.name), voters: d.voters }));
     const sys = this.replicas.get(SYSTEM_GROUP);
@@ -625,7 +631,14 @@ export class Replicator {
         RPC_TIMEOUT_MS,
         () => asked,
       ).catch(() => undefined);
-      if (!members?.committed || members.since <= r.group.lastIndex || members.voters.includes(r.group.id) || members.learners.includes(r.group.id) || this.replicas.get(name) !== r) continue;
+      if (
+        !members?.committed ||
+        members.since <= r.group.lastIndex ||
+        members.voters.includes(r.group.id) ||
+        members.learners.includes(r.group.id) ||
+        this.replicas.get(name) !== r
+      )
+        continue;
       this.options.logger.info('dropping a replica this node was removed from', { group: name, replica: r.group.id, voters: members.voters });
       await this.dropReplica(name, r, { voters: members.voters });
     }
@@ -663,7 +676,12 @@ export class Replicator {
 
   private async placeSystem(group: ReplicaGroup): Promise<void> {
     const alive = this.aliveIds();
-    const keep = unique(group.voters().filter((v) => !this.isGone(group.name, v)).map(nodeOfReplica)).filter((v) => this.usable(v));
+    const keep = unique(
+      group
+        .voters()
+        .filter((v) => !this.isGone(group.name, v))
+        .map(nodeOfReplica),
+    ).filter((v) => this.usable(v));
     const pool = unique([...keep, ...alive]);
     // Live voters are never dropped just because the target shrank: only unusable ones go.
     const count = Math.min(5, Math.max(systemVoterCount(pool.length), keep.filter((v) => this.isAlive(v)).length));
@@ -681,9 +699,9 @@ export class Replicator {
     const records = (sys.machine as SystemMachine).databases();
     const place = async (name: string, from: string[], to: string[], why: string) => {
       this.options.logger.info(why, { db: name, from, to });
-      await sys.group.propose({ op: 'db-place', name, voters: to }, this.options.writeTimeoutMs).catch((err: unknown) =>
-        this.options.logger.debug('re-placing failed', { db: name, err: err as Error }),
-      );
+      await sys.group
+        .propose({ op: 'db-place', name, voters: to }, this.options.writeTimeoutMs)
+        .catch((err: unknown) => this.options.logger.debug('re-placing failed', { db: name, err: err as Error }));
     };
     for (const rec of records) {
       this.trackMissing(rec.voters);
@@ -706,7 +724,12 @@ export class Replicator {
       // The worst-ranked voter makes way for the best-ranked board that lacks the database.
       const worst = leaving[leaving.length - 1]!;
       this.lastRebalance = now;
-      return place(rec.name, rec.voters, rec.voters.map((v) => (v === worst ? coming[0]! : v)), 'rebalancing a database');
+      return place(
+        rec.name,
+        rec.voters,
+        rec.voters.map((v) => (v === worst ? coming[0]! : v)),
+        'rebalancing a database',
+      );
     }
   }
 
@@ -776,7 +799,12 @@ export class Replicator {
   private async prepareReplica(group: ReplicaGroup, node: string, members: string[]): Promise<string | undefined> {
     try {
       // a slow board (a Pi Zero) may need a while to ask the system leader and open the replica
-      const reply = await this.options.rpc.call<{ replica?: unknown }>(node, 'group-prepare', { group: group.name, members }, Math.max(RPC_TIMEOUT_MS, this.options.writeTimeoutMs));
+      const reply = await this.options.rpc.call<{ replica?: unknown }>(
+        node,
+        'group-prepare',
+        { group: group.name, members },
+        Math.max(RPC_TIMEOUT_MS, this.options.writeTimeoutMs),
+      );
       const replica = reply?.replica;
       if (typeof replica === 'string' && nodeOfReplica(replica) === node && !members.includes(replica)) return replica;
       this.options.logger.warn('a board answered group-prepare with an unusable replica id', { group: group.name, node, replica: String(replica) });
@@ -1126,7 +1154,15 @@ export class Replicator {
     await this.ensureDatabase(name, options.redundancy);
     const group = dbGroup(name);
     const timeoutMs = this.options.writeTimeoutMs;
-    return this.onLeader<ExecuteResult[]>(group, 'db-exec', { db: name, command, timeoutMs }, (r) => this.executeLocal(r, command, timeoutMs), timeoutMs, this.dbCandidates(name), false);
+    return this.onLeader<ExecuteResult[]>(
+      group,
+      'db-exec',
+      { db: name, command, timeoutMs },
+      (r) => this.executeLocal(r, command, timeoutMs),
+      timeoutMs,
+      this.dbCandidates(name),
+      false,
+    );
   }
 
   private async executeLocal(r: Replica, command: ExecuteCommand, timeoutMs: number): Promise<ExecuteResult[]> {
@@ -1178,7 +1214,15 @@ export class Replicator {
     await this.ensureDatabase(name, options.redundancy);
     const group = dbGroup(name);
     const timeoutMs = Math.max(this.options.writeTimeoutMs, LOAD_TIMEOUT_MS);
-    return this.onLeader<{ bytes: number }>(group, 'db-load', { db: name, bytes, timeoutMs }, (r) => this.loadLocal(r, bytes, timeoutMs), timeoutMs, this.dbCandidates(name), false);
+    return this.onLeader<{ bytes: number }>(
+      group,
+      'db-load',
+      { db: name, bytes, timeoutMs },
+      (r) => this.loadLocal(r, bytes, timeoutMs),
+      timeoutMs,
+      this.dbCandidates(name),
+      false,
+    );
   }
 
   private async loadLocal(r: Replica, bytes: Uint8Array, timeoutMs: number): Promise<{ bytes: number }> {
@@ -1186,7 +1230,10 @@ export class Replicator {
     const image = await r.db.prepareLoad(bytes, { timeoutMs: this.readBoundMs('backup') });
     const max = this.options.maxDatabaseBytes;
     if (max !== undefined && image.length > max) {
-      throw new GandalfError('database_too_large', `the loaded database would hold ${image.length} bytes, over the limit of ${max} (--max-database-bytes); nothing was loaded`);
+      throw new GandalfError(
+        'database_too_large',
+        `the loaded database would hold ${image.length} bytes, over the limit of ${max} (--max-database-bytes); nothing was loaded`,
+      );
     }
     const ts = Math.max(this.options.clock.now(), r.lastTs, r.db.lastTs);
     r.lastTs = ts;
@@ -1216,7 +1263,13 @@ export class Replicator {
       for (const v of voters.filter((x) => this.isAlive(x))) {
         try {
           // the far side bounds the statement by its own --query-timeout
-          return await this.options.rpc.call<T>(v, 'db-read-local', { db: name, what, args }, Math.min(timeoutMs, RPC_TIMEOUT_MS) + this.readBoundMs(what), signal);
+          return await this.options.rpc.call<T>(
+            v,
+            'db-read-local',
+            { db: name, what, args },
+            Math.min(timeoutMs, RPC_TIMEOUT_MS) + this.readBoundMs(what),
+            signal,
+          );
         } catch (err) {
           if (signal?.aborted) throw err;
           last = err as Error;

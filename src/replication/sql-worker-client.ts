@@ -42,7 +42,10 @@ export class SqlWorker {
       if (!p) return;
       this.pending.delete(reply.id);
       if (reply.ok && reply.stats) p.resolve({ value: reply.value, stats: reply.stats });
-      else p.reject(reply.ok ? new GandalfError('internal', 'the SQL worker answered without its state') : new GandalfError(reply.code ?? 'internal', reply.error));
+      else
+        p.reject(
+          reply.ok ? new GandalfError('internal', 'the SQL worker answered without its state') : new GandalfError(reply.code ?? 'internal', reply.error),
+        );
     });
     this.worker.on('error', (err: Error & { code?: string }) => {
       this.end(err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'the SQL worker ran out of memory' : `the SQL worker failed: ${err.message}`);

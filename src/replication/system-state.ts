@@ -58,14 +58,7 @@ export type SystemCommand =
   | { op: 'tokens-at-least'; token: number };
 
 export type SystemErrorCode =
-  | 'invalid_command'
-  | 'database_exists'
-  | 'unknown_database'
-  | 'unknown_session'
-  | 'lock_busy'
-  | 'not_holder'
-  | 'revision_mismatch'
-  | 'key_not_found';
+  'invalid_command' | 'database_exists' | 'unknown_database' | 'unknown_session' | 'lock_busy' | 'not_holder' | 'revision_mismatch' | 'key_not_found';
 
 export interface LockGrant {
   lock: string;
@@ -796,7 +789,13 @@ export class SystemState {
     }
     for (const e of arr(image.kv)) {
       const [k, value, createRevision, modRevision, version, session] = arr(e);
-      const entry: Kv = { value: str(value), createRevision: int(createRevision), modRevision: int(modRevision), version: int(version), session: session === null ? undefined : str(session) };
+      const entry: Kv = {
+        value: str(value),
+        createRevision: int(createRevision),
+        modRevision: int(modRevision),
+        version: int(version),
+        session: session === null ? undefined : str(session),
+      };
       if (entry.session !== undefined) {
         if (!st.sessionMap.has(entry.session)) bad(`key bound to unknown session`);
         st.index(st.sessionKeys, entry.session).add(str(k));
@@ -805,7 +804,12 @@ export class SystemState {
     }
     st.events = arr(image.events).map((e) => {
       const [revision, type, k, value, modRevision] = arr(e);
-      const ev: KvEvent = { revision: int(revision), type: type === 0 ? 'put' : type === 1 ? 'delete' : bad('event type'), key: str(k), modRevision: int(modRevision) };
+      const ev: KvEvent = {
+        revision: int(revision),
+        type: type === 0 ? 'put' : type === 1 ? 'delete' : bad('event type'),
+        key: str(k),
+        modRevision: int(modRevision),
+      };
       if (value !== null) ev.value = str(value);
       return ev;
     });

@@ -175,7 +175,14 @@ export class WorkerSqlMachine implements DatabaseMachine {
 
   private startReader(): Reader {
     this.flush();
-    const reader: Reader = { worker: new SqlWorker({ source: this.options.source, maxHeapMb: this.options.readerHeapMb }), ready: false, backlog: [], idle: undefined, busy: 0, stopped: false };
+    const reader: Reader = {
+      worker: new SqlWorker({ source: this.options.source, maxHeapMb: this.options.readerHeapMb }),
+      ready: false,
+      backlog: [],
+      idle: undefined,
+      busy: 0,
+      stopped: false,
+    };
     this.readers.push(reader);
     // the writer's image at this point of the log; every entry handed over after it waits in the backlog
     // ready once the thread is up and holds the copy: a statement's bound starts only then

@@ -133,9 +133,7 @@ export class CommandLog<T> {
       const seg = await createSegment(fs, dir, first);
       segments.push(seg);
     } else if (segments[0]!.firstIndex > replayFrom) {
-      throw new CorruptDataError(
-        `log in ${dir} starts at index ${segments[0]!.firstIndex} but replay needs ${replayFrom}: entries are missing`,
-      );
+      throw new CorruptDataError(`log in ${dir} starts at index ${segments[0]!.firstIndex} but replay needs ${replayFrom}: entries are missing`);
     }
     const tail = segments[segments.length - 1]!;
     const active = await fs.openAppend(tail.file);

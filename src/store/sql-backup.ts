@@ -70,7 +70,10 @@ function sqlString(s: string): string {
  */
 export function dumpSql(db: Database): string {
   const lines = ['PRAGMA foreign_keys=OFF;', 'BEGIN TRANSACTION;'];
-  const schema = rows(db, "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'trigger' THEN 2 ELSE 3 END, rowid");
+  const schema = rows(
+    db,
+    "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'trigger' THEN 2 ELSE 3 END, rowid",
+  );
   let sequence = false;
   for (const [type, name, sql] of schema as [string, string, string][]) {
     if (type !== 'table') continue;
@@ -110,9 +113,13 @@ export function loadableImage(engine: SqlEngine, bytes: Uint8Array): Uint8Array 
   if (isSqliteImage(bytes)) {
     const pageSize = pageSizeOf(bytes);
     if (bytes.length < 100 || pageSize === undefined) throw invalid('not a whole SQLite database file: its header is damaged');
-    if (bytes.length % pageSize !== 0) throw invalid(`not a whole SQLite database file: ${bytes.length} bytes is not a multiple of its page size ${pageSize} (truncated?)`);
+    if (bytes.length % pageSize !== 0)
+      throw invalid(`not a whole SQLite database file: ${bytes.length} bytes is not a multiple of its page size ${pageSize} (truncated?)`);
     const pages = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(28);
-    if (pages * pageSize > bytes.length) throw invalid(`not a whole SQLite database file: its header counts ${pages} pages of ${pageSize} bytes, the file holds ${bytes.length / pageSize} (truncated?)`);
+    if (pages * pageSize > bytes.length)
+      throw invalid(
+        `not a whole SQLite database file: its header counts ${pages} pages of ${pageSize} bytes, the file holds ${bytes.length / pageSize} (truncated?)`,
+      );
     try {
       db = new engine.Database(new Uint8Array(bytes));
     } catch (err) {

@@ -150,7 +150,10 @@ export class SqlStateMachine {
     }
     if (dangling) {
       // what the client sent from its last BEGIN on was rolled back: say so for each of those statements
-      const from = Math.max(0, findLastIndex(command.statements, (st) => opensTransaction(st.sql)));
+      const from = Math.max(
+        0,
+        findLastIndex(command.statements, (st) => opensTransaction(st.sql)),
+      );
       results = results.map((r, i) => (i >= from ? r.map(() => ({ error: DANGLING_TRANSACTION_ERROR })) : r));
     }
     return results.flat();

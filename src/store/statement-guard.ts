@@ -127,10 +127,7 @@ export function checkWriteStatement(sql: string): void {
       const assigns = stmt.some((t) => t.kind === 'punct' && (t.text === '=' || t.text === '('));
       if (!assigns) reject(`PRAGMA ${name} reads state: send it to /db/query`);
       if (!PERSISTENT_PRAGMAS.has(name.toLowerCase())) {
-        reject(
-          `PRAGMA ${name} changes connection state that replicas and snapshots do not keep; ` +
-            `only ${[...PERSISTENT_PRAGMAS].join(', ')} may be set`,
-        );
+        reject(`PRAGMA ${name} changes connection state that replicas and snapshots do not keep; ` + `only ${[...PERSISTENT_PRAGMAS].join(', ')} may be set`);
       }
     }
     for (let k = 0; k + 1 < stmt.length; k++) {
@@ -201,7 +198,9 @@ const CHEAP_FUNCTIONS = new Set(
 );
 /** Words before a parenthesis that are not function calls (keywords, or a table name before its column list). */
 const NOT_CALLS = new Set(
-  'VALUES IN EXISTS AS USING KEY CHECK UNIQUE REFERENCES ON CAST DEFAULT PRIMARY FOREIGN CONSTRAINT COLLATE OVER FILTER WHERE AND OR NOT SET RETURNING THEN ELSE WHEN CASE IS CONFLICT'.split(' '),
+  'VALUES IN EXISTS AS USING KEY CHECK UNIQUE REFERENCES ON CAST DEFAULT PRIMARY FOREIGN CONSTRAINT COLLATE OVER FILTER WHERE AND OR NOT SET RETURNING THEN ELSE WHEN CASE IS CONFLICT'.split(
+    ' ',
+  ),
 );
 const BEFORE_TABLE = new Set(['INTO', 'TABLE', 'INDEX', 'VIEW', 'TRIGGER', 'REFERENCES', 'ON', 'JOIN', 'FROM', 'UPDATE', 'EXISTS']);
 

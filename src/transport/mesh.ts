@@ -78,7 +78,17 @@ export class Mesh {
   private readonly links = new Map<string, { link: PeerLink; since: number }>();
   private readonly banned = new Set<string>();
   /** Counters of links that are gone (those of live links are added in totals()). */
-  private readonly retired: MeshTotals = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0, badFrames: 0, datagramsDropped: 0, signalsRefused: 0 };
+  private readonly retired: MeshTotals = {
+    framesSent: 0,
+    framesReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    messagesSent: 0,
+    messagesReceived: 0,
+    badFrames: 0,
+    datagramsDropped: 0,
+    signalsRefused: 0,
+  };
   private readonly outgoing = new Map<string, Promise<string>>();
   private readonly topics = new Map<string, TopicHandler>();
   private readonly upListeners: ((peer: PeerView) => void)[] = [];
@@ -317,7 +327,10 @@ export class Mesh {
     if (offer.from === self.id) return { status: 409, body: { code: 'self', message: 'an offer from this node itself' } };
     if (this.banned.has(offer.from)) {
       this.retired.signalsRefused++;
-      return { status: 403, body: { code: 'removed', message: `node ${offer.from} was removed from this cluster; wipe its data directory (a new node id) to join again` } };
+      return {
+        status: 403,
+        body: { code: 'removed', message: `node ${offer.from} was removed from this cluster; wipe its data directory (a new node id) to join again` },
+      };
     }
     if (offer.to !== '' && offer.to !== self.id) {
       return { status: 409, body: { code: 'wrong_node', message: `this endpoint is node ${self.id}, not ${offer.to}` } };

@@ -15,15 +15,7 @@ import * as path from 'node:path';
 import type * as NdcModule from 'node-datachannel';
 import { runningSea } from '../core/sea';
 import { BaseConnection, withTimeout } from './rtc-connection';
-import {
-  GATHER_TIMEOUT_MS,
-  LOW_WATER,
-  filterCandidates,
-  type ChannelKind,
-  type RtcChannel,
-  type RtcFactory,
-  type RtcOptions,
-} from './rtc';
+import { GATHER_TIMEOUT_MS, LOW_WATER, filterCandidates, type ChannelKind, type RtcChannel, type RtcFactory, type RtcOptions } from './rtc';
 
 type Ndc = typeof NdcModule;
 type NdcPeer = NdcModule.PeerConnection;

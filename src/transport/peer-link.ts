@@ -53,7 +53,16 @@ function estimate(message: WireMessage): number {
 }
 
 export class PeerLink {
-  readonly stats: LinkStats = { framesSent: 0, framesReceived: 0, bytesSent: 0, bytesReceived: 0, messagesSent: 0, messagesReceived: 0, badFrames: 0, datagramsDropped: 0 };
+  readonly stats: LinkStats = {
+    framesSent: 0,
+    framesReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    messagesSent: 0,
+    messagesReceived: 0,
+    badFrames: 0,
+    datagramsDropped: 0,
+  };
   private readonly out: Record<ChannelKind, Outgoing> = {
     reliable: { queue: [], bytes: 0, scheduled: false },
     datagram: { queue: [], bytes: 0, scheduled: false },

@@ -109,7 +109,10 @@ export class SignalAuth {
   /** A new keyring (the cookie file changed); an open cluster stays open and a closed one closed. */
   setCookies(cookies: readonly string[]): void {
     const keys = toKeys(cookies);
-    if ((keys.length === 0) !== this.open) throw new Error(keys.length === 0 ? 'a cluster with a cookie cannot become open by a reload' : 'an open cluster cannot get a cookie by a reload; restart it');
+    if ((keys.length === 0) !== this.open)
+      throw new Error(
+        keys.length === 0 ? 'a cluster with a cookie cannot become open by a reload' : 'an open cluster cannot get a cookie by a reload; restart it',
+      );
     this.keys = keys;
   }
 
@@ -152,7 +155,10 @@ export class SignalAuth {
     }
     const now = this.clock.now();
     if (Math.abs(now - signal.ts) > this.windowMs) {
-      return { code: 'stale', message: `signal timestamp is ${Math.round((now - signal.ts) / 1000)} s from this node's clock (window ±${this.windowMs / 1000} s)` };
+      return {
+        code: 'stale',
+        message: `signal timestamp is ${Math.round((now - signal.ts) / 1000)} s from this node's clock (window ±${this.windowMs / 1000} s)`,
+      };
     }
     const key = `${signal.from}/${signal.nonce}`;
     if (this.seen.has(key)) return { code: 'replayed', message: 'signal nonce was already used' };

@@ -1,15 +1,7 @@
 /** WebRTC through werift: pure TypeScript, runs on every architecture. */
 import type * as WeriftModule from 'werift';
 import { BaseConnection, withTimeout } from './rtc-connection';
-import {
-  GATHER_TIMEOUT_MS,
-  LOW_WATER,
-  filterCandidates,
-  type ChannelKind,
-  type RtcChannel,
-  type RtcFactory,
-  type RtcOptions,
-} from './rtc';
+import { GATHER_TIMEOUT_MS, LOW_WATER, filterCandidates, type ChannelKind, type RtcChannel, type RtcFactory, type RtcOptions } from './rtc';
 
 type Werift = typeof WeriftModule;
 type WPeer = WeriftModule.RTCPeerConnection;
@@ -93,9 +85,7 @@ export async function loadWeriftRtc(): Promise<RtcFactory> {
       ...(specific.length === 1 ? { iceInterfaceAddresses: { udp4: specific[0]! } } : {}),
       // Loopback is not gathered by default; tests bind ICE to it.
       ...(loopbackOnly ? { iceAdditionalHostAddresses: specific } : {}),
-      ...(specific.length > 0
-        ? { iceFilterCandidatePair: (pair) => specific.includes(pair.localCandidate.host) }
-        : {}),
+      ...(specific.length > 0 ? { iceFilterCandidatePair: (pair) => specific.includes(pair.localCandidate.host) } : {}),
     });
     return new WeriftConnection(pc);
   };

@@ -43,7 +43,11 @@ export async function openSolo(dir: string, opts: { fs?: DataFs; snapshotEntries
     group,
     machine,
     exec: async (...sql) => {
-      const entry: LogEntry = { ts: ++ts, seed: ts, command: { kind: 'execute', transaction: false, statements: sql.map((s) => (typeof s === 'string' ? { sql: s } : s)) } };
+      const entry: LogEntry = {
+        ts: ++ts,
+        seed: ts,
+        command: { kind: 'execute', transaction: false, statements: sql.map((s) => (typeof s === 'string' ? { sql: s } : s)) },
+      };
       return (await group.propose(entry, 5000)) as ExecuteResult[];
     },
     rows: (sql) => {

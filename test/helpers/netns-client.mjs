@@ -13,7 +13,10 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function write(db, prefix, maxSeconds) {
   let stop = false;
-  process.stdin.on('end', () => (stop = true)).on('close', () => (stop = true)).resume();
+  process.stdin
+    .on('end', () => (stop = true))
+    .on('close', () => (stop = true))
+    .resume();
   const until = Date.now() + Number(maxSeconds) * 1000;
   for (let k = 0; !stop && Date.now() < until && k < 200_000; k++) {
     const value = `${prefix}-${k}`;

@@ -42,13 +42,17 @@ export function createLab(hostCount: number, subnet = '10.213.0'): Lab {
       for (const p of processes) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
       for (const h of hosts) {
         try {
-          execFileSync('ip', ['netns', 'pids', h.ns]).toString().split('\n').filter(Boolean).forEach((pid) => {
-            try {
-              process.kill(Number(pid), 'SIGKILL');
-            } catch {
-              /* gone */
-            }
-          });
+          execFileSync('ip', ['netns', 'pids', h.ns])
+            .toString()
+            .split('\n')
+            .filter(Boolean)
+            .forEach((pid) => {
+              try {
+                process.kill(Number(pid), 'SIGKILL');
+              } catch {
+                /* gone */
+              }
+            });
         } catch {
           /* namespace gone */
         }

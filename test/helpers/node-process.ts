@@ -139,7 +139,11 @@ export async function startNode(options: StartOptions): Promise<NodeProcess> {
 }
 
 /** Runs the CLI to completion. */
-export function runCli(args: string[], env: Record<string, string | undefined> = {}, command?: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  command?: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const [cmd, ...pre] = command ?? [process.execPath, requireBuilt(BUNDLE)];
   return new Promise((resolve) => {
     const p = spawn(cmd!, [...pre, ...args], { env: { ...process.env, ...env } as NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -19,7 +19,10 @@ export interface SingleNode {
   close(): Promise<void>;
 }
 
-export async function startSingleNode(dataDir: string, options: { writeTimeoutMs?: number; queryTimeoutMs?: number; snapshotEntries?: number; maxDatabaseBytes?: number } = {}): Promise<SingleNode> {
+export async function startSingleNode(
+  dataDir: string,
+  options: { writeTimeoutMs?: number; queryTimeoutMs?: number; snapshotEntries?: number; maxDatabaseBytes?: number } = {},
+): Promise<SingleNode> {
   const wire = new Wire({ selfId: 'solo', send: () => false, subscribe: () => {} }, silentLogger);
   const rpc = new Rpc(wire, systemClock, silentLogger);
   let coordination: Coordination | undefined;

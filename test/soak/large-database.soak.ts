@@ -29,13 +29,24 @@ afterEach(async () => {
   nodes = [];
 });
 
-
 type Replica = { group: string; voters: string[]; learners: string[]; applied_index: number; snapshot_index: number };
 const replica = async (n: NodeProcess, group: string) => ((await n.get('/status')).body.replicas as Replica[]).find((r) => r.group === group);
 
 describe('a large database (real processes)', () => {
   it('a 200 MiB database gets a new voter by a streamed snapshot while writes go on', async () => {
-    const args = (i: number, join?: string) => ['--node-id', `g${i}`, '--discovery', 'manual', '--cluster-cookie', COOKIE, '--replace-after', '4s', '--snapshot-entries', '20', ...(join ? ['--join', join] : [])];
+    const args = (i: number, join?: string) => [
+      '--node-id',
+      `g${i}`,
+      '--discovery',
+      'manual',
+      '--cluster-cookie',
+      COOKIE,
+      '--replace-after',
+      '4s',
+      '--snapshot-entries',
+      '20',
+      ...(join ? ['--join', join] : []),
+    ];
     nodes.push(await startNode({ dataDir: tempDir(), args: args(0) }));
     const seed = `http://127.0.0.1:${nodes[0]!.mgmtPort}`;
     for (let i = 1; i < 4; i++) nodes.push(await startNode({ dataDir: tempDir(), args: args(i, seed) }));
@@ -59,7 +70,13 @@ describe('a large database (real processes)', () => {
     await setup(['CREATE TABLE IF NOT EXISTS b(k INTEGER PRIMARY KEY, v BLOB)', 'CREATE TABLE IF NOT EXISTS w(v)']);
     // 200 rows of 1 MiB, 20 MiB per entry
     for (let k = 0; k < MIB_ROWS; k += 20) {
-      await setup([[`WITH RECURSIVE c(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM c WHERE x < ?) INSERT OR REPLACE INTO b SELECT x, randomblob(1048576) FROM c`, k, k + 19]]);
+      await setup([
+        [
+          `WITH RECURSIVE c(x) AS (SELECT ? UNION ALL SELECT x + 1 FROM c WHERE x < ?) INSERT OR REPLACE INTO b SELECT x, randomblob(1048576) FROM c`,
+          k,
+          k + 19,
+        ],
+      ]);
     }
     const voters = (await nodes[0]!.get('/status')).body.databases.find((d: { name: string }) => d.name === 'big').voters as string[];
     expect(voters).toHaveLength(3);
@@ -97,7 +114,13 @@ describe('a large database (real processes)', () => {
     const dump = async () => {
       for (const n of nodes.filter((x) => x !== victim)) {
         console.log(n === spare ? 'SPARE' : 'node', JSON.stringify(await replica(n, 'db.big').catch(() => undefined)));
-        console.log(n.log.split('\n').filter((l) => /snapshot|error|warn|replica|learner/i.test(l)).slice(-25).join('\n'));
+        console.log(
+          n.log
+            .split('\n')
+            .filter((l) => /snapshot|error|warn|replica|learner/i.test(l))
+            .slice(-25)
+            .join('\n'),
+        );
       }
     };
     const healed = until(

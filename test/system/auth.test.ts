@@ -61,14 +61,22 @@ describe('client API authentication', () => {
     // wrong password
     expect((await fetch(`${node.url}/status`, { headers: basic('ops', 'wrong') })).status).toBe(401);
     // the right one, and the permissions of each user
-    const write = await fetch(`${node.url}/db/execute`, { method: 'POST', headers: basic('ops', 'correct horse'), body: JSON.stringify(['CREATE TABLE t(v)', 'INSERT INTO t VALUES(1)']) });
+    const write = await fetch(`${node.url}/db/execute`, {
+      method: 'POST',
+      headers: basic('ops', 'correct horse'),
+      body: JSON.stringify(['CREATE TABLE t(v)', 'INSERT INTO t VALUES(1)']),
+    });
     expect(write.status).toBe(200);
     const q = await fetch(`${node.url}/db/query?q=SELECT+v+FROM+t`, { headers: basic('reader', 'plain-text') });
     expect(q.status).toBe(200);
     const denied = await fetch(`${node.url}/db/execute`, { method: 'POST', headers: basic('reader', 'plain-text'), body: JSON.stringify(['DELETE FROM t']) });
     expect(denied.status).toBe(403);
     expect(((await denied.json()) as { message: string }).message).toMatch(/user "reader" lacks the "execute" permission/);
-    const viaRequest = await fetch(`${node.url}/db/request`, { method: 'POST', headers: basic('reader', 'plain-text'), body: JSON.stringify(['DELETE FROM t']) });
+    const viaRequest = await fetch(`${node.url}/db/request`, {
+      method: 'POST',
+      headers: basic('reader', 'plain-text'),
+      body: JSON.stringify(['DELETE FROM t']),
+    });
     expect(viaRequest.status).toBe(403);
     expect((await fetch(`${node.url}/db/load`, { method: 'POST', headers: basic('reader', 'plain-text'), body: 'CREATE TABLE x(a);' })).status).toBe(403);
 

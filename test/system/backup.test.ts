@@ -22,13 +22,25 @@ afterAll(async () => {
 
 async function cluster(name: string): Promise<NodeProcess[]> {
   const cookie = `backup-test-${name}-cookie`;
-  const args = (i: number, join?: string) => ['--node-id', `${name}${i}`, '--discovery', 'manual', '--cluster-cookie', cookie, ...(join ? ['--join', join] : [])];
+  const args = (i: number, join?: string) => [
+    '--node-id',
+    `${name}${i}`,
+    '--discovery',
+    'manual',
+    '--cluster-cookie',
+    cookie,
+    ...(join ? ['--join', join] : []),
+  ];
   const first = await startNode({ dataDir: tempDir(), args: args(0) });
   const seed = `http://127.0.0.1:${first.mgmtPort}`;
   const rest = await Promise.all([1, 2].map((i) => startNode({ dataDir: tempDir(), args: args(i, seed) })));
   const all = [first, ...rest];
   nodes.push(...all);
-  await until(`cluster ${name}: a system group of 3 voters`, async () => (await first.get('/status')).body.replicas.find((r: { group: string }) => r.group === 'system')?.voters.length === 3, 40_000);
+  await until(
+    `cluster ${name}: a system group of 3 voters`,
+    async () => (await first.get('/status')).body.replicas.find((r: { group: string }) => r.group === 'system')?.voters.length === 3,
+    40_000,
+  );
   return all;
 }
 

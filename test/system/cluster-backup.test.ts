@@ -18,25 +18,44 @@ afterAll(async () => {
 });
 
 async function cluster(name: string, extra: (i: number) => string[] = () => []): Promise<NodeProcess[]> {
-  const args = (i: number, join?: string) => ['--node-id', `${name}${i}`, '--discovery', 'manual', '--cluster-cookie', `cluster-backup-${name}`, ...extra(i), ...(join ? ['--join', join] : [])];
+  const args = (i: number, join?: string) => [
+    '--node-id',
+    `${name}${i}`,
+    '--discovery',
+    'manual',
+    '--cluster-cookie',
+    `cluster-backup-${name}`,
+    ...extra(i),
+    ...(join ? ['--join', join] : []),
+  ];
   const first = await startNode({ dataDir: tempDir(), args: args(0) });
   const seed = `http://127.0.0.1:${first.mgmtPort}`;
   const all = [first, ...(await Promise.all([1, 2].map((i) => startNode({ dataDir: tempDir(), args: args(i, seed) }))))];
   nodes.push(...all);
-  await until(`${name}: a system group of 3 voters`, async () => (await first.get('/status')).body.replicas.find((r: { group: string }) => r.group === 'system')?.voters.length === 3, 40_000);
+  await until(
+    `${name}: a system group of 3 voters`,
+    async () => (await first.get('/status')).body.replicas.find((r: { group: string }) => r.group === 'system')?.voters.length === 3,
+    40_000,
+  );
   return all;
 }
 
 const bind = (n: NodeProcess) => ['--http-bind', `127.0.0.1:${n.httpPort}`];
-const rows = async (n: NodeProcess, db: string) => (await n.get(`/db/query?db=${db}&level=strong&q=${encodeURIComponent('SELECT * FROM t ORDER BY 1')}`)).body.results?.[0]?.values;
+const rows = async (n: NodeProcess, db: string) =>
+  (await n.get(`/db/query?db=${db}&level=strong&q=${encodeURIComponent('SELECT * FROM t ORDER BY 1')}`)).body.results?.[0]?.values;
 
 describe('whole-cluster backups', () => {
   it('are scheduled, pruned, written by the CLI, restored onto a fresh cluster, and refused when damaged', async () => {
     const dir = tempDir('gandalf-cluster-backups-');
     const a = await cluster('a', (i) => (i === 0 ? ['--backup-dir', dir, '--backup-interval', '2s', '--backup-retain', '2'] : []));
-    expect((await a[1]!.post('/db/execute?db=orders', ['CREATE TABLE t(id INTEGER PRIMARY KEY, item TEXT)', "INSERT INTO t(item) VALUES('bolt'), ('nut')"])).status).toBe(200);
+    expect(
+      (await a[1]!.post('/db/execute?db=orders', ['CREATE TABLE t(id INTEGER PRIMARY KEY, item TEXT)', "INSERT INTO t(item) VALUES('bolt'), ('nut')"])).status,
+    ).toBe(200);
     expect((await a[2]!.post('/db/execute?db=sensors', ['CREATE TABLE t(at INTEGER, c REAL)', 'INSERT INTO t VALUES(1, 20.5), (2, 21.25)'])).status).toBe(200);
-    for (const [k, v] of [['config/site', 'north'], ['config/owner', 'ops team']]) {
+    for (const [k, v] of [
+      ['config/site', 'north'],
+      ['config/owner', 'ops team'],
+    ]) {
       expect((await fetch(`${a[0]!.url}/kv/${k}`, { method: 'PUT', body: JSON.stringify({ value: v }) })).status).toBe(200);
     }
     // fencing tokens handed out before the backup: a restored cluster must go on above them
@@ -91,8 +110,14 @@ describe('whole-cluster backups', () => {
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stderr).toMatch(/restored 2 databases and 2 keys/);
     for (const n of fresh) {
-      expect(await rows(n, 'orders')).toEqual([[1, 'bolt'], [2, 'nut']]);
-      expect(await rows(n, 'sensors')).toEqual([[1, 20.5], [2, 21.25]]);
+      expect(await rows(n, 'orders')).toEqual([
+        [1, 'bolt'],
+        [2, 'nut'],
+      ]);
+      expect(await rows(n, 'sensors')).toEqual([
+        [1, 20.5],
+        [2, 21.25],
+      ]);
     }
     expect(ok.stderr).toContain(`fencing tokens continue above ${highest}`);
     const next = (await fresh[0]!.post('/lock/pump/acquire?ttl=30s', {})).body as { token: number };
@@ -105,6 +130,9 @@ describe('whole-cluster backups', () => {
     const fromCli = path.join(cliDir, readdirSync(cliDir)[0]!);
     const ok2 = await runCli(['restore', '--all', ...bind(third[0]!), fromCli]);
     expect(ok2.code, ok2.stderr).toBe(0);
-    expect(await rows(third[2]!, 'orders')).toEqual([[1, 'bolt'], [2, 'nut']]);
+    expect(await rows(third[2]!, 'orders')).toEqual([
+      [1, 'bolt'],
+      [2, 'nut'],
+    ]);
   }, 300_000);
 });

@@ -36,10 +36,14 @@ describe('cluster of real processes', () => {
   it('forms, refuses a wrong cookie, detects a crash and a graceful leave', async () => {
     const nodes: NodeProcess[] = [];
     const args = (i: number, join?: string) => [
-      '--node-id', `n${i}`,
-      '--discovery', 'manual',
-      '--cluster-cookie', COOKIE,
-      '--webrtc', i % 2 === 0 ? 'native' : 'werift',
+      '--node-id',
+      `n${i}`,
+      '--discovery',
+      'manual',
+      '--cluster-cookie',
+      COOKIE,
+      '--webrtc',
+      i % 2 === 0 ? 'native' : 'werift',
       ...(join ? ['--join', join] : []),
     ];
     const dirs = [0, 1, 2, 3, 4].map(() => tempDir());
@@ -48,21 +52,36 @@ describe('cluster of real processes', () => {
     for (let i = 1; i < 5; i++) nodes.push(await startNode({ dataDir: dirs[i]!, args: args(i, seed) }));
 
     const ids = nodes.map((_, i) => `n${i}`);
-    await until('all five to see five alive members', async () => {
-      const views = await Promise.all(nodes.map(view));
-      return views.every((v) => ids.every((id) => stateOf(v, id) === 'alive'));
-    }, 30_000);
+    await until(
+      'all five to see five alive members',
+      async () => {
+        const views = await Promise.all(nodes.map(view));
+        return views.every((v) => ids.every((id) => stateOf(v, id) === 'alive'));
+      },
+      30_000,
+    );
     const v0 = await view(nodes[0]!);
-    expect(v0.find((r) => r['node-id'] === 'n1')).toMatchObject({ transport: 'werift', arch: process.arch, endpoint: `http://127.0.0.1:${nodes[1]!.mgmtPort}` });
+    expect(v0.find((r) => r['node-id'] === 'n1')).toMatchObject({
+      transport: 'werift',
+      arch: process.arch,
+      endpoint: `http://127.0.0.1:${nodes[1]!.mgmtPort}`,
+    });
     expect(v0.find((r) => r['node-id'] === 'n2')!.transport).toBe('native');
 
     // The CLI shows the same view.
     const cli = await runCli(['nodes', '--json', '--http-bind', `127.0.0.1:${nodes[3]!.httpPort}`]);
     expect(cli.code).toBe(0);
-    expect(JSON.parse(cli.stdout).nodes.map((n: Row) => n['node-id']).sort()).toEqual(ids);
+    expect(
+      JSON.parse(cli.stdout)
+        .nodes.map((n: Row) => n['node-id'])
+        .sort(),
+    ).toEqual(ids);
 
     // A node with the wrong cookie is refused and never appears anywhere.
-    const intruder = await startNode({ dataDir: tempDir(), args: ['--node-id', 'intruder', '--discovery', 'manual', '--cluster-cookie', 'wrong-cookie-xyz', '--join', seed] });
+    const intruder = await startNode({
+      dataDir: tempDir(),
+      args: ['--node-id', 'intruder', '--discovery', 'manual', '--cluster-cookie', 'wrong-cookie-xyz', '--join', seed],
+    });
     await new Promise((r) => setTimeout(r, 4000));
     for (const n of nodes) expect((await view(n)).map((r) => r['node-id'])).not.toContain('intruder');
     expect((await view(intruder)).map((r) => r['node-id'])).toEqual(['intruder']);
@@ -71,10 +90,14 @@ describe('cluster of real processes', () => {
 
     // SIGKILL n4: dead everywhere within the bound.
     await nodes[4]!.stop('SIGKILL');
-    const detect = await until('n4 dead on every survivor', async () => {
-      const views = await Promise.all(nodes.slice(0, 4).map(view));
-      return views.every((v) => stateOf(v, 'n4') === 'dead');
-    }, DEAD_BOUND_MS);
+    const detect = await until(
+      'n4 dead on every survivor',
+      async () => {
+        const views = await Promise.all(nodes.slice(0, 4).map(view));
+        return views.every((v) => stateOf(v, 'n4') === 'dead');
+      },
+      DEAD_BOUND_MS,
+    );
     console.log(`SIGKILL -> dead on all 4 survivors in ${detect} ms`);
     for (const v of await Promise.all(nodes.slice(0, 4).map(view))) {
       for (const id of ids.slice(0, 4)) expect(stateOf(v, id), `${id} is alive`).toBe('alive');
@@ -83,10 +106,14 @@ describe('cluster of real processes', () => {
     // n4 comes back (same id, data dir and ports): it refutes its death and is alive everywhere again.
     const deadAt = (await view(nodes[0]!)).find((r) => r['node-id'] === 'n4')!.incarnation;
     nodes[4] = await startNode({ dataDir: dirs[4]!, args: args(4, seed), httpPort: nodes[4]!.httpPort, mgmtPort: nodes[4]!.mgmtPort });
-    const rejoin = await until('n4 alive again on every node', async () => {
-      const views = await Promise.all(nodes.map(view));
-      return views.every((v) => ids.every((id) => stateOf(v, id) === 'alive'));
-    }, 30_000);
+    const rejoin = await until(
+      'n4 alive again on every node',
+      async () => {
+        const views = await Promise.all(nodes.map(view));
+        return views.every((v) => ids.every((id) => stateOf(v, id) === 'alive'));
+      },
+      30_000,
+    );
     console.log(`restarted n4 alive everywhere again in ${rejoin} ms`);
     expect((await view(nodes[1]!)).find((r) => r['node-id'] === 'n4')!.incarnation).toBeGreaterThan(deadAt);
     await nodes[4]!.stop('SIGKILL');
@@ -99,10 +126,14 @@ describe('cluster of real processes', () => {
     });
     const exit = nodes[3]!.stop('SIGTERM');
     const exitedAt = exit.then(() => performance.now());
-    const leave = await until('n3 left on every survivor', async () => {
-      const views = await Promise.all(nodes.slice(0, 3).map(view));
-      return views.every((v) => stateOf(v, 'n3') === 'left');
-    }, LEFT_BOUND_MS);
+    const leave = await until(
+      'n3 left on every survivor',
+      async () => {
+        const views = await Promise.all(nodes.slice(0, 3).map(view));
+        return views.every((v) => stateOf(v, 'n3') === 'left');
+      },
+      LEFT_BOUND_MS,
+    );
     console.log(`SIGTERM -> left on all 3 survivors in ${leave} ms`);
     expect((await exit).code).toBe(0);
     expect(stoppedAt).toBeGreaterThan(0);

@@ -26,7 +26,15 @@ describe('cookie rotation', () => {
   it('rotates board by board while writes go on', async () => {
     const dirs = [0, 1, 2, 3, 4].map(() => tempDir());
     const files = dirs.map((d) => path.join(d, 'cookie'));
-    const args = (i: number, join?: string) => ['--node-id', `k${i}`, '--discovery', 'manual', '--cluster-cookie-file', files[i]!, ...(join ? ['--join', join] : [])];
+    const args = (i: number, join?: string) => [
+      '--node-id',
+      `k${i}`,
+      '--discovery',
+      'manual',
+      '--cluster-cookie-file',
+      files[i]!,
+      ...(join ? ['--join', join] : []),
+    ];
     writeFileSync(files[0]!, `${OLD}\n`);
     nodes.push(await startNode({ dataDir: dirs[0]!, args: args(0) }));
     const seed = `http://127.0.0.1:${nodes[0]!.mgmtPort}`;
@@ -34,7 +42,11 @@ describe('cookie rotation', () => {
       writeFileSync(files[i]!, `${OLD}\n`);
       nodes.push(await startNode({ dataDir: dirs[i]!, args: args(i, seed) }));
     }
-    const alive = async (n: NodeProcess) => ((await n.get('/cluster/nodes')).body.nodes as Member[]).filter((m) => m.state === 'alive').map((m) => m['node-id']).sort();
+    const alive = async (n: NodeProcess) =>
+      ((await n.get('/cluster/nodes')).body.nodes as Member[])
+        .filter((m) => m.state === 'alive')
+        .map((m) => m['node-id'])
+        .sort();
     await until('three members', async () => (await alive(nodes[0]!)).length === 3, 40_000);
     expect((await nodes[0]!.post('/db/execute', ['CREATE TABLE t(v)'])).status).toBe(200);
 

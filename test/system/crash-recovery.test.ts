@@ -55,7 +55,10 @@ describe('crash recovery (real process, SIGKILL)', () => {
       const missing = [...acked].filter((k) => !inA.has(k));
       expect(missing, `round ${round}: acknowledged writes lost`).toEqual([]);
       expect([...a].sort(), `round ${round}: half-applied request`).toEqual([...b].sort());
-      expect(a.filter((k: string) => !attempted.has(k)), `round ${round}: rows nobody wrote`).toEqual([]);
+      expect(
+        a.filter((k: string) => !attempted.has(k)),
+        `round ${round}: rows nobody wrote`,
+      ).toEqual([]);
       expect(acked.size, `round ${round}: load made progress`).toBeGreaterThan(0);
     }
     const status = (await node.get('/status')).body;

@@ -181,9 +181,18 @@ describe('single executables under qemu-user', () => {
     const seed = await startNode({ dataDir: tempDir('gandalf-xmesh-'), command: byTarget.get('linux-x64')!.command, args: ['--node-id', 'x64', ...cookie] });
     const join = ['--join', `http://127.0.0.1:${seed.mgmtPort}`];
     const guests: NodeProcess[] = [];
-    for (const [id, target] of [['armv7', 'linux-armv7'], ['armv6', 'linux-armv6']] as const) {
+    for (const [id, target] of [
+      ['armv7', 'linux-armv7'],
+      ['armv6', 'linux-armv6'],
+    ] as const) {
       const t = byTarget.get(target)!;
-      const node = await startNode({ dataDir: tempDir('gandalf-xmesh-'), command: t.command, env: t.env, args: ['--node-id', id, ...cookie, ...join], noWait: true });
+      const node = await startNode({
+        dataDir: tempDir('gandalf-xmesh-'),
+        command: t.command,
+        env: t.env,
+        args: ['--node-id', id, ...cookie, ...join],
+        noWait: true,
+      });
       await node.waitHealthy(120_000);
       guests.push(node);
     }
@@ -229,10 +238,14 @@ describe('single executables under qemu-user', () => {
     });
     for (let i = 0; i < 20; i++) expect((await all[i % 3]!.post('/db/execute?db=mixed', [['INSERT INTO t VALUES(?)', i]])).status).toBe(200);
     for (const n of all) {
-      await until(`${n.url} to hold all rows`, async () => {
-        const r = await n.get('/db/query?db=mixed&level=none&q=SELECT+count(*),sum(v)+FROM+t');
-        return r.status === 200 && JSON.stringify(r.body.results[0].values) === '[[20,190]]';
-      }, 60_000);
+      await until(
+        `${n.url} to hold all rows`,
+        async () => {
+          const r = await n.get('/db/query?db=mixed&level=none&q=SELECT+count(*),sum(v)+FROM+t');
+          return r.status === 200 && JSON.stringify(r.body.results[0].values) === '[[20,190]]';
+        },
+        60_000,
+      );
     }
     // …and passes a lock between architectures with increasing fencing tokens.
     const sArm = (await guests[0]!.post('/session?ttl=30s', {})).body.session;

@@ -24,17 +24,35 @@ afterAll(async () => {
 
 describe('dashboard in headless Chromium', () => {
   it('shows three boards, a moving write rate, a dead board after SIGKILL, and fits a phone', async () => {
-    const args = (i: number, join?: string) => ['--node-id', `ui${i}`, '--discovery', 'manual', '--cluster-cookie', 'dashboard-test-cookie', ...(join ? ['--join', join] : [])];
+    const args = (i: number, join?: string) => [
+      '--node-id',
+      `ui${i}`,
+      '--discovery',
+      'manual',
+      '--cluster-cookie',
+      'dashboard-test-cookie',
+      ...(join ? ['--join', join] : []),
+    ];
     nodes.push(await startNode({ dataDir: tempDir(), args: args(0) }));
     const seed = `http://127.0.0.1:${nodes[0]!.mgmtPort}`;
     for (const i of [1, 2]) nodes.push(await startNode({ dataDir: tempDir(), args: args(i, seed) }));
-    await until('three members alive', async () => ((await nodes[0]!.get('/cluster/nodes')).body.nodes as { state: string }[]).filter((m) => m.state === 'alive').length === 3, 40_000);
+    await until(
+      'three members alive',
+      async () => ((await nodes[0]!.get('/cluster/nodes')).body.nodes as { state: string }[]).filter((m) => m.state === 'alive').length === 3,
+      40_000,
+    );
     expect((await nodes[0]!.post('/db/execute', ['CREATE TABLE t(v)'])).status).toBe(200);
 
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
       // root in CI needs --no-sandbox; every name but loopback fails to resolve, so nothing leaves this machine
-      args: ['--no-sandbox', '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1', '--disable-component-update', '--disable-domain-reliability', '--no-pings'],
+      args: [
+        '--no-sandbox',
+        '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
+        '--disable-component-update',
+        '--disable-domain-reliability',
+        '--no-pings',
+      ],
     });
     const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
     const errors: string[] = [];

@@ -56,7 +56,16 @@ describe('Debian packages', () => {
       const unit = path.join(root, 'lib/systemd/system/gandalf-node.service');
       run('systemd-analyze', ['verify', `--root=${root}`, unit]);
       const text = readFileSync(unit, 'utf8');
-      for (const line of ['LoadCredential=gandalf.conf:/etc/gandalf-node/gandalf.conf', 'Type=notify', 'Restart=on-failure', 'DynamicUser=yes', 'StateDirectory=gandalf-node', 'ProtectSystem=strict', 'NoNewPrivileges=yes', 'PrivateTmp=yes']) {
+      for (const line of [
+        'LoadCredential=gandalf.conf:/etc/gandalf-node/gandalf.conf',
+        'Type=notify',
+        'Restart=on-failure',
+        'DynamicUser=yes',
+        'StateDirectory=gandalf-node',
+        'ProtectSystem=strict',
+        'NoNewPrivileges=yes',
+        'PrivateTmp=yes',
+      ]) {
         expect(text).toContain(`${line}\n`);
       }
       if (arch === 'amd64') {

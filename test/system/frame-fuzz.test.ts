@@ -24,7 +24,10 @@ describe('frame fuzzing against a live node', () => {
   it('keeps serving and drops a peer that sends garbage', async () => {
     const seedNode = await startNode({ dataDir: tempDir(), args: ['--node-id', 'target', '--discovery', 'manual', '--cluster-cookie', COOKIE] });
     const endpoint = `http://127.0.0.1:${seedNode.mgmtPort}`;
-    const friend = await startNode({ dataDir: tempDir(), args: ['--node-id', 'friend', '--discovery', 'manual', '--cluster-cookie', COOKIE, '--join', endpoint] });
+    const friend = await startNode({
+      dataDir: tempDir(),
+      args: ['--node-id', 'friend', '--discovery', 'manual', '--cluster-cookie', COOKIE, '--join', endpoint],
+    });
     const bothAlive = async () => {
       const rows = (await seedNode.get('/cluster/nodes')).body.nodes as { 'node-id': string; state: string }[];
       return rows.filter((r) => r.state === 'alive').length === 2;
@@ -70,7 +73,14 @@ describe('frame fuzzing against a live node', () => {
       }
       // The node cut the fuzzer off and stays healthy with its real peer.
       for (let i = 0; fuzzer.isConnected('target'); i++) {
-        if (i > 100) throw new Error(`the node never disconnected the fuzzer (round ${round}, ${rounds} frames)\n${seedNode.log.split('\n').filter((l) => /fuzzer|bad frame|closing/.test(l)).slice(-8).join('\n')}`);
+        if (i > 100)
+          throw new Error(
+            `the node never disconnected the fuzzer (round ${round}, ${rounds} frames)\n${seedNode.log
+              .split('\n')
+              .filter((l) => /fuzzer|bad frame|closing/.test(l))
+              .slice(-8)
+              .join('\n')}`,
+          );
         await new Promise((r) => setTimeout(r, 100));
       }
       expect((await seedNode.get('/health')).status).toBe(200);

@@ -57,7 +57,11 @@ const builds = new Map<string, Promise<number>>();
 
 beforeAll(() => {
   if (process.getuid?.() !== 0) throw new Error('building an image needs root (CI runs as root); not skipped');
-  expect(Object.keys(BOARDS).filter((b) => b !== 'comment').sort()).toEqual([...ORDER].sort());
+  expect(
+    Object.keys(BOARDS)
+      .filter((b) => b !== 'comment')
+      .sort(),
+  ).toEqual([...ORDER].sort());
   // The images install these .debs: a stale one (older than the unit it should carry) fails late and obscurely at boot.
   const unit = readFileSync(path.join(ROOT, 'platform/systemd/gandalf-node.service'), 'utf8');
   for (const board of ORDER) {
@@ -145,7 +149,8 @@ function checkCommon(board: string, v: ReturnType<typeof inspect>) {
   for (const p of BOARDS[board].packages as string[]) expect(pkg(p), p).toMatch(/^Status: install ok installed$/m);
   for (const p of ['openssh-server', 'systemd-sysv', 'cloud-guest-utils']) expect(pkg(p), p).toMatch(/^Status: install ok installed$/m);
   // What the .deb installs.
-  for (const f of ['/usr/bin/gandalf-node', '/lib/systemd/system/gandalf-node.service', '/etc/gandalf-node/gandalf.conf']) expect(v.rootStat(f), f).toMatch(/Type: regular/);
+  for (const f of ['/usr/bin/gandalf-node', '/lib/systemd/system/gandalf-node.service', '/etc/gandalf-node/gandalf.conf'])
+    expect(v.rootStat(f), f).toMatch(/Type: regular/);
   expect(v.rootStat('/usr/bin/gandalf-node')).toMatch(/Mode:\s+0755/);
   expect(v.rootStat('/usr/local/sbin/gandalf-firstboot')).toMatch(/Mode:\s+0755/);
   expect(v.rootList('/etc/systemd/system/multi-user.target.wants')).toEqual(
@@ -190,7 +195,10 @@ async function bootUntilApi(board: string, o: BootOptions): Promise<number> {
   const disk = path.join(dir, 'card.img');
   copyFileSync(await built(board), disk);
   const boot = `${disk}@@${BOOT_OFFSET}`;
-  const files = execFileSync('mdir', ['-b', '-i', boot, '::']).toString().split('\n').map((l) => l.replace(/^::\//, '').trim());
+  const files = execFileSync('mdir', ['-b', '-i', boot, '::'])
+    .toString()
+    .split('\n')
+    .map((l) => l.replace(/^::\//, '').trim());
   const kernel = o.kernel ?? files.find((f) => /^vmlinuz-/.test(f));
   const initrd = o.initrd ?? files.find((f) => /^initrd\.img-/.test(f));
   expect(kernel, files.join(' ')).toBeDefined();
@@ -200,7 +208,10 @@ async function bootUntilApi(board: string, o: BootOptions): Promise<number> {
   execFileSync('mcopy', ['-i', boot, `::${kernel}`, kernelFile]);
   execFileSync('mcopy', ['-i', boot, `::${initrd}`, initrdFile]);
   const conf = path.join(dir, 'gandalf.conf');
-  writeFileSync(conf, 'cluster-name = imagetest\ncluster-cookie = image-test-cookie-123\nhttp-bind = 0.0.0.0:8420\ndiscovery = none\nssh-key = ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheImageTestOnly test@ci\n');
+  writeFileSync(
+    conf,
+    'cluster-name = imagetest\ncluster-cookie = image-test-cookie-123\nhttp-bind = 0.0.0.0:8420\ndiscovery = none\nssh-key = ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTheImageTestOnly test@ci\n',
+  );
   execFileSync('mcopy', ['-o', '-i', boot, conf, '::gandalf.conf']);
   // A bigger card: first boot grows the root (an emulated SD card's size is a power of two).
   const size = statSync(disk).size + 1024 * 1024 * 1024;
@@ -215,24 +226,43 @@ async function bootUntilApi(board: string, o: BootOptions): Promise<number> {
     hardware.push('-dtb', dtbFile, '-drive', `if=sd,file=${disk},format=raw`, '-netdev', hostfwd, '-device', 'usb-net,netdev=net');
   } else {
     hardware.push(
-      '-drive', `if=none,file=${disk},format=raw,id=card`, '-device', 'virtio-blk-device,drive=card',
-      '-netdev', hostfwd, '-device', 'virtio-net-device,netdev=net',
+      '-drive',
+      `if=none,file=${disk},format=raw,id=card`,
+      '-device',
+      'virtio-blk-device,drive=card',
+      '-netdev',
+      hostfwd,
+      '-device',
+      'virtio-net-device,netdev=net',
     );
   }
   const consoleLog: string[] = [];
   const started = Date.now();
-  const vm = spawn(o.qemu, [
-    ...o.machine, '-nographic', '-no-reboot',
-    '-kernel', kernelFile, '-initrd', initrdFile,
-    '-append', `root=LABEL=gndroot rw rootwait console=${o.console} panic=10`,
-    ...hardware,
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const vm = spawn(
+    o.qemu,
+    [
+      ...o.machine,
+      '-nographic',
+      '-no-reboot',
+      '-kernel',
+      kernelFile,
+      '-initrd',
+      initrdFile,
+      '-append',
+      `root=LABEL=gndroot rw rootwait console=${o.console} panic=10`,
+      ...hardware,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   vm.stdout.on('data', (d: Buffer) => consoleLog.push(d.toString()));
   vm.stderr.on('data', (d: Buffer) => consoleLog.push(d.toString()));
   try {
     let healthy = false;
     while (!healthy && Date.now() - started < BOOT_TIMEOUT_MS && vm.exitCode === null) {
-      healthy = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(3000) }).then((r) => r.status === 200, () => false);
+      healthy = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(3000) }).then(
+        (r) => r.status === 200,
+        () => false,
+      );
       if (!healthy) await new Promise((r) => setTimeout(r, 2000));
     }
     const seconds = (Date.now() - started) / 1000;
@@ -244,7 +274,10 @@ async function bootUntilApi(board: string, o: BootOptions): Promise<number> {
     expect(status.arch).toBe(o.arch);
     expect(status.cluster).toMatchObject({ name: 'imagetest', open: false });
     expect(status.data_dir).toBe('/var/lib/gandalf-node');
-    const w = await fetch(`http://127.0.0.1:${port}/db/execute`, { method: 'POST', body: JSON.stringify(['CREATE TABLE boot(x)', "INSERT INTO boot VALUES('ok')"]) });
+    const w = await fetch(`http://127.0.0.1:${port}/db/execute`, {
+      method: 'POST',
+      body: JSON.stringify(['CREATE TABLE boot(x)', "INSERT INTO boot VALUES('ok')"]),
+    });
     expect(w.status).toBe(200);
     expect(log).toMatch(/gandalf-firstboot: root file system on \S+ grown to the card/);
     expect(log).toMatch(/gandalf-firstboot: ssh key authorized for root/);
@@ -258,108 +291,143 @@ async function bootUntilApi(board: string, o: BootOptions): Promise<number> {
 const WAIT_AND_BOOT_MS = BUILD_TIMEOUT_MS + BOOT_TIMEOUT_MS + 60_000;
 
 describe('SD-card image', () => {
-  it('the rpi-arm64 image boots under qemu-system-aarch64 and serves its API', async () => {
-    const v = inspect(await built('rpi-arm64'));
-    checkCommon('rpi-arm64', v);
-    checkRaspiBoot(v);
-    await bootUntilApi('rpi-arm64', { qemu: 'qemu-system-aarch64', machine: ['-M', 'virt', '-cpu', 'cortex-a53', '-smp', '2', '-m', '1024'], console: 'ttyAMA0', arch: 'arm64' });
-  }, WAIT_AND_BOOT_MS);
+  it(
+    'the rpi-arm64 image boots under qemu-system-aarch64 and serves its API',
+    async () => {
+      const v = inspect(await built('rpi-arm64'));
+      checkCommon('rpi-arm64', v);
+      checkRaspiBoot(v);
+      await bootUntilApi('rpi-arm64', {
+        qemu: 'qemu-system-aarch64',
+        machine: ['-M', 'virt', '-cpu', 'cortex-a53', '-smp', '2', '-m', '1024'],
+        console: 'ttyAMA0',
+        arch: 'arm64',
+      });
+    },
+    WAIT_AND_BOOT_MS,
+  );
 
-  it('the rpi-armhf image boots under qemu-system-arm (virt, Cortex-A15) and serves its API', async () => {
-    const v = inspect(await built('rpi-armhf'));
-    checkCommon('rpi-armhf', v);
-    const { kernel } = checkRaspiBoot(v);
-    expect(kernel).toMatch(/-armmp$/);
-    expect(v.fatFiles).toEqual(expect.arrayContaining(['bcm2836-rpi-2-b.dtb', 'bcm2837-rpi-3-b.dtb']));
-    // highmem=off: linux-image-armmp is not an LPAE kernel.
-    await bootUntilApi('rpi-armhf', { qemu: 'qemu-system-arm', machine: ['-M', 'virt,highmem=off', '-cpu', 'cortex-a15', '-smp', '2', '-m', '1024'], console: 'ttyAMA0', arch: 'arm' });
-  }, WAIT_AND_BOOT_MS);
+  it(
+    'the rpi-armhf image boots under qemu-system-arm (virt, Cortex-A15) and serves its API',
+    async () => {
+      const v = inspect(await built('rpi-armhf'));
+      checkCommon('rpi-armhf', v);
+      const { kernel } = checkRaspiBoot(v);
+      expect(kernel).toMatch(/-armmp$/);
+      expect(v.fatFiles).toEqual(expect.arrayContaining(['bcm2836-rpi-2-b.dtb', 'bcm2837-rpi-3-b.dtb']));
+      // highmem=off: linux-image-armmp is not an LPAE kernel.
+      await bootUntilApi('rpi-armhf', {
+        qemu: 'qemu-system-arm',
+        machine: ['-M', 'virt,highmem=off', '-cpu', 'cortex-a15', '-smp', '2', '-m', '1024'],
+        console: 'ttyAMA0',
+        arch: 'arm',
+      });
+    },
+    WAIT_AND_BOOT_MS,
+  );
 
-  it('the cubietruck image carries u-boot at 8 KiB and a distro-boot extlinux.conf, and its system boots under qemu-system-arm', async () => {
-    const img = await built('cubietruck');
-    const spec = BOARDS.cubietruck;
-    const v = inspect(img);
-    checkCommon('cubietruck', v);
-    // The sunxi boot ROM loads the SPL from sector 16 (8 KiB): an eGON header
-    // (magic "eGON.BT0" after a 4-byte jump, checksum, length) whose checksum holds.
-    const fd = openSync(img, 'r');
-    const head = Buffer.alloc(64);
-    readSync(fd, head, 0, 64, 8192);
-    expect(head.subarray(4, 12).toString('latin1')).toBe('eGON.BT0');
-    const length = head.readUInt32LE(16);
-    expect(length % 4).toBe(0);
-    expect(length).toBeGreaterThanOrEqual(8192);
-    expect(length).toBeLessThanOrEqual(32 * 1024);
-    const spl = Buffer.alloc(length);
-    readSync(fd, spl, 0, length, 8192);
-    const ubootBin = Buffer.alloc(4 * 2 ** 20 - 8192);
-    readSync(fd, ubootBin, 0, ubootBin.length, 8192);
-    closeSync(fd);
-    const stored = spl.readUInt32LE(12);
-    spl.writeUInt32LE(0x5f0a6c39, 12);
-    let sum = 0;
-    for (let i = 0; i < length; i += 4) sum = (sum + spl.readUInt32LE(i)) >>> 0;
-    expect(sum, 'eGON checksum').toBe(stored);
-    // The u-boot proper after the SPL (legacy image header or FIT), before the first partition at 4 MiB.
-    expect(ubootBin.indexOf(Buffer.from('U-Boot SPL'))).toBeGreaterThan(0);
-    expect(ubootBin.indexOf(Buffer.from('fdtfile=sun7i-a20-cubietruck.dtb'))).toBeGreaterThan(0);
-    expect(v.parts[0].start * 512).toBeGreaterThanOrEqual(8192 + length);
-    // distro boot: extlinux/extlinux.conf on the bootable FAT partition names files that are there.
-    const extlinux = v.fat('extlinux/extlinux.conf');
-    const entry = (key: string) => new RegExp(`^\\s*${key}\\s+/(\\S+)`, 'm').exec(extlinux)?.[1];
-    const kernel = entry('kernel');
-    const initrd = entry('initrd');
-    const fdt = entry('fdt');
-    expect([kernel, initrd, fdt], extlinux).not.toContain(undefined);
-    expect(v.fatFiles).toEqual(expect.arrayContaining([kernel, initrd, fdt, 'extlinux/extlinux.conf', 'gandalf.conf']));
-    expect(kernel).toMatch(/^vmlinuz-.*-armmp$/);
-    expect(path.basename(fdt!)).toBe(spec.dtb);
-    expect(extlinux).toMatch(/^\s*append .*\broot=LABEL=gndroot\b.*\bconsole=ttyS0,115200\b/m);
-    const dtb = Buffer.from(execFileSync('mtype', ['-i', v.boot, `::${fdt}`]));
-    expect(dtb.readUInt32BE(0)).toBe(0xd00dfeed); // a flattened device tree
-    expect(dtb.indexOf(Buffer.from('cubietech,cubietruck\0allwinner,sun7i-a20'))).toBeGreaterThan(0);
-    // The A20 board and its u-boot cannot be emulated here (see the top of this file):
-    // the same root file system, kernel and initrd boot under "virt" instead.
-    await bootUntilApi('cubietruck', { qemu: 'qemu-system-arm', machine: ['-M', 'virt,highmem=off', '-cpu', 'cortex-a15', '-smp', '2', '-m', '1024'], console: 'ttyAMA0', arch: 'arm', kernel, initrd });
-  }, WAIT_AND_BOOT_MS);
+  it(
+    'the cubietruck image carries u-boot at 8 KiB and a distro-boot extlinux.conf, and its system boots under qemu-system-arm',
+    async () => {
+      const img = await built('cubietruck');
+      const spec = BOARDS.cubietruck;
+      const v = inspect(img);
+      checkCommon('cubietruck', v);
+      // The sunxi boot ROM loads the SPL from sector 16 (8 KiB): an eGON header
+      // (magic "eGON.BT0" after a 4-byte jump, checksum, length) whose checksum holds.
+      const fd = openSync(img, 'r');
+      const head = Buffer.alloc(64);
+      readSync(fd, head, 0, 64, 8192);
+      expect(head.subarray(4, 12).toString('latin1')).toBe('eGON.BT0');
+      const length = head.readUInt32LE(16);
+      expect(length % 4).toBe(0);
+      expect(length).toBeGreaterThanOrEqual(8192);
+      expect(length).toBeLessThanOrEqual(32 * 1024);
+      const spl = Buffer.alloc(length);
+      readSync(fd, spl, 0, length, 8192);
+      const ubootBin = Buffer.alloc(4 * 2 ** 20 - 8192);
+      readSync(fd, ubootBin, 0, ubootBin.length, 8192);
+      closeSync(fd);
+      const stored = spl.readUInt32LE(12);
+      spl.writeUInt32LE(0x5f0a6c39, 12);
+      let sum = 0;
+      for (let i = 0; i < length; i += 4) sum = (sum + spl.readUInt32LE(i)) >>> 0;
+      expect(sum, 'eGON checksum').toBe(stored);
+      // The u-boot proper after the SPL (legacy image header or FIT), before the first partition at 4 MiB.
+      expect(ubootBin.indexOf(Buffer.from('U-Boot SPL'))).toBeGreaterThan(0);
+      expect(ubootBin.indexOf(Buffer.from('fdtfile=sun7i-a20-cubietruck.dtb'))).toBeGreaterThan(0);
+      expect(v.parts[0].start * 512).toBeGreaterThanOrEqual(8192 + length);
+      // distro boot: extlinux/extlinux.conf on the bootable FAT partition names files that are there.
+      const extlinux = v.fat('extlinux/extlinux.conf');
+      const entry = (key: string) => new RegExp(`^\\s*${key}\\s+/(\\S+)`, 'm').exec(extlinux)?.[1];
+      const kernel = entry('kernel');
+      const initrd = entry('initrd');
+      const fdt = entry('fdt');
+      expect([kernel, initrd, fdt], extlinux).not.toContain(undefined);
+      expect(v.fatFiles).toEqual(expect.arrayContaining([kernel, initrd, fdt, 'extlinux/extlinux.conf', 'gandalf.conf']));
+      expect(kernel).toMatch(/^vmlinuz-.*-armmp$/);
+      expect(path.basename(fdt!)).toBe(spec.dtb);
+      expect(extlinux).toMatch(/^\s*append .*\broot=LABEL=gndroot\b.*\bconsole=ttyS0,115200\b/m);
+      const dtb = Buffer.from(execFileSync('mtype', ['-i', v.boot, `::${fdt}`]));
+      expect(dtb.readUInt32BE(0)).toBe(0xd00dfeed); // a flattened device tree
+      expect(dtb.indexOf(Buffer.from('cubietech,cubietruck\0allwinner,sun7i-a20'))).toBeGreaterThan(0);
+      // The A20 board and its u-boot cannot be emulated here (see the top of this file):
+      // the same root file system, kernel and initrd boot under "virt" instead.
+      await bootUntilApi('cubietruck', {
+        qemu: 'qemu-system-arm',
+        machine: ['-M', 'virt,highmem=off', '-cpu', 'cortex-a15', '-smp', '2', '-m', '1024'],
+        console: 'ttyAMA0',
+        arch: 'arm',
+        kernel,
+        initrd,
+      });
+    },
+    WAIT_AND_BOOT_MS,
+  );
 
-  it('the rpi-armel image has the Pi 1 / Zero boot files and boots under qemu-system-arm -M raspi0 (ARM1176) and serves its API', async () => {
-    const v = inspect(await built('rpi-armel'));
-    checkCommon('rpi-armel', v);
-    const { kernel, initrd } = checkRaspiBoot(v);
-    expect(kernel).toMatch(/-rpi$/);
-    expect(initrd).toMatch(/-rpi$/);
-    // Pi 1 / Zero device trees, as the Pi's firmware looks them up.
-    expect(v.fatFiles).toEqual(expect.arrayContaining(['bcm2835-rpi-zero.dtb', 'bcm2835-rpi-zero-w.dtb', 'bcm2835-rpi-b-plus.dtb', 'bcm2835-rpi-a-plus.dtb']));
-    // The kernel the firmware loads is an ARM zImage of the version the root file system has modules for.
-    const version = kernel.replace(/^vmlinuz-/, '');
-    expect(v.rootStat(`/lib/modules/${version}/modules.dep`)).toMatch(/Type: regular/);
-    const zimage = Buffer.from(execFileSync('mtype', ['-i', v.boot, `::${kernel}`], { maxBuffer: 64 * 2 ** 20 }));
-    expect(zimage.readUInt32LE(0x24)).toBe(0x016f2818); // zImage magic
-    // linux-image-rpi is an ARMv6-only kernel (no Cortex-A support, no GIC or
-    // architected timer) and cannot run on "virt"; qemu's raspi0 machine
-    // (BCM2835, one ARM1176 core, 512 MiB) runs it with the card's own Pi Zero
-    // device tree, the card as SD card (sdhost) and a USB network device on the
-    // dwc2 host (the Zero has no Ethernet; the guest sees it as usb0). One
-    // emulation gap is worked around: qemu 7.2 does not implement the BCM2835
-    // AXI "ASB" registers, and the kernel's power-domain driver (started when
-    // the PM node names an "asb" register range) dies on an external abort
-    // reading them. The copy of the dtb given to qemu renames that range
-    // (same length, so the blob stays valid); the card's own dtb is unchanged.
-    const patchDtb = (dtb: Buffer) => {
-      const names = Buffer.from('pm\0asb\0', 'latin1');
-      const at = dtb.indexOf(names);
-      expect(at, 'reg-names "pm", "asb" in bcm2835-rpi-zero.dtb').toBeGreaterThan(0);
-      const copy = Buffer.from(dtb);
-      copy.write('pm\0xxx\0', at, 'latin1');
-      return copy;
-    };
-    await bootUntilApi('rpi-armel', {
-      qemu: 'qemu-system-arm',
-      machine: ['-M', 'raspi0', '-m', '512'],
-      console: 'ttyAMA0',
-      arch: 'arm',
-      raspi: { dtb: 'bcm2835-rpi-zero.dtb', patchDtb },
-    });
-  }, WAIT_AND_BOOT_MS);
+  it(
+    'the rpi-armel image has the Pi 1 / Zero boot files and boots under qemu-system-arm -M raspi0 (ARM1176) and serves its API',
+    async () => {
+      const v = inspect(await built('rpi-armel'));
+      checkCommon('rpi-armel', v);
+      const { kernel, initrd } = checkRaspiBoot(v);
+      expect(kernel).toMatch(/-rpi$/);
+      expect(initrd).toMatch(/-rpi$/);
+      // Pi 1 / Zero device trees, as the Pi's firmware looks them up.
+      expect(v.fatFiles).toEqual(
+        expect.arrayContaining(['bcm2835-rpi-zero.dtb', 'bcm2835-rpi-zero-w.dtb', 'bcm2835-rpi-b-plus.dtb', 'bcm2835-rpi-a-plus.dtb']),
+      );
+      // The kernel the firmware loads is an ARM zImage of the version the root file system has modules for.
+      const version = kernel.replace(/^vmlinuz-/, '');
+      expect(v.rootStat(`/lib/modules/${version}/modules.dep`)).toMatch(/Type: regular/);
+      const zimage = Buffer.from(execFileSync('mtype', ['-i', v.boot, `::${kernel}`], { maxBuffer: 64 * 2 ** 20 }));
+      expect(zimage.readUInt32LE(0x24)).toBe(0x016f2818); // zImage magic
+      // linux-image-rpi is an ARMv6-only kernel (no Cortex-A support, no GIC or
+      // architected timer) and cannot run on "virt"; qemu's raspi0 machine
+      // (BCM2835, one ARM1176 core, 512 MiB) runs it with the card's own Pi Zero
+      // device tree, the card as SD card (sdhost) and a USB network device on the
+      // dwc2 host (the Zero has no Ethernet; the guest sees it as usb0). One
+      // emulation gap is worked around: qemu 7.2 does not implement the BCM2835
+      // AXI "ASB" registers, and the kernel's power-domain driver (started when
+      // the PM node names an "asb" register range) dies on an external abort
+      // reading them. The copy of the dtb given to qemu renames that range
+      // (same length, so the blob stays valid); the card's own dtb is unchanged.
+      const patchDtb = (dtb: Buffer) => {
+        const names = Buffer.from('pm\0asb\0', 'latin1');
+        const at = dtb.indexOf(names);
+        expect(at, 'reg-names "pm", "asb" in bcm2835-rpi-zero.dtb').toBeGreaterThan(0);
+        const copy = Buffer.from(dtb);
+        copy.write('pm\0xxx\0', at, 'latin1');
+        return copy;
+      };
+      await bootUntilApi('rpi-armel', {
+        qemu: 'qemu-system-arm',
+        machine: ['-M', 'raspi0', '-m', '512'],
+        console: 'ttyAMA0',
+        arch: 'arm',
+        raspi: { dtb: 'bcm2835-rpi-zero.dtb', patchDtb },
+      });
+    },
+    WAIT_AND_BOOT_MS,
+  );
 });

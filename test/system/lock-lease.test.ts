@@ -24,9 +24,17 @@ afterEach(async () => {
   nodes = [];
 });
 
-
 async function cluster(extra: string[] = []): Promise<{ a: NodeProcess; c: NodeProcess }> {
-  const args = (i: number, join?: string) => ['--node-id', `l${i}`, '--discovery', 'manual', '--cluster-cookie', COOKIE, ...extra, ...(join ? ['--join', join] : [])];
+  const args = (i: number, join?: string) => [
+    '--node-id',
+    `l${i}`,
+    '--discovery',
+    'manual',
+    '--cluster-cookie',
+    COOKIE,
+    ...extra,
+    ...(join ? ['--join', join] : []),
+  ];
   nodes.push(await startNode({ dataDir: tempDir(), args: args(0) }));
   const seed = `http://127.0.0.1:${nodes[0]!.mgmtPort}`;
   for (let i = 1; i < 3; i++) nodes.push(await startNode({ dataDir: tempDir(), args: args(i, seed) }));
@@ -56,7 +64,18 @@ describe('lock lease on the client side', () => {
     const { a, c } = await cluster(['--query-timeout', '20s']);
     const file = path.join(tempDir(), 'sections');
     // the first section outlives several TTLs while c runs a statement of up to 20 s
-    const first = runCli(['lock', 'shared', '--ttl', '3s', '--http-bind', `127.0.0.1:${c.httpPort}`, '--', 'sh', '-c', `echo start1 ${ns()} >> ${file}; sleep 10; echo end1 ${ns()} >> ${file}`]);
+    const first = runCli([
+      'lock',
+      'shared',
+      '--ttl',
+      '3s',
+      '--http-bind',
+      `127.0.0.1:${c.httpPort}`,
+      '--',
+      'sh',
+      '-c',
+      `echo start1 ${ns()} >> ${file}; sleep 10; echo end1 ${ns()} >> ${file}`,
+    ]);
     await until('the first section to start', () => existsSync(file), 20_000);
     const long = fetch(c.url + LONG_READ).then((r) => r.json() as Promise<{ code?: string }>);
     await new Promise((r) => setTimeout(r, 200));
@@ -75,14 +94,33 @@ describe('lock lease on the client side', () => {
     const file = path.join(tempDir(), 'sections');
     // the section leaves a child (sleep) in its group: the lease must stop it too
     const first = runCli([
-      'lock', 'shared', '--ttl', '3s', '--http-bind', `127.0.0.1:${c.httpPort}`, '--',
-      'sh', '-c', `echo start1 ${ns()} >> ${file}; trap 'echo end1 ${ns()} >> ${file}; exit 143' TERM; sleep 120 & echo sleep $! >> ${file}; wait`,
+      'lock',
+      'shared',
+      '--ttl',
+      '3s',
+      '--http-bind',
+      `127.0.0.1:${c.httpPort}`,
+      '--',
+      'sh',
+      '-c',
+      `echo start1 ${ns()} >> ${file}; trap 'echo end1 ${ns()} >> ${file}; exit 143' TERM; sleep 120 & echo sleep $! >> ${file}; wait`,
     ]);
     await until('the first section to start', () => existsSync(file) && /sleep \d+/.test(readFileSync(file, 'utf8')), 20_000);
     c.proc.kill('SIGSTOP'); // no keepalive is answered from here on
     try {
       await new Promise((r) => setTimeout(r, 200));
-      const second = runCli(['lock', 'shared', '--timeout', '60s', '--http-bind', `127.0.0.1:${a.httpPort}`, '--', 'sh', '-c', `echo start2 ${ns()} >> ${file}`]);
+      const second = runCli([
+        'lock',
+        'shared',
+        '--timeout',
+        '60s',
+        '--http-bind',
+        `127.0.0.1:${a.httpPort}`,
+        '--',
+        'sh',
+        '-c',
+        `echo start2 ${ns()} >> ${file}`,
+      ]);
       const [r1, r2] = await Promise.all([first, second]);
       const { lines, at } = sections(file);
       expect(r2.code, r2.stderr).toBe(0);

@@ -21,7 +21,6 @@ afterEach(async () => {
   nodes = [];
 });
 
-
 function p99(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil(s.length * 0.99) - 1)] ?? Infinity;
@@ -31,28 +30,48 @@ type Replica = { group: string; leader: string | null; term: number };
 
 describe('a long statement beside other clients (3 nodes)', () => {
   it('keeps membership, leaders and everybody else\u2019s latency while one read runs to its bound', async () => {
-    const args = (i: number, join?: string) => ['--node-id', `s${i}`, '--discovery', 'manual', '--cluster-cookie', COOKIE, '--query-timeout', `${LONG_MS}ms`, ...(join ? ['--join', join] : [])];
+    const args = (i: number, join?: string) => [
+      '--node-id',
+      `s${i}`,
+      '--discovery',
+      'manual',
+      '--cluster-cookie',
+      COOKIE,
+      '--query-timeout',
+      `${LONG_MS}ms`,
+      ...(join ? ['--join', join] : []),
+    ];
     nodes.push(await startNode({ dataDir: tempDir(), args: args(0) }));
     const seed = `http://127.0.0.1:${nodes[0]!.mgmtPort}`;
     for (let i = 1; i < 3; i++) nodes.push(await startNode({ dataDir: tempDir(), args: args(i, seed) }));
     const replicas = async (n: NodeProcess): Promise<Replica[]> => (await n.get('/status')).body.replicas as Replica[];
-    await until('a system group of 3 voters', async () => (await nodes[0]!.get('/status')).body.replicas.find((r: { group: string }) => r.group === 'system')?.voters.length === 3, 40_000);
+    await until(
+      'a system group of 3 voters',
+      async () => (await nodes[0]!.get('/status')).body.replicas.find((r: { group: string }) => r.group === 'system')?.voters.length === 3,
+      40_000,
+    );
     expect((await nodes[0]!.post('/db/execute?db=busy', ['CREATE TABLE t(v)'])).status).toBe(200);
     expect((await nodes[0]!.post('/db/execute?db=other', ['CREATE TABLE t(v)'])).status).toBe(200);
     expect((await fetch(`${nodes[0]!.url}/kv/probe`, { method: 'PUT', body: JSON.stringify({ value: 'x' }) })).status).toBe(200);
     let leaderOfBusy = '';
-    await until('a leader of db.busy on every board', async () => {
-      const views = await Promise.all(nodes.map(async (n) => (await replicas(n)).find((r) => r.group === 'db.busy')?.leader ?? null));
-      leaderOfBusy = views[0] ?? '';
-      return views.every((v) => v && v === views[0]);
-    }, 30_000);
+    await until(
+      'a leader of db.busy on every board',
+      async () => {
+        const views = await Promise.all(nodes.map(async (n) => (await replicas(n)).find((r) => r.group === 'db.busy')?.leader ?? null));
+        leaderOfBusy = views[0] ?? '';
+        return views.every((v) => v && v === views[0]);
+      },
+      30_000,
+    );
     const busy = nodes.find((_, i) => `s${i}` === leaderOfBusy)!;
     const other = nodes.find((n) => n !== busy)!;
     const leadersBefore = new Map((await replicas(busy)).map((r) => [r.group, `${r.leader}@${r.term}`]));
     // a board in use has a reader thread for its database already: start it before measuring
     expect((await other.get(`/db/query?db=busy&level=strong&q=SELECT+count(*)+FROM+t`)).status).toBe(200);
 
-    const long = fetch(`${busy.url}/db/query?db=busy&level=none&q=${encodeURIComponent('WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1e12) SELECT count(*) FROM c')}`);
+    const long = fetch(
+      `${busy.url}/db/query?db=busy&level=none&q=${encodeURIComponent('WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1e12) SELECT count(*) FROM c')}`,
+    );
     const started = Date.now();
     const latencies: Record<string, number[]> = { health: [], kv: [], 'write busy': [], 'write other': [], 'read busy': [] };
     const verdicts: string[] = [];
@@ -86,7 +105,9 @@ describe('a long statement beside other clients (3 nodes)', () => {
     expect(verdicts).toEqual([]);
     const leadersAfter = new Map((await replicas(busy)).map((r) => [r.group, `${r.leader}@${r.term}`]));
     expect(leadersAfter).toEqual(leadersBefore);
-    const summary = Object.entries(latencies).map(([k, v]) => `${k}: n=${v.length} p99=${p99(v).toFixed(1)} ms`).join('; ');
+    const summary = Object.entries(latencies)
+      .map(([k, v]) => `${k}: n=${v.length} p99=${p99(v).toFixed(1)} ms`)
+      .join('; ');
     console.log(`beside a ${LONG_MS} ms statement: ${summary}`);
     for (const [what, v] of Object.entries(latencies)) {
       expect(v.length, summary).toBeGreaterThan(20);

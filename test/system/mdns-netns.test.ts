@@ -45,7 +45,12 @@ describe('zero-configuration discovery in network namespaces', () => {
       ).catch((err: Error) => {
         throw new Error(`${err.message}\n${nodes.map((n) => n.logs.join('')).join('\n---\n')}`);
       });
-      for (const n of nodes) expect(view(n.host.ns).map((r) => r['node-id']).sort()).toEqual(['zc0', 'zc1', 'zc2']);
+      for (const n of nodes)
+        expect(
+          view(n.host.ns)
+            .map((r) => r['node-id'])
+            .sort(),
+        ).toEqual(['zc0', 'zc1', 'zc2']);
 
       // A real mDNS client in the fourth namespace.
       const obs = lab.hosts[3]!.ns;
@@ -62,25 +67,33 @@ describe('zero-configuration discovery in network namespaces', () => {
       writeFileSync(avahiConf, '[server]\nuse-ipv4=yes\nuse-ipv6=no\nallow-interfaces=eth0\nenable-dbus=yes\n[publish]\ndisable-publishing=yes\n');
       const env = { ...process.env, DBUS_SYSTEM_BUS_ADDRESS: `unix:path=${busDir}/bus` };
       lab.spawn(obs, ['dbus-daemon', '--nofork', `--config-file=${busConf}`], { env });
-      await until('the observer D-Bus', () => {
-        try {
-          lab.exec(obs, ['test', '-S', `${busDir}/bus`]);
-          return true;
-        } catch {
-          return false;
-        }
-      }, 10_000);
+      await until(
+        'the observer D-Bus',
+        () => {
+          try {
+            lab.exec(obs, ['test', '-S', `${busDir}/bus`]);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        10_000,
+      );
       lab.spawn(obs, ['avahi-daemon', '--no-drop-root', '--no-chroot', '--no-rlimits', '-f', avahiConf, '--no-proc-title'], { env });
       let services: string[] = [];
-      await until('avahi-browse to list three gandalf services', () => {
-        try {
-          const out = lab.exec(obs, ['avahi-browse', '-prt', '_gandalf._tcp'], { env });
-          services = out.split('\n').filter((l) => l.startsWith('='));
-          return new Set(services.map((l) => l.split(';')[3])).size === 3;
-        } catch {
-          return false;
-        }
-      }, 30_000);
+      await until(
+        'avahi-browse to list three gandalf services',
+        () => {
+          try {
+            const out = lab.exec(obs, ['avahi-browse', '-prt', '_gandalf._tcp'], { env });
+            services = out.split('\n').filter((l) => l.startsWith('='));
+            return new Set(services.map((l) => l.split(';')[3])).size === 3;
+          } catch {
+            return false;
+          }
+        },
+        30_000,
+      );
       const names = [...new Set(services.map((l) => l.split(';')[3]))].sort();
       expect(names).toEqual(['zc0', 'zc1', 'zc2']);
       for (const line of services) {

@@ -21,14 +21,28 @@ type Member = { 'node-id': string; state: string };
 describe('removing a board', () => {
   it('is refused while alive or without a quorum, then takes the board out for good', async () => {
     const dirs = [0, 1, 2, 3].map(() => tempDir());
-    const args = (i: number, join?: string) => ['--node-id', `m${i}`, '--discovery', 'manual', '--cluster-cookie', 'member-removal-cookie', '--replace-after', '10m', ...(join ? ['--join', join] : [])];
+    const args = (i: number, join?: string) => [
+      '--node-id',
+      `m${i}`,
+      '--discovery',
+      'manual',
+      '--cluster-cookie',
+      'member-removal-cookie',
+      '--replace-after',
+      '10m',
+      ...(join ? ['--join', join] : []),
+    ];
     nodes.push(await startNode({ dataDir: dirs[0]!, args: args(0) }));
     const seed = `http://127.0.0.1:${nodes[0]!.mgmtPort}`;
     for (const i of [1, 2, 3]) nodes.push(await startNode({ dataDir: dirs[i]!, args: args(i, seed) }));
     const members = async (n: NodeProcess) => ((await n.get('/cluster/nodes')).body.nodes as Member[]).map((m) => `${m['node-id']}=${m.state}`).sort();
     await until('four members alive', async () => (await members(nodes[0]!)).filter((m) => m.endsWith('=alive')).length === 4, 40_000);
     expect((await nodes[0]!.post('/db/execute?db=d&redundancy=3', ['CREATE TABLE t(v)', 'INSERT INTO t VALUES(1)'])).status).toBe(200);
-    const voters = async (n: NodeProcess): Promise<string[]> => ((await n.get('/status')).body.databases as { name: string; voters: string[] }[]).find((d) => d.name === 'd')!.voters.slice().sort();
+    const voters = async (n: NodeProcess): Promise<string[]> =>
+      ((await n.get('/status')).body.databases as { name: string; voters: string[] }[])
+        .find((d) => d.name === 'd')!
+        .voters.slice()
+        .sort();
     const dbVoters = await voters(nodes[0]!);
     expect(dbVoters).toHaveLength(3);
     const spare = ['m0', 'm1', 'm2', 'm3'].find((id) => !dbVoters.includes(id))!;
@@ -45,16 +59,25 @@ describe('removing a board', () => {
     const [v0, v1, v2] = dbVoters as [string, string, string];
     await byId(v0).stop('SIGKILL');
     await byId(v1).stop('SIGKILL');
-    await until(`${v0} and ${v1} dead`, async () => {
-      const m = await members(client);
-      return m.includes(`${v0}=dead`) && m.includes(`${v1}=dead`);
-    }, 30_000);
+    await until(
+      `${v0} and ${v1} dead`,
+      async () => {
+        const m = await members(client);
+        return m.includes(`${v0}=dead`) && m.includes(`${v1}=dead`);
+      },
+      30_000,
+    );
     const stuck = await runCli(['remove', ...bind, v0]);
     expect(stuck.code).toBe(1);
-    expect(stuck.stderr).toMatch(/503 no_quorum: removing m\d would leave groups without a quorum to agree to it: .*db\.d \(1 of its 3 voters up besides m\d; 2 must agree\)/);
+    expect(stuck.stderr).toMatch(
+      /503 no_quorum: removing m\d would leave groups without a quorum to agree to it: .*db\.d \(1 of its 3 voters up besides m\d; 2 must agree\)/,
+    );
 
     // one back: now the dead one can go, and its seat is filled at once by the spare (not after --replace-after, 10 min)
-    nodes[Number(v1.slice(1))] = await startNode({ dataDir: dirs[Number(v1.slice(1))]!, args: args(Number(v1.slice(1)), `http://127.0.0.1:${client.mgmtPort}`) });
+    nodes[Number(v1.slice(1))] = await startNode({
+      dataDir: dirs[Number(v1.slice(1))]!,
+      args: args(Number(v1.slice(1)), `http://127.0.0.1:${client.mgmtPort}`),
+    });
     await until(`${v1} alive again`, async () => (await members(client)).includes(`${v1}=alive`), 40_000);
     const removedAt = Date.now();
     const ok = await runCli(['remove', ...bind, v0, '--json']);

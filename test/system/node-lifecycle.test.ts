@@ -26,7 +26,19 @@ describe('node process', () => {
     expect(r.stderr).toMatch(/--snapshot-entries \(from snapshot-entries in .*g\.conf\)/);
     r = await runCli(['frobnicate']);
     expect(r.code).toBe(2);
-    r = await runCli(['start', '--data-dir', dir, '--http-bind', '127.0.0.1:0', '--mgmt-bind', '127.0.0.1:0', '--discovery', 'none', '--cluster-cookie-file', path.join(dir, 'no-such-file')]);
+    r = await runCli([
+      'start',
+      '--data-dir',
+      dir,
+      '--http-bind',
+      '127.0.0.1:0',
+      '--mgmt-bind',
+      '127.0.0.1:0',
+      '--discovery',
+      'none',
+      '--cluster-cookie-file',
+      path.join(dir, 'no-such-file'),
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^gandalf-node: cannot read --cluster-cookie-file .*no-such-file/);
   });

@@ -19,7 +19,16 @@ type Replica = { group: string; voters: string[]; learners: string[]; applied_in
 
 describe('a non-voting board', () => {
   it('holds every database as a learner, serves level=none reads, and never counts for quorum', async () => {
-    const args = (i: number, join?: string, extra: string[] = []) => ['--node-id', `v${i}`, '--discovery', 'manual', '--cluster-cookie', 'non-voter-cookie', ...extra, ...(join ? ['--join', join] : [])];
+    const args = (i: number, join?: string, extra: string[] = []) => [
+      '--node-id',
+      `v${i}`,
+      '--discovery',
+      'manual',
+      '--cluster-cookie',
+      'non-voter-cookie',
+      ...extra,
+      ...(join ? ['--join', join] : []),
+    ];
     nodes.push(await startNode({ dataDir: tempDir(), args: args(0) }));
     const seed = `http://127.0.0.1:${nodes[0]!.mgmtPort}`;
     for (const i of [1, 2]) nodes.push(await startNode({ dataDir: tempDir(), args: args(i, seed) }));
@@ -30,13 +39,21 @@ describe('a non-voting board', () => {
     // writes through the non-voter: forwarded, and the database is placed on the voters only
     for (const db of ['a', 'b']) expect((await weak.post(`/db/execute?db=${db}`, ['CREATE TABLE t(v)', 'INSERT INTO t VALUES(1)'])).status).toBe(200);
     for (const db of ['a', 'b']) {
-      await until(`v3 holds a learner replica of db.${db}`, async () => (await replicas(weak)).find((r) => r.group === `db.${db}`)?.learners.includes('v3') === true, 40_000);
+      await until(
+        `v3 holds a learner replica of db.${db}`,
+        async () => (await replicas(weak)).find((r) => r.group === `db.${db}`)?.learners.includes('v3') === true,
+        40_000,
+      );
     }
     expect((await weak.post('/db/execute?db=a', ['INSERT INTO t VALUES(2)'])).status).toBe(200);
-    await until('v3 applied the second write', async () => {
-      const r = await weak.get(`/db/query?db=a&level=none&q=${encodeURIComponent('SELECT count(*) FROM t')}`);
-      return r.status === 200 && r.body.results[0].values[0][0] === 2;
-    }, 20_000);
+    await until(
+      'v3 applied the second write',
+      async () => {
+        const r = await weak.get(`/db/query?db=a&level=none&q=${encodeURIComponent('SELECT count(*) FROM t')}`);
+        return r.status === 200 && r.body.results[0].values[0][0] === 2;
+      },
+      20_000,
+    );
     for (const n of nodes) {
       for (const r of await replicas(n)) expect(r.voters, `${r.group} on a board`).not.toContain('v3');
     }

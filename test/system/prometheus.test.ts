@@ -34,12 +34,20 @@ describe('Prometheus scrapes a 3-node cluster', () => {
     nodes.push(await startNode({ dataDir: tempDir(), args: args(0) }));
     const seed = `http://127.0.0.1:${nodes[0]!.mgmtPort}`;
     for (let i = 1; i < 3; i++) nodes.push(await startNode({ dataDir: tempDir(), args: args(i, seed) }));
-    await until('a system group of 3 voters', async () => (await nodes[0]!.get('/status')).body.replicas.find((r: { group: string }) => r.group === 'system')?.voters.length === 3, 40_000);
+    await until(
+      'a system group of 3 voters',
+      async () => (await nodes[0]!.get('/status')).body.replicas.find((r: { group: string }) => r.group === 'system')?.voters.length === 3,
+      40_000,
+    );
     expect((await nodes[0]!.post('/db/execute?db=m', ['CREATE TABLE t(v)'])).status).toBe(200);
-    await until('db.m on three boards, one leader known to all', async () => {
-      const views = await Promise.all(nodes.map(async (n) => (await n.get('/status')).body.replicas.find((r: { group: string }) => r.group === 'db.m')));
-      return views.every((v) => v && v.leader && v.leader === views[0].leader && v.applied_index === views[0].applied_index);
-    }, 30_000);
+    await until(
+      'db.m on three boards, one leader known to all',
+      async () => {
+        const views = await Promise.all(nodes.map(async (n) => (await n.get('/status')).body.replicas.find((r: { group: string }) => r.group === 'db.m')));
+        return views.every((v) => v && v.leader && v.leader === views[0].leader && v.applied_index === views[0].applied_index);
+      },
+      30_000,
+    );
 
     // the scrape targets: every node's client API (with a cookie, the mgmt endpoint shows strangers only probes)
     const dir = tempDir('gandalf-prom-');
@@ -61,7 +69,12 @@ describe('Prometheus scrapes a 3-node cluster', () => {
     );
     prometheus = spawn(
       'prometheus',
-      [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn'],
+      [
+        `--config.file=${path.join(dir, 'prometheus.yml')}`,
+        `--storage.tsdb.path=${path.join(dir, 'data')}`,
+        `--web.listen-address=127.0.0.1:${promPort}`,
+        '--log.level=warn',
+      ],
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     prometheus.stderr?.on('data', (d: Buffer) => (promLog += d.toString()));
@@ -75,7 +88,11 @@ describe('Prometheus scrapes a 3-node cluster', () => {
       const r = await promql(q);
       return r.length === 1 ? Number(r[0]!.value[1]) : undefined;
     };
-    await until(`Prometheus scraping all ${targets.length} targets\n${promLog}`, async () => (await scalar('sum(up{job="gandalf"})')) === targets.length, 60_000);
+    await until(
+      `Prometheus scraping all ${targets.length} targets\n${promLog}`,
+      async () => (await scalar('sum(up{job="gandalf"})')) === targets.length,
+      60_000,
+    );
 
     // a known number of writes, counted from what Prometheus saw before them
     const appliedBefore = await promql('gandalf_server_proposals_applied_total{group="db.m"}');
@@ -84,10 +101,14 @@ describe('Prometheus scrapes a 3-node cluster', () => {
     for (let i = 0; i < WRITES; i++) expect((await nodes[i % 3]!.post('/db/execute?db=m', [['INSERT INTO t VALUES(?)', i]])).status).toBe(200);
     // a scrape that started after the last write: every replica applied all of them
     const base = Number(appliedBefore[0]!.value[1]);
-    await until('every replica applied the writes, as scraped', async () => {
-      const now = await promql('gandalf_server_proposals_applied_total{group="db.m"}');
-      return now.length === targets.length && now.every((s) => Number(s.value[1]) >= base + WRITES);
-    }, 30_000);
+    await until(
+      'every replica applied the writes, as scraped',
+      async () => {
+        const now = await promql('gandalf_server_proposals_applied_total{group="db.m"}');
+        return now.length === targets.length && now.every((s) => Number(s.value[1]) >= base + WRITES);
+      },
+      30_000,
+    );
 
     for (const s of await promql('gandalf_server_proposals_applied_total{group="db.m"}')) expect(Number(s.value[1])).toBe(base + WRITES);
     expect(await scalar('count(count by (node) (gandalf_server_is_leader{group="db.m"} == 1))')).toBe(1);

@@ -64,7 +64,19 @@ class Rack {
   start(b: Board): void {
     const join = b.id === 'a' ? [] : ['--join', `http://${this.boards[0]!.address}:${MGMT_PORT}`];
     const args = [process.execPath, BUNDLE, 'start', '--node-id', b.id, '--data-dir', b.dir, '--http-bind', `127.0.0.1:${HTTP_PORT}`];
-    args.push('--mgmt-bind', `${b.address}:${MGMT_PORT}`, '--discovery', 'manual', ...join, '--cluster-cookie', COOKIE, '--redundancy', '3', '--log-format', 'json');
+    args.push(
+      '--mgmt-bind',
+      `${b.address}:${MGMT_PORT}`,
+      '--discovery',
+      'manual',
+      ...join,
+      '--cluster-cookie',
+      COOKIE,
+      '--redundancy',
+      '3',
+      '--log-format',
+      'json',
+    );
     b.proc = this.lab.spawn(b.ns, args);
     b.proc.stderr!.pipe(createWriteStream(b.log, { flags: 'a' }));
   }
@@ -176,7 +188,11 @@ async function runSequence(run: number): Promise<void> {
   const faults: string[] = [];
   try {
     for (const b of rack.boards) rack.start(b);
-    await rack.waitFor('a system group of 5 voters', () => rack.status(rack.boards[0]!)?.replicas.find((r) => r.group === 'system')?.voters.length === 5, 90_000);
+    await rack.waitFor(
+      'a system group of 5 voters',
+      () => rack.status(rack.boards[0]!)?.replicas.find((r) => r.group === 'system')?.voters.length === 5,
+      90_000,
+    );
     expect(rack.client(rack.boards[1]!, ['exec', 'nem', 'CREATE TABLE t (v TEXT PRIMARY KEY)'])).toContain('results');
     rack.startWriters(400);
     const progress = async (what: string) => {
@@ -193,7 +209,10 @@ async function runSequence(run: number): Promise<void> {
 
     const isolated = rack.leaderOf('db.nem') ?? rack.board('e');
     faults.push(`isolate the db.nem leader ${isolated.id} 20 s`);
-    rack.partition([isolated.id], IDS.filter((x) => x !== isolated.id));
+    rack.partition(
+      [isolated.id],
+      IDS.filter((x) => x !== isolated.id),
+    );
     await sleep(20_000);
     rack.heal();
     await progress('the isolation');
@@ -205,7 +224,9 @@ async function runSequence(run: number): Promise<void> {
     // measure from SIGCONT: a client in the board's namespace polls /health and /status
     const probe = (p: string) =>
       new Promise<string>((resolve) => {
-        const c = spawn('ip', ['netns', 'exec', paused.ns, process.execPath, CLIENT, 'first-answer', String(HTTP_PORT), p, '30000'], { stdio: ['ignore', 'pipe', 'ignore'] });
+        const c = spawn('ip', ['netns', 'exec', paused.ns, process.execPath, CLIENT, 'first-answer', String(HTTP_PORT), p, '30000'], {
+          stdio: ['ignore', 'pipe', 'ignore'],
+        });
         let out = '';
         c.stdout.on('data', (d: Buffer) => (out += d.toString()));
         c.on('exit', () => resolve(out.trim()));

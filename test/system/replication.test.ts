@@ -17,24 +17,38 @@ import { until } from '../helpers/until';
 const COOKIE = 'replication-test-cookie-42';
 let nodes: NodeProcess[] = [];
 let dirs: string[] = [];
-const clusterArgs = (i: number, join?: string, extra: string[] = []) => ['--node-id', `n${i}`, '--discovery', 'manual', '--cluster-cookie', COOKIE, '--replace-after', '4s', ...extra, ...(join ? ['--join', join] : [])];
+const clusterArgs = (i: number, join?: string, extra: string[] = []) => [
+  '--node-id',
+  `n${i}`,
+  '--discovery',
+  'manual',
+  '--cluster-cookie',
+  COOKIE,
+  '--replace-after',
+  '4s',
+  ...extra,
+  ...(join ? ['--join', join] : []),
+];
 
 afterEach(async () => {
   await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
   nodes = [];
 });
 
-
 async function cluster(count: number, extra: string[] = []): Promise<NodeProcess[]> {
   dirs = Array.from({ length: count }, () => tempDir());
   nodes.push(await startNode({ dataDir: dirs[0]!, args: clusterArgs(0, undefined, extra) }));
   const seed = `http://127.0.0.1:${nodes[0]!.mgmtPort}`;
   for (let i = 1; i < count; i++) nodes.push(await startNode({ dataDir: dirs[i]!, args: clusterArgs(i, seed, extra) }));
-  await until(`the system group to have ${Math.min(count, 5) - (count % 2 === 0 ? 1 : 0)} voters`, async () => {
-    const s = (await nodes[0]!.get('/status')).body;
-    const sys = s.replicas.find((r: { group: string }) => r.group === 'system');
-    return sys && sys.voters.length === Math.min(5, count % 2 === 1 ? count : count - 1);
-  }, 40_000);
+  await until(
+    `the system group to have ${Math.min(count, 5) - (count % 2 === 0 ? 1 : 0)} voters`,
+    async () => {
+      const s = (await nodes[0]!.get('/status')).body;
+      const sys = s.replicas.find((r: { group: string }) => r.group === 'system');
+      return sys && sys.voters.length === Math.min(5, count % 2 === 1 ? count : count - 1);
+    },
+    40_000,
+  );
   return nodes;
 }
 
@@ -63,10 +77,14 @@ describe('replicated store (real processes)', () => {
     for (let i = 1; i < 3; i++) nodes.push(await startNode({ dataDir: dirs[i]!, args: args(i, seed) }));
     const first = await until('the first write', async () => (await exec(nodes[1]!, ['CREATE TABLE k(id TEXT PRIMARY KEY)'])).status === 200, 40_000);
     expect(first).toBe(true);
-    const main = await until('db main on 3 voters', async () => {
-      const r = (await replicas(nodes[0]!)).find((x) => x.group === 'db.main');
-      return r && r.voters.length === 3 && r.leader ? r : undefined;
-    }, 30_000);
+    const main = await until(
+      'db main on 3 voters',
+      async () => {
+        const r = (await replicas(nodes[0]!)).find((x) => x.group === 'db.main');
+        return r && r.voters.length === 3 && r.leader ? r : undefined;
+      },
+      30_000,
+    );
     const leader = Number(main.leader!.slice(1));
     const others = [0, 1, 2].filter((i) => i !== leader);
 
@@ -99,10 +117,14 @@ describe('replicated store (real processes)', () => {
     await until('writes to resume after the kill', async () => acked.size > before + 50, 30_000);
     stop = true;
     await load;
-    console.log(`leader n${leader} killed after ${before} acknowledged writes; first write acknowledged after the kill: ${firstAfterKill - killedAt} ms; ${acked.size} acknowledged in all; failures: ${failures.length} (${[...new Set(failures)].slice(0, 3).join('; ')})`);
+    console.log(
+      `leader n${leader} killed after ${before} acknowledged writes; first write acknowledged after the kill: ${firstAfterKill - killedAt} ms; ${acked.size} acknowledged in all; failures: ${failures.length} (${[...new Set(failures)].slice(0, 3).join('; ')})`,
+    );
 
     // Every acknowledged write is there, read linearizably through either survivor.
-    const rows = (await nodes[others[0]!]!.get(`/db/query?level=strong&q=${encodeURIComponent('SELECT id FROM k')}`)).body.results[0].values.map((r: string[]) => r[0]);
+    const rows = (await nodes[others[0]!]!.get(`/db/query?level=strong&q=${encodeURIComponent('SELECT id FROM k')}`)).body.results[0].values.map(
+      (r: string[]) => r[0],
+    );
     const present = new Set(rows);
     expect([...acked].filter((k) => !present.has(k))).toEqual([]);
     expect(rows.length).toBe(present.size);
@@ -167,7 +189,8 @@ describe('replicated store (real processes)', () => {
     for (const n of [...moving, ...staying]) {
       expect((await exec(nodes[0]!, ['CREATE TABLE t(v)', ['INSERT INTO t VALUES(?)', n]], `?db=${n}&redundancy=1`)).status).toBe(200);
     }
-    const placement = async () => new Map(((await nodes[0]!.get('/status')).body.databases as { name: string; voters: string[] }[]).map((d) => [d.name, d.voters]));
+    const placement = async () =>
+      new Map(((await nodes[0]!.get('/status')).body.databases as { name: string; voters: string[] }[]).map((d) => [d.name, d.voters]));
     const initial = await placement();
     for (const n of [...moving, ...staying]) expect(initial.get(n)).toEqual(rendezvous(`db.${n}`, before, 1));
     const seed = `http://127.0.0.1:${nodes[0]!.mgmtPort}`;
@@ -175,16 +198,24 @@ describe('replicated store (real processes)', () => {
       dirs.push(tempDir());
       nodes.push(await startNode({ dataDir: dirs[i]!, args: clusterArgs(i, seed, extra) }));
     }
-    await until('the moving databases on their new boards', async () => {
-      const p = await placement();
-      return moving.every((n) => JSON.stringify(p.get(n)) === JSON.stringify(rendezvous(`db.${n}`, after, 1)));
-    }, 90_000);
+    await until(
+      'the moving databases on their new boards',
+      async () => {
+        const p = await placement();
+        return moving.every((n) => JSON.stringify(p.get(n)) === JSON.stringify(rendezvous(`db.${n}`, after, 1)));
+      },
+      90_000,
+    );
     for (const n of moving) {
       const home = nodes[Number(rendezvous(`db.${n}`, after, 1)[0]!.slice(1))]!;
-      await until(`db ${n} served by its new board alone`, async () => {
-        const r = (await replicas(home)).find((x) => x.group === `db.${n}`);
-        return r?.state === 'leader' && r.voters.length === 1;
-      }, 30_000);
+      await until(
+        `db ${n} served by its new board alone`,
+        async () => {
+          const r = (await replicas(home)).find((x) => x.group === `db.${n}`);
+          return r?.state === 'leader' && r.voters.length === 1;
+        },
+        30_000,
+      );
       expect((await home.get(`/db/query?db=${n}&level=strong&q=SELECT+v+FROM+t`)).body.results[0].values).toEqual([[n]]);
     }
     const final = await placement();
@@ -227,10 +258,14 @@ describe('replicated store (real processes)', () => {
     // The others leave for good (a prompt, certain verdict; SIGKILL's is covered by the first test).
     expect((await nodes[1]!.stop('SIGTERM')).code).toBe(0);
     expect((await nodes[2]!.stop('SIGTERM')).code).toBe(0);
-    await until('n0 to see both peers gone', async () => {
-      const rows = (await nodes[0]!.get('/cluster/nodes')).body.nodes as { 'node-id': string; state: string }[];
-      return rows.filter((r) => r.state === 'left' || r.state === 'dead').length === 2;
-    }, 30_000);
+    await until(
+      'n0 to see both peers gone',
+      async () => {
+        const rows = (await nodes[0]!.get('/cluster/nodes')).body.nodes as { 'node-id': string; state: string }[];
+        return rows.filter((r) => r.state === 'left' || r.state === 'dead').length === 2;
+      },
+      30_000,
+    );
     // readiness: the survivor serves, but its database has no leader; liveness never depends on one
     await until('n0 to report itself not ready', async () => (await nodes[0]!.get('/readyz')).status === 503, 15_000);
     expect((await nodes[0]!.get('/readyz')).body.checks).toMatchObject({ node: 'ok', 'db.solo': 'no reachable leader' });
@@ -246,10 +281,14 @@ describe('replicated store (real processes)', () => {
   it('the survivor of a double crash answers no_quorum, never outcome_unknown, and keeps serving level=none reads', async () => {
     await cluster(3, ['--replace-after', '60s']);
     expect((await exec(nodes[0]!, ['CREATE TABLE d(v)', "INSERT INTO d VALUES('kept')"], '?db=dc')).status).toBe(200);
-    await until('db dc on 3 voters, with a leader', async () => {
-      const r = (await replicas(nodes[0]!)).find((x) => x.group === 'db.dc');
-      return r?.voters.length === 3 && r.leader !== null;
-    }, 30_000);
+    await until(
+      'db dc on 3 voters, with a leader',
+      async () => {
+        const r = (await replicas(nodes[0]!)).find((x) => x.group === 'db.dc');
+        return r?.voters.length === 3 && r.leader !== null;
+      },
+      30_000,
+    );
     // the survivor follows: its database's leader is among the two killed
     const leader = (await replicas(nodes[0]!)).find((x) => x.group === 'db.dc')!.leader!;
     const survivor = nodes.find((_, i) => `n${i}` !== leader)!;

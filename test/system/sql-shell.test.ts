@@ -19,7 +19,10 @@ afterEach(async () => {
 
 function shellOnTerminal(httpPort: number, history: string) {
   const cli = `${process.execPath} ${requireBuilt(BUNDLE)} sql --http-bind 127.0.0.1:${httpPort}`;
-  const p = spawn('script', ['-q', '-e', '-c', cli, '/dev/null'], { env: { ...process.env, GANDALF_HISTORY: history, TERM: 'xterm' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const p = spawn('script', ['-q', '-e', '-c', cli, '/dev/null'], {
+    env: { ...process.env, GANDALF_HISTORY: history, TERM: 'xterm' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let out = '';
   p.stdout.on('data', (d: Buffer) => (out += d.toString()));
   p.stderr.on('data', (d: Buffer) => (out += d.toString()));

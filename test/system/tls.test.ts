@@ -26,15 +26,56 @@ function openssl(args: string[], cwd: string): void {
 
 /** A CA, and certificates it signs: `server` for 127.0.0.1, `client` for a client. */
 function pki(dir: string): void {
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=gandalf test CA'], dir);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=gandalf test CA',
+    ],
+    dir,
+  );
   sign(dir, 'server', '/CN=127.0.0.1', 'subjectAltName=IP:127.0.0.1');
   sign(dir, 'client', '/CN=ops', 'extendedKeyUsage=clientAuth');
 }
 
 function sign(dir: string, name: string, subject: string, ext: string): void {
-  openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject], dir);
+  openssl(
+    ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject],
+    dir,
+  );
   writeFileSync(path.join(dir, `${name}.ext`), `${ext}\n`);
-  openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`], dir);
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.pem`,
+      '-days',
+      '2',
+      '-extfile',
+      `${name}.ext`,
+    ],
+    dir,
+  );
 }
 
 /** GET over HTTPS trusting the test CA; the status and the serial of the certificate the node showed. */
@@ -57,7 +98,11 @@ describe('HTTPS on the client API', () => {
   it('serves, is trusted by the CLI, takes a renewed certificate, and can require client certificates', async () => {
     const dir = tempDir('gandalf-tls-');
     pki(dir);
-    const node = await startNode({ dataDir: tempDir(), args: ['--http-cert', path.join(dir, 'server.pem'), '--http-key', path.join(dir, 'server.key')], noWait: true });
+    const node = await startNode({
+      dataDir: tempDir(),
+      args: ['--http-cert', path.join(dir, 'server.pem'), '--http-key', path.join(dir, 'server.key')],
+      noWait: true,
+    });
     nodes.push(node);
     await until('the node serves over HTTPS', async () => (await get(node.httpPort, dir, '/health').catch(() => ({ status: 0 }))).status === 200, 30_000);
     const first = await get(node.httpPort, dir, '/status');
@@ -77,7 +122,11 @@ describe('HTTPS on the client API', () => {
     sign(dir, 'renewed', '/CN=127.0.0.1', 'subjectAltName=IP:127.0.0.1');
     copyFileSync(path.join(dir, 'renewed.key'), path.join(dir, 'server.key'));
     copyFileSync(path.join(dir, 'renewed.pem'), path.join(dir, 'server.pem'));
-    await until('the renewed certificate is served', async () => (await get(node.httpPort, dir, '/health').catch(() => ({ serial: first.serial }))).serial !== first.serial, 20_000);
+    await until(
+      'the renewed certificate is served',
+      async () => (await get(node.httpPort, dir, '/health').catch(() => ({ serial: first.serial }))).serial !== first.serial,
+      20_000,
+    );
     expect(node.log).toMatch(/TLS certificate reloaded/);
 
     // client certificates required
@@ -87,9 +136,24 @@ describe('HTTPS on the client API', () => {
       noWait: true,
     });
     nodes.push(strict);
-    await until('the strict node serves a client with a certificate', async () => (await get(strict.httpPort, dir, '/health', true).catch(() => ({ status: 0 }))).status === 200, 30_000);
+    await until(
+      'the strict node serves a client with a certificate',
+      async () => (await get(strict.httpPort, dir, '/health', true).catch(() => ({ status: 0 }))).status === 200,
+      30_000,
+    );
     await expect(get(strict.httpPort, dir, '/health')).rejects.toThrow();
-    const withCert = await runCli(['status', '--http-bind', `127.0.0.1:${strict.httpPort}`, '--ca-cert', path.join(dir, 'ca.pem'), '--client-cert', path.join(dir, 'client.pem'), '--client-key', path.join(dir, 'client.key'), '--json']);
+    const withCert = await runCli([
+      'status',
+      '--http-bind',
+      `127.0.0.1:${strict.httpPort}`,
+      '--ca-cert',
+      path.join(dir, 'ca.pem'),
+      '--client-cert',
+      path.join(dir, 'client.pem'),
+      '--client-key',
+      path.join(dir, 'client.key'),
+      '--json',
+    ]);
     expect(withCert.code, withCert.stderr).toBe(0);
     const without = await runCli(['status', '--http-bind', `127.0.0.1:${strict.httpPort}`, '--ca-cert', path.join(dir, 'ca.pem')]);
     expect(without.code).toBe(1);

@@ -516,7 +516,8 @@ export class RaftCluster {
         for (const [i, c] of this.committed) {
           if (c.seenAtTerm >= raft.term || i <= raft.snapshotIndex) continue;
           const t = raft.termAt(i);
-          if (t !== c.term) throw new Error(`Leader Completeness: ${node.id}, leader of term ${raft.term}, lacks committed entry ${i} (term ${c.term}), has ${t}`);
+          if (t !== c.term)
+            throw new Error(`Leader Completeness: ${node.id}, leader of term ${raft.term}, lacks committed entry ${i} (term ${c.term}), has ${t}`);
         }
       }
     }

@@ -147,6 +147,9 @@ export class Harness {
   }
 
   dataApplied(id: string): unknown[] {
-    return this.applied.get(id)!.filter((e) => e.kind === undefined).map((e) => e.data);
+    return this.applied
+      .get(id)!
+      .filter((e) => e.kind === undefined)
+      .map((e) => e.data);
   }
 }

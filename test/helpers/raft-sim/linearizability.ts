@@ -35,11 +35,7 @@ interface Ev {
   next: Ev | undefined;
 }
 
-export function checkLinearizable<S, I, O>(
-  history: Operation<I, O>[],
-  model: Model<S, I, O>,
-  maxSteps = 5_000_000,
-): CheckResult {
+export function checkLinearizable<S, I, O>(history: Operation<I, O>[], model: Model<S, I, O>, maxSteps = 5_000_000): CheckResult {
   const n = history.length;
   const events: { time: number; isCall: boolean; op: number }[] = [];
   history.forEach((o, i) => {

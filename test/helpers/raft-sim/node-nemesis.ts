@@ -49,8 +49,7 @@ export async function runNodeNemesis(seed: number, engine: SqlEngine, options: {
   let strongReads = 0;
   let stopClients = false;
 
-  const withTimeout = <T>(p: Promise<T>): Promise<T> =>
-    Promise.race([p, sim.sleep(CLIENT_TIMEOUT_MS).then(() => Promise.reject(new Error('client timeout')))]);
+  const withTimeout = <T>(p: Promise<T>): Promise<T> => Promise.race([p, sim.sleep(CLIENT_TIMEOUT_MS).then(() => Promise.reject(new Error('client timeout')))]);
 
   const read = async (via: string, level: ReadLevel): Promise<Set<string>> => {
     const r = sim.board(via).replicator!;
@@ -65,7 +64,9 @@ export async function runNodeNemesis(seed: number, engine: SqlEngine, options: {
   // The database: created by its first write, through any board, once the system group serves.
   for (let i = 0; ; i++) {
     const via = sim.board(NEMESIS_IDS[i % NEMESIS_IDS.length]!).replicator!;
-    const done = withTimeout(via.execute(DB, { kind: 'execute', statements: [{ sql: 'CREATE TABLE IF NOT EXISTS t (v TEXT PRIMARY KEY)' }], transaction: false }));
+    const done = withTimeout(
+      via.execute(DB, { kind: 'execute', statements: [{ sql: 'CREATE TABLE IF NOT EXISTS t (v TEXT PRIMARY KEY)' }], transaction: false }),
+    );
     const settled = done.then(
       () => true,
       () => false,
@@ -266,19 +267,29 @@ export async function runNodeNemesis(seed: number, engine: SqlEngine, options: {
     if (outcome instanceof Error) {
       violations.push(`after healing, a strong read through ${id} failed: ${outcome.message}; faults: ${faults.join('; ')}`);
       if (process.env.NODE_SIM_TRACE) {
-        for (const b of sim.boards.values()) console.error(b.id, JSON.stringify(b.replicator?.status().find((r) => r.group === dbGroup(DB))), JSON.stringify(b.replicator?.databases()));
+        for (const b of sim.boards.values())
+          console.error(b.id, JSON.stringify(b.replicator?.status().find((r) => r.group === dbGroup(DB))), JSON.stringify(b.replicator?.databases()));
       }
       continue;
     }
     const rows = outcome;
     const missing = all.filter((v) => !rows.has(v));
-    if (missing.length > 0) violations.push(`after healing, a strong read through ${id} missed ${missing.length} acknowledged writes; faults: ${faults.join('; ')}`);
+    if (missing.length > 0)
+      violations.push(`after healing, a strong read through ${id} missed ${missing.length} acknowledged writes; faults: ${faults.join('; ')}`);
   }
   // The replicas agree (each board's own copy, once everything has applied).
   await sim.run(5_000);
   const copies = new Map<string, number>();
   for (const b of sim.boards.values()) {
-    if (!b.replicator!.status().some((st) => st.group === `db.${DB}` && !st.removed && [...(st.voter_replicas as string[]), ...(st.learner_replicas as string[])].includes(String(st.replica)))) continue;
+    if (
+      !b
+        .replicator!.status()
+        .some(
+          (st) =>
+            st.group === `db.${DB}` && !st.removed && [...(st.voter_replicas as string[]), ...(st.learner_replicas as string[])].includes(String(st.replica)),
+        )
+    )
+      continue;
     try {
       copies.set(b.id, (await read(b.id, 'none')).size);
     } catch (err) {
@@ -286,7 +297,8 @@ export async function runNodeNemesis(seed: number, engine: SqlEngine, options: {
       violations.push(`the copy on ${b.id} cannot be read: ${(err as Error).message}; its replica: ${JSON.stringify(st)}; faults: ${faults.join('; ')}`);
     }
   }
-  if (process.env.NODE_SIM_TRACE) for (const b of sim.boards.values()) console.error(b.id, JSON.stringify(b.replicator!.status().filter((st) => st.group === `db.${DB}`)));
+  if (process.env.NODE_SIM_TRACE)
+    for (const b of sim.boards.values()) console.error(b.id, JSON.stringify(b.replicator!.status().filter((st) => st.group === `db.${DB}`)));
   if (new Set(copies.values()).size > 1) violations.push(`replicas disagree: ${JSON.stringify(Object.fromEntries(copies))}; faults: ${faults.join('; ')}`);
   for (const b of sim.boards.values()) if (b.up) sim.kill(b.id);
   return { acked: acked.size, strongReads, faults, violations };

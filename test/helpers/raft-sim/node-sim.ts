@@ -120,7 +120,8 @@ export class NodeSim {
     const until = this.clock.monotonic() + ms;
     while (this.clock.fireNext(until)) {
       await drain();
-      if (process.env.NODE_SIM_TRACE && ++this.events % 20_000 === 0) console.log(`sim ${this.now()} ms, ${this.events} events, heap ${process.memoryUsage().heapUsed >> 20} MiB`);
+      if (process.env.NODE_SIM_TRACE && ++this.events % 20_000 === 0)
+        console.log(`sim ${this.now()} ms, ${this.events} events, heap ${process.memoryUsage().heapUsed >> 20} MiB`);
     }
     await drain();
   }

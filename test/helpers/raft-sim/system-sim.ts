@@ -42,7 +42,11 @@ import { checkLinearizable, type CheckResult, type Model, type Operation } from 
 
 // ---- (a) the KV register/CAS model ----
 
-export type KvInput = { kind: 'put'; key: string; value: string } | { kind: 'cas'; key: string; prev: number; value: string } | { kind: 'del'; key: string } | { kind: 'get'; key: string };
+export type KvInput =
+  | { kind: 'put'; key: string; value: string }
+  | { kind: 'cas'; key: string; prev: number; value: string }
+  | { kind: 'del'; key: string }
+  | { kind: 'get'; key: string };
 export type KvOutput =
   | { kind: 'put'; rev: number }
   | { kind: 'cas'; ok: true; rev: number }
@@ -129,7 +133,8 @@ export function holdEnds(holds: readonly Hold[], log: readonly unknown[]): numbe
       l.push(i + 1);
     };
     if (c.op === 'session-open' && typeof c.id === 'string' && !nodeOf.has(c.id)) nodeOf.set(c.id, String(c.node));
-    if ((c.op === 'lock-release' || c.op === 'lock-cancel' || c.op === 'session-close') && typeof (c.session ?? c.id) === 'string') push(endersOf, String(c.session ?? c.id));
+    if ((c.op === 'lock-release' || c.op === 'lock-cancel' || c.op === 'session-close') && typeof (c.session ?? c.id) === 'string')
+      push(endersOf, String(c.session ?? c.id));
     if (c.op === 'sessions-of-node-close' && typeof c.node === 'string') push(byNode, c.node);
   });
   const endOf = (h: Hold): number => {
@@ -164,9 +169,13 @@ export function checkMutex(holds: readonly Hold[], log: readonly unknown[]): Che
     for (const h of sorted) {
       const end = endOf.get(h)!;
       if (prev) {
-        if (h.token <= prev.token) return { ok: false, reason: `${lock}: token ${h.token} granted at ${h.grantedAt} after token ${prev.token} granted at ${prev.grantedAt}` };
+        if (h.token <= prev.token)
+          return { ok: false, reason: `${lock}: token ${h.token} granted at ${h.grantedAt} after token ${prev.token} granted at ${prev.grantedAt}` };
         if (h.grantedAt < prev.end) {
-          return { ok: false, reason: `${lock}: ${h.session} (token ${h.token}) holds from ${h.grantedAt} while ${prev.session} (token ${prev.token}) holds from ${prev.grantedAt} to ${prev.end}` };
+          return {
+            ok: false,
+            reason: `${lock}: ${h.session} (token ${h.token}) holds from ${h.grantedAt} while ${prev.session} (token ${prev.token}) holds from ${prev.grantedAt} to ${prev.end}`,
+          };
         }
       }
       prev = { ...h, end };
@@ -270,7 +279,8 @@ export function runSystemSim(seed: number, opts: SystemSimOptions): SystemSimRes
     while (rep.count < node.values.length) {
       const p = rep.count;
       const cid = node.values[p]!;
-      if (seq.length > p && seq[p] !== cid) throw new Error(`State Machine Safety: ${node.id} applies ${cid} as command ${p + 1}, another replica applied ${seq[p]}`);
+      if (seq.length > p && seq[p] !== cid)
+        throw new Error(`State Machine Safety: ${node.id} applies ${cid} as command ${p + 1}, another replica applied ${seq[p]}`);
       const revBefore = rep.sys.revision;
       const res = rep.sys.apply(cmdOf.get(cid), p + 1);
       const resJson = JSON.stringify(res);
@@ -294,7 +304,8 @@ export function runSystemSim(seed: number, opts: SystemSimOptions): SystemSimRes
         const bytes = rep.sys.snapshot();
         const seen = checkpoints.get(rep.count);
         if (!seen) checkpoints.set(rep.count, bytes);
-        else if (!Buffer.from(seen).equals(Buffer.from(bytes))) throw new Error(`${node.id}: snapshot after command ${rep.count} differs from another replica's`);
+        else if (!Buffer.from(seen).equals(Buffer.from(bytes)))
+          throw new Error(`${node.id}: snapshot after command ${rep.count} differs from another replica's`);
       }
       const w = pending.get(cid);
       if (w && w.node === node.id && w.generation === node.generation) {
@@ -620,10 +631,13 @@ export function runSystemSim(seed: number, opts: SystemSimOptions): SystemSimRes
       if (victim) {
         c.crash(victim.id, r() < 0.5);
         crashedAt.set(victim.id, c.clock.monotonic());
-        later(() => {
-          c.restart(victim.id);
-          crashedAt.delete(victim.id);
-        }, 50 + Math.floor(r() * (r() < 0.2 ? 2500 : 800)));
+        later(
+          () => {
+            c.restart(victim.id);
+            crashedAt.delete(victim.id);
+          },
+          50 + Math.floor(r() * (r() < 0.2 ? 2500 : 800)),
+        );
       }
     } else if (x < 0.7) {
       const slow = pick(c.live());
@@ -705,7 +719,8 @@ export function runSystemSim(seed: number, opts: SystemSimOptions): SystemSimRes
       continue;
     }
     const output = kvOutput(op.input, JSON.parse(resultsAt[p]!) as SystemResult);
-    if (op.output !== undefined && JSON.stringify(op.output) !== JSON.stringify(output)) throw new Error(`a client got ${JSON.stringify(op.output)}, the log says ${JSON.stringify(output)}`);
+    if (op.output !== undefined && JSON.stringify(op.output) !== JSON.stringify(output))
+      throw new Error(`a client got ${JSON.stringify(op.output)}, the log says ${JSON.stringify(output)}`);
     history.push({ ...op, output });
   }
   // a final read of every key, after everything

@@ -155,7 +155,11 @@ export class SimNetwork {
 
   /** `observer`'s view: member id -> state. */
   view(observer: string): Map<string, MemberState> {
-    return new Map(this.node(observer).swim.members().map((m) => [m.id, m.state]));
+    return new Map(
+      this.node(observer)
+        .swim.members()
+        .map((m) => [m.id, m.state]),
+    );
   }
 
   /** Every live node lists exactly `ids` (default: the live nodes), all alive. */
@@ -170,7 +174,13 @@ export class SimNetwork {
   /** A readable dump of every live node's view, for failure messages. */
   describe(): string {
     return this.live()
-      .map((node) => `${node.id} (health ${node.swim.health()}): ${node.swim.members().map((m) => `${m.id}=${m.state}@${m.incarnation}`).join(' ')}`)
+      .map(
+        (node) =>
+          `${node.id} (health ${node.swim.health()}): ${node.swim
+            .members()
+            .map((m) => `${m.id}=${m.state}@${m.incarnation}`)
+            .join(' ')}`,
+      )
       .join('\n');
   }
 

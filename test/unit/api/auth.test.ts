@@ -38,7 +38,14 @@ describe('auth file', () => {
     expect(() => loadAuthFile(file([{ password: 'p', perms: [] }]))).toThrow(/entry 0: needs a "username"/);
     expect(() => loadAuthFile(file([{ username: 'a', perms: ['all'] }]))).toThrow(/entry 0: user "a" needs a "password"/);
     expect(() => loadAuthFile(file([{ username: 'a', password: 'p', perms: ['everything'] }]))).toThrow(/"perms" must be a list of all, execute/);
-    expect(() => loadAuthFile(file([{ username: 'a', password: 'p', perms: [] }, { username: 'a', password: 'q', perms: [] }]))).toThrow(/entry 1: user "a" appears twice/);
+    expect(() =>
+      loadAuthFile(
+        file([
+          { username: 'a', password: 'p', perms: [] },
+          { username: 'a', password: 'q', perms: [] },
+        ]),
+      ),
+    ).toThrow(/entry 1: user "a" appears twice/);
     expect(() => loadAuthFile(file([{ username: 'a', password: 'scrypt$3$8$1$AAAA$AAAA', perms: [] }]))).toThrow(/not one "gandalf-node hash-password" prints/);
   });
 

@@ -157,7 +157,10 @@ describe('key/value container over HTTP', () => {
     await call('PUT', '/kv/w/2', { value: 'b' });
     await call('DELETE', '/kv/w/1');
     const events = await live;
-    expect(events.map((e) => [e.event, e.data.key])).toEqual([['put', 'w/2'], ['delete', 'w/1']]);
+    expect(events.map((e) => [e.event, e.data.key])).toEqual([
+      ['put', 'w/2'],
+      ['delete', 'w/1'],
+    ]);
     // From a revision: the history replays, including the first put.
     const replay = await sse(`/kv/w/?watch&prefix&from=${first.body.revision}`, 3);
     expect(replay.map((e) => e.data.key)).toEqual(['w/1', 'w/2', 'w/1']);

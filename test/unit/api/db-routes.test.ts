@@ -15,7 +15,10 @@ beforeEach(async () => {
   store = await startSingleNode(tempDir(), { queryTimeoutMs: 1000 });
   server = new ApiServer({
     name: 'test',
-    routes: { ...nodeRoutes({ lifecycle: () => lifecycle, status: () => ({ ok: true }), readiness: () => store.replicator.readiness() }), ...dbRoutes(store.replicator) },
+    routes: {
+      ...nodeRoutes({ lifecycle: () => lifecycle, status: () => ({ ok: true }), readiness: () => store.replicator.readiness() }),
+      ...dbRoutes(store.replicator),
+    },
     logger: silentLogger,
     maxBodyBytes: 4096,
   });
@@ -48,7 +51,10 @@ describe('--max-database-bytes', () => {
       const run = (sql: string) => db.execute('main', { kind: 'execute', transaction: false, statements: [{ sql }] });
       await run('CREATE TABLE t(v)');
       for (let i = 0; i < 6; i++) await run('INSERT INTO t VALUES(zeroblob(200000))');
-      await expect(run('INSERT INTO t VALUES(1)')).rejects.toMatchObject({ code: 'database_too_large', message: expect.stringMatching(/at its limit of 1\.0 MiB/) });
+      await expect(run('INSERT INTO t VALUES(1)')).rejects.toMatchObject({
+        code: 'database_too_large',
+        message: expect.stringMatching(/at its limit of 1\.0 MiB/),
+      });
       await run('DELETE FROM t');
       await run('VACUUM');
       expect(await run('INSERT INTO t VALUES(1)')).toMatchObject([{ rows_affected: 1 }]);
@@ -99,7 +105,9 @@ describe('bounded statements and exact integers over HTTP', () => {
     expect(r.body.message).toMatch(/not applied/);
     expect((await call('GET', '/db/query?q=SELECT+count(*)+FROM+t')).body.results[0].values).toEqual([[1]]);
     // with a trigger, even a plain insert is tried first
-    await call('POST', '/db/execute', [`CREATE TRIGGER slow AFTER INSERT ON t BEGIN INSERT INTO t ${COUNT_FOREVER.replace('SELECT count(*)', 'SELECT 0 WHERE 0 IN (SELECT count(*)')}); END`]);
+    await call('POST', '/db/execute', [
+      `CREATE TRIGGER slow AFTER INSERT ON t BEGIN INSERT INTO t ${COUNT_FOREVER.replace('SELECT count(*)', 'SELECT 0 WHERE 0 IN (SELECT count(*)')}); END`,
+    ]);
     const t = await call('POST', '/db/execute', ['INSERT INTO t VALUES(2)']);
     expect(t.body.code).toBe('query_timeout');
     expect((await call('GET', '/db/query?q=SELECT+count(*)+FROM+t')).body.results[0].values).toEqual([[1]]);
@@ -118,12 +126,29 @@ describe('bounded statements and exact integers over HTTP', () => {
 
 describe('data API', () => {
   it('executes and queries in rqlite shapes, with named and positional parameters', async () => {
-    let r = await call('POST', '/db/execute', ['CREATE TABLE foo (id INTEGER PRIMARY KEY, name TEXT, b BLOB)', ['INSERT INTO foo(name, b) VALUES(?, ?)', 'fiona', null], ['INSERT INTO foo(name) VALUES(:n)', { n: 'bob' }]]);
+    let r = await call('POST', '/db/execute', [
+      'CREATE TABLE foo (id INTEGER PRIMARY KEY, name TEXT, b BLOB)',
+      ['INSERT INTO foo(name, b) VALUES(?, ?)', 'fiona', null],
+      ['INSERT INTO foo(name) VALUES(:n)', { n: 'bob' }],
+    ]);
     expect(r.status).toBe(200);
-    expect(r.body.results).toEqual([{ last_insert_id: 0, rows_affected: 0 }, { last_insert_id: 1, rows_affected: 1 }, { last_insert_id: 2, rows_affected: 1 }]);
+    expect(r.body.results).toEqual([
+      { last_insert_id: 0, rows_affected: 0 },
+      { last_insert_id: 1, rows_affected: 1 },
+      { last_insert_id: 2, rows_affected: 1 },
+    ]);
     expect(typeof r.body.time).toBe('number');
     r = await call('GET', '/db/query?q=' + encodeURIComponent("SELECT id, name, x'cafe' AS blob FROM foo ORDER BY id"));
-    expect(r.body.results).toEqual([{ columns: ['id', 'name', 'blob'], types: ['integer', 'text', 'blob'], values: [[1, 'fiona', 'yv4='], [2, 'bob', 'yv4=']] }]);
+    expect(r.body.results).toEqual([
+      {
+        columns: ['id', 'name', 'blob'],
+        types: ['integer', 'text', 'blob'],
+        values: [
+          [1, 'fiona', 'yv4='],
+          [2, 'bob', 'yv4='],
+        ],
+      },
+    ]);
     r = await call('POST', '/db/query?associative', [['SELECT name FROM foo WHERE id = ?', 2]]);
     expect(r.body.results).toEqual([{ types: { name: 'text' }, rows: [{ name: 'bob' }] }]);
   });
@@ -147,7 +172,10 @@ describe('data API', () => {
       { last_insert_id: 1, rows_affected: 0, columns: ['n'], values: [[1]] },
     ]);
     r = await call('POST', '/db/request?level=strong&associative', ['SELECT v FROM r', 'SELECT 2 AS two']);
-    expect(r.body.results).toEqual([{ types: { v: 'text' }, rows: [{ v: 'x' }] }, { types: { two: 'integer' }, rows: [{ two: 2 }] }]);
+    expect(r.body.results).toEqual([
+      { types: { v: 'text' }, rows: [{ v: 'x' }] },
+      { types: { two: 'integer' }, rows: [{ two: 2 }] },
+    ]);
     r = await call('POST', '/db/request', ['SELECT 1', 'ATTACH "x" AS y']);
     expect(r.status).toBe(400);
     expect(r.body.code).toBe('statement_rejected');

@@ -3,7 +3,16 @@ import { loadConfig, parseConfigFile, parseHostPort } from '../../../src/config/
 
 const files: Record<string, string> = {};
 const load = (flags: Record<string, string> = {}, env: Record<string, string> = {}, file?: string) =>
-  loadConfig({ flags, env, configFile: file, readFile: (f) => files[f] ?? (() => { throw new Error('ENOENT: no such file'); })() });
+  loadConfig({
+    flags,
+    env,
+    configFile: file,
+    readFile: (f) =>
+      files[f] ??
+      (() => {
+        throw new Error('ENOENT: no such file');
+      })(),
+  });
 
 describe('settings', () => {
   it('uses defaults when nothing is set', () => {
@@ -18,7 +27,11 @@ describe('settings', () => {
   it('takes flag over environment over config file over default', () => {
     files['/c.json'] = JSON.stringify({ 'log-level': 'warn', 'data-dir': '/file', 'node-id': 'from-file' });
     expect(load({}, {}, '/c.json')).toMatchObject({ logLevel: 'warn', dataDir: '/file', nodeId: 'from-file' });
-    expect(load({}, { GANDALF_LOG_LEVEL: 'debug', GANDALF_DATA_DIR: '/env' }, '/c.json')).toMatchObject({ logLevel: 'debug', dataDir: '/env', nodeId: 'from-file' });
+    expect(load({}, { GANDALF_LOG_LEVEL: 'debug', GANDALF_DATA_DIR: '/env' }, '/c.json')).toMatchObject({
+      logLevel: 'debug',
+      dataDir: '/env',
+      nodeId: 'from-file',
+    });
     expect(load({ 'log-level': 'error' }, { GANDALF_LOG_LEVEL: 'debug' }, '/c.json')).toMatchObject({ logLevel: 'error', dataDir: '/file' });
   });
 

@@ -55,7 +55,10 @@ describe('membership simulation: convergence', () => {
         for (const id of mine) {
           const view = sim.view(id);
           const states = other.map((o) => view.get(o));
-          expect(states.every((s) => s === 'suspect' || s === 'dead'), `${id} sees the other side as ${states.join(',')}`).toBe(true);
+          expect(
+            states.every((s) => s === 'suspect' || s === 'dead'),
+            `${id} sees the other side as ${states.join(',')}`,
+          ).toBe(true);
           expect(states.includes('dead'), `${id} declared nobody on the other side dead: ${states.join(',')}`).toBe(true);
         }
       }
@@ -80,7 +83,10 @@ describe('membership simulation: convergence', () => {
       const took = sim.runUntil(() => others.every((n) => n.swim.member(leaver)?.state === 'left'), LEAVE_BOUND_MS);
       expect(took, `leave not seen:\n${sim.describe()}`).toBeDefined();
       sim.run(gossipToTheDeadMs + 2 * probeIntervalMs);
-      expect(others.every((n) => n.swim.member(leaver) === undefined), `left member not forgotten:\n${sim.describe()}`).toBe(true);
+      expect(
+        others.every((n) => n.swim.member(leaver) === undefined),
+        `left member not forgotten:\n${sim.describe()}`,
+      ).toBe(true);
       expect(formatEvents(deaths(sim, mark))).toEqual([]);
       expect(sim.converged()).toBe(true);
       expect(sim.errors).toEqual([]);

@@ -19,8 +19,7 @@ const config = DEFAULT_SWIM_CONFIG;
  * delivery. With the defaults and n = 8: 14 s + 24 s + 2 s = 40 s (observed: at most 11.5 s over 300 seeds,
  * since the other survivors' confirmations bring the timeout down to its 4 s minimum).
  */
-const DETECTION_BOUND_MS =
-  2 * (CLUSTER_SIZE - 1) * config.probeIntervalMs + suspicionBounds(config, CLUSTER_SIZE).maxMs + 2 * config.probeIntervalMs;
+const DETECTION_BOUND_MS = 2 * (CLUSTER_SIZE - 1) * config.probeIntervalMs + suspicionBounds(config, CLUSTER_SIZE).maxMs + 2 * config.probeIntervalMs;
 const LOSS = 0.1;
 const LOSSY_MS = 60_000;
 /** Once loss stops, pending suspicions are refuted and every view is all alive again within this. */

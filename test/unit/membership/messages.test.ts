@@ -50,8 +50,19 @@ describe('parseSwimMessage', () => {
 
   it('rejects values that are not messages', () => {
     const garbage: unknown[] = [
-      undefined, null, 0, 1, 'ping', true, [], [VALID[0]], {}, { type: 'pong', seq: 1, updates: [] }, { type: 'PING', seq: 1, target: 'a', updates: [] },
-      new Map([['type', 'gossip']]), Object.assign(Object.create({ inherited: 1 }) as object, { type: 'gossip', updates: [] }),
+      undefined,
+      null,
+      0,
+      1,
+      'ping',
+      true,
+      [],
+      [VALID[0]],
+      {},
+      { type: 'pong', seq: 1, updates: [] },
+      { type: 'PING', seq: 1, target: 'a', updates: [] },
+      new Map([['type', 'gossip']]),
+      Object.assign(Object.create({ inherited: 1 }) as object, { type: 'gossip', updates: [] }),
     ];
     for (const value of garbage) expect(parseSwimMessage(value), String(value)).toBeUndefined();
   });
@@ -73,10 +84,28 @@ describe('parseSwimMessage', () => {
 
   it('rejects malformed updates', () => {
     const bad: Record<string, unknown>[] = [
-      { id: '' }, { id: 'x'.repeat(129) }, { id: 3 }, { endpoint: '' }, { endpoint: 'h'.repeat(513) }, { endpoint: null },
-      { state: 'zombie' }, { state: 'ALIVE' }, { incarnation: -1 }, { incarnation: 0.5 }, { incarnation: '2' }, { by: '' }, { by: undefined },
-      { meta: null }, { meta: [] }, { meta: 'arch=x64' }, { meta: { arch: 64 } }, { meta: { '': 'x' } }, { meta: { 'bad key': 'x' } },
-      { meta: JSON.parse('{"__proto__": "x"}') as unknown }, { meta: { _x: 'x' } }, { meta: { k: 'v'.repeat(257) } },
+      { id: '' },
+      { id: 'x'.repeat(129) },
+      { id: 3 },
+      { endpoint: '' },
+      { endpoint: 'h'.repeat(513) },
+      { endpoint: null },
+      { state: 'zombie' },
+      { state: 'ALIVE' },
+      { incarnation: -1 },
+      { incarnation: 0.5 },
+      { incarnation: '2' },
+      { by: '' },
+      { by: undefined },
+      { meta: null },
+      { meta: [] },
+      { meta: 'arch=x64' },
+      { meta: { arch: 64 } },
+      { meta: { '': 'x' } },
+      { meta: { 'bad key': 'x' } },
+      { meta: JSON.parse('{"__proto__": "x"}') as unknown },
+      { meta: { _x: 'x' } },
+      { meta: { k: 'v'.repeat(257) } },
       { meta: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`k${i}`, 'v'])) },
     ];
     for (const over of bad) expect(parseSwimMessage(roundTrip(withUpdate(over))), JSON.stringify(over)).toBeUndefined();
@@ -94,9 +123,24 @@ describe('parseSwimMessage', () => {
   });
 
   it('never throws, even on hostile objects', () => {
-    const hostile = new Proxy({}, { get: () => { throw new Error('boom'); }, ownKeys: () => { throw new Error('boom'); } });
+    const hostile = new Proxy(
+      {},
+      {
+        get: () => {
+          throw new Error('boom');
+        },
+        ownKeys: () => {
+          throw new Error('boom');
+        },
+      },
+    );
     expect(parseSwimMessage(hostile)).toBeUndefined();
-    const getter = { type: 'gossip', get updates(): unknown { throw new Error('boom'); } };
+    const getter = {
+      type: 'gossip',
+      get updates(): unknown {
+        throw new Error('boom');
+      },
+    };
     expect(parseSwimMessage(getter)).toBeUndefined();
   });
 
@@ -134,7 +178,11 @@ function mutate(value: unknown, random: () => number): unknown {
     const op = random();
     if (op < 0.5) (target as Record<string, unknown>)[key] = randomValue(random, 2);
     else if (op < 0.7) delete (target as Record<string, unknown>)[key];
-    else if (op < 0.85) (target as Record<string, unknown>)[pick(random, ['type', 'seq', 'target', 'updates', 'members', 'reply', 'meta', 'state', 'x'])] = randomValue(random, 1);
+    else if (op < 0.85)
+      (target as Record<string, unknown>)[pick(random, ['type', 'seq', 'target', 'updates', 'members', 'reply', 'meta', 'state', 'x'])] = randomValue(
+        random,
+        1,
+      );
     else if (Array.isArray(target)) for (let n = Math.floor(random() * 1100); n > 0; n--) target.push(update({ id: `m${n}` }));
     else root = randomValue(random, 2);
   }
@@ -158,7 +206,12 @@ function randomValue(random: () => number, depth: number): unknown {
     () => pick(random, ['', 'ping', 'ping-req', 'ack', 'nack', 'gossip', 'push-pull', 'alive', 'suspect', 'dead', 'left', 'n1', '__proto__']),
     () => 'x'.repeat(Math.floor(random() * 600)),
     () => (depth > 0 ? Array.from({ length: Math.floor(random() * 4) }, () => randomValue(random, depth - 1)) : []),
-    () => (depth > 0 ? Object.fromEntries(Array.from({ length: Math.floor(random() * 4) }, () => [pick(random, ['type', 'seq', 'id', 'meta', 'by', 'k']), randomValue(random, depth - 1)])) : {}),
+    () =>
+      depth > 0
+        ? Object.fromEntries(
+            Array.from({ length: Math.floor(random() * 4) }, () => [pick(random, ['type', 'seq', 'id', 'meta', 'by', 'k']), randomValue(random, depth - 1)]),
+          )
+        : {},
     () => update({ incarnation: Math.floor(random() * 10) }),
   ];
   return pick(random, choices)();

@@ -49,12 +49,18 @@ function claim(id: string, state: MemberState, incarnation = 0, by = id, meta: R
 }
 
 const gossip = (...updates: MemberUpdate[]): SwimMessage => ({ type: 'gossip', updates });
-const ofType = <T extends SwimMessage['type']>(sent: Sent[], type: T) => sent.filter((s) => s.message.type === type) as (Sent & { message: Extract<SwimMessage, { type: T }> })[];
+const ofType = <T extends SwimMessage['type']>(sent: Sent[], type: T) =>
+  sent.filter((s) => s.message.type === type) as (Sent & { message: Extract<SwimMessage, { type: T }> })[];
 const stateOf = (swim: Swim, id: string) => swim.member(id)?.state;
 
 describe('Swim', () => {
   it('rejects an invalid self or config with a ConfigError', () => {
-    const base = { clock: new SimClock(), random: Math.random, network: { sendDatagram() {}, sendReliable() {} }, logger: { debug() {}, info() {}, warn() {}, error() {}, child: () => base.logger } };
+    const base = {
+      clock: new SimClock(),
+      random: Math.random,
+      network: { sendDatagram() {}, sendReliable() {} },
+      logger: { debug() {}, info() {}, warn() {}, error() {}, child: () => base.logger },
+    };
     expect(() => new Swim({ ...base, self: { id: '', endpoint: 'e', meta: {} } })).toThrow(ConfigError);
     expect(() => new Swim({ ...base, self: { id: 'a', endpoint: '', meta: {} } })).toThrow(ConfigError);
     expect(() => new Swim({ ...base, self: { id: 'a', endpoint: 'e', meta: { 'bad key': 'x' } } })).toThrow(ConfigError);
@@ -197,7 +203,12 @@ describe('Swim', () => {
     const sent = take();
     const left = gossip({ ...claim('a', 'left', 1), endpoint: 'http://a', meta: { arch: 'x64' } });
     expect(sent.every((s) => JSON.stringify(s.message) === JSON.stringify(left))).toBe(true);
-    expect(sent.filter((s) => !s.reliable).map((s) => s.to).sort()).toEqual(['b', 'c', 'd', 'e', 'f']);
+    expect(
+      sent
+        .filter((s) => !s.reliable)
+        .map((s) => s.to)
+        .sort(),
+    ).toEqual(['b', 'c', 'd', 'e', 'f']);
     expect(sent.filter((s) => s.reliable)).toHaveLength(3);
     clock.runUntil(60_000);
     expect(ofType(take(), 'ping')).toEqual([]);
@@ -253,9 +264,15 @@ describe('Swim', () => {
 
   it('join: push-pull to each peer (not itself); all join peers tried again at push-pull ticks while alone', () => {
     const { swim, take, clock } = setup();
-    swim.join([{ id: 'b', endpoint: 'http://b' }, { id: 'a', endpoint: 'http://a' }]);
+    swim.join([
+      { id: 'b', endpoint: 'http://b' },
+      { id: 'a', endpoint: 'http://a' },
+    ]);
     swim.join([{ id: 'c', endpoint: 'http://c' }]);
-    expect(take().map((s) => [s.to, s.reliable, s.message.type])).toEqual([['b', true, 'push-pull'], ['c', true, 'push-pull']]);
+    expect(take().map((s) => [s.to, s.reliable, s.message.type])).toEqual([
+      ['b', true, 'push-pull'],
+      ['c', true, 'push-pull'],
+    ]);
     swim.start();
     clock.runUntil(30_000);
     expect(ofType(take(), 'push-pull').map((s) => s.to)).toEqual(['b', 'c']);

@@ -19,18 +19,22 @@ describe('raft chaos simulation', () => {
     [5, 250, true],
     [7, 150, true],
   ] as const) {
-    it(`${size} nodes${diskLoss ? ' with disk loss' : ''}: safe, converges, linearizable (${seeds} seeds)`, async () => {
-      let acked = 0;
-      let replaced = 0;
-      const ran = await forEachRaftSeedAsync(seeds, size * 100_000 + (diskLoss ? 50_000 : 0), (seed) => {
-        const res = runChaos(seed, { size, diskLoss });
-        acked += res.acked;
-        if (res.diskLossDone) replaced++;
-      });
-      expect(ran).toBeGreaterThan(0);
-      expect(acked).toBeGreaterThan(0);
-      if (diskLoss && ran >= 20) expect(replaced).toBeGreaterThan(0);
-    }, TIMEOUT_MS);
+    it(
+      `${size} nodes${diskLoss ? ' with disk loss' : ''}: safe, converges, linearizable (${seeds} seeds)`,
+      async () => {
+        let acked = 0;
+        let replaced = 0;
+        const ran = await forEachRaftSeedAsync(seeds, size * 100_000 + (diskLoss ? 50_000 : 0), (seed) => {
+          const res = runChaos(seed, { size, diskLoss });
+          acked += res.acked;
+          if (res.diskLossDone) replaced++;
+        });
+        expect(ran).toBeGreaterThan(0);
+        expect(acked).toBeGreaterThan(0);
+        if (diskLoss && ran >= 20) expect(replaced).toBeGreaterThan(0);
+      },
+      TIMEOUT_MS,
+    );
   }
 
   it('catches the unsafe handling of a lost disk (the node rejoins empty under its old id)', () => {

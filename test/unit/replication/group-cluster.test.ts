@@ -105,17 +105,26 @@ async function run(seed: number): Promise<void> {
     let proposed = false;
     for (let i = 0; i < 400; i++) {
       const leader = [...live.values()].find((r) => r.group.isLeader && r.group.isLeaderReady());
-      if (leader && !proposed) proposed = await leader.group.propose(`s${seed}-final`, 2000).then(() => true, () => false);
+      if (leader && !proposed)
+        proposed = await leader.group.propose(`s${seed}-final`, 2000).then(
+          () => true,
+          () => false,
+        );
       if (leader && proposed) {
         const all = [...live.values()];
         if (all.every((r) => r.group.appliedIndex === leader.group.appliedIndex && r.machine.items.includes(`s${seed}-final`))) return leader.machine.items;
       }
       await new Promise((r) => setTimeout(r, 25));
     }
-    throw new Error(`seed ${seed}: replicas did not converge after healing: ${JSON.stringify([...live.values()].map((r) => ({ ...r.group.status(), items: r.machine.items.length })))}`);
+    throw new Error(
+      `seed ${seed}: replicas did not converge after healing: ${JSON.stringify([...live.values()].map((r) => ({ ...r.group.status(), items: r.machine.items.length })))}`,
+    );
   })();
   for (const r of live.values()) expect(r.machine.items, `seed ${seed}: replica ${r.group.name} differs`).toEqual(target);
-  expect([...acked].filter((v) => !target.includes(v)), `seed ${seed}: acknowledged writes lost`).toEqual([]);
+  expect(
+    [...acked].filter((v) => !target.includes(v)),
+    `seed ${seed}: acknowledged writes lost`,
+  ).toEqual([]);
   expect(new Set(target).size, `seed ${seed}: an entry applied twice`).toBe(target.length);
   expect(acked.size, `seed ${seed}: progress`).toBeGreaterThan(20);
   for (const r of live.values()) await r.group.close(0);

@@ -58,7 +58,9 @@ describe('ReplicaGroup (one voter, real files)', () => {
     await db.exec('CREATE TABLE t(v)');
     for (let i = 0; i < 12; i++) await db.exec({ sql: 'INSERT INTO t VALUES(?)', params: [i] });
     await db.group.close();
-    const snaps = readdirSync(path.join(dir, 'snapshots')).filter((f) => f.endsWith('.snap')).sort();
+    const snaps = readdirSync(path.join(dir, 'snapshots'))
+      .filter((f) => f.endsWith('.snap'))
+      .sort();
     expect(snaps).toHaveLength(2);
     const newest = path.join(dir, 'snapshots', snaps[1]!);
     const buf = readFileSync(newest);

@@ -5,7 +5,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../helpers/sim/prng';
-import { appendListModel, checkAppendList, checkLinearizable, listHash, type ListInput, type ListOutput, type Operation } from '../../helpers/raft-sim/linearizability';
+import {
+  appendListModel,
+  checkAppendList,
+  checkLinearizable,
+  listHash,
+  type ListInput,
+  type ListOutput,
+  type Operation,
+} from '../../helpers/raft-sim/linearizability';
 
 type Op = Operation<ListInput, ListOutput>;
 const w = (value: string, call: number, ret: number): Op => ({ input: { kind: 'write', value }, output: undefined, call, ret });

@@ -58,12 +58,27 @@ describe('parseRaftMessage', () => {
     ['vote without pre', { ...valid[0], pre: undefined }],
     ['entries not contiguous', { ...valid[2], entries: [{ index: 5, term: 2, data: 1 }] }],
     ['entry term above message term', { ...valid[2], entries: [{ index: 4, term: 6, data: 1 }] }],
-    ['entry term decreasing', { ...valid[2], entries: [{ index: 4, term: 3, data: 1 }, { index: 5, term: 2, data: 1 }] }],
+    [
+      'entry term decreasing',
+      {
+        ...valid[2],
+        entries: [
+          { index: 4, term: 3, data: 1 },
+          { index: 5, term: 2, data: 1 },
+        ],
+      },
+    ],
     ['entry term below prevTerm', { ...valid[2], entries: [{ index: 4, term: 1, data: 1 }] }],
     ['entries not an array', { ...valid[2], entries: {} }],
     ['unknown entry kind', { ...valid[2], entries: [{ index: 4, term: 2, data: 1, kind: 'weird' }] }],
-    ['conf entry with bad data', { ...valid[2], entries: [{ index: 4, term: 2, data: { change: { type: 'x', node: 'c' }, voters: [], learners: [] }, kind: 'conf' }] }],
-    ['conf entry with a voter that is also a learner', { ...valid[2], entries: [{ index: 4, term: 2, data: { change: { type: 'promote', node: 'c' }, voters: ['c'], learners: ['c'] }, kind: 'conf' }] }],
+    [
+      'conf entry with bad data',
+      { ...valid[2], entries: [{ index: 4, term: 2, data: { change: { type: 'x', node: 'c' }, voters: [], learners: [] }, kind: 'conf' }] },
+    ],
+    [
+      'conf entry with a voter that is also a learner',
+      { ...valid[2], entries: [{ index: 4, term: 2, data: { change: { type: 'promote', node: 'c' }, voters: ['c'], learners: ['c'] }, kind: 'conf' }] },
+    ],
     ['snapshot without voters', { ...valid[6], snapshot: { index: 1, term: 1, data: null } }],
     ['snapshot with duplicate voters', { ...valid[6], snapshot: { index: 1, term: 1, data: null, voters: ['a', 'a'], learners: [] } }],
     ['snapshot term above message term', { ...valid[6], snapshot: { index: 1, term: 9, data: null, voters: ['a'], learners: [] } }],
@@ -78,19 +93,36 @@ describe('parseRaftMessage', () => {
       const k = Math.floor(random() * 10);
       if (depth > 3) return k;
       switch (k) {
-        case 0: return null;
-        case 1: return undefined;
-        case 2: return -random() * 1e20;
-        case 3: return Math.floor(random() * 10);
-        case 4: return 'a'.repeat(Math.floor(random() * 4));
-        case 5: return [junk(depth + 1), junk(depth + 1)];
-        case 6: return { index: junk(depth + 1), term: junk(depth + 1), data: junk(depth + 1), kind: junk(depth + 1) };
-        case 7: return NaN;
-        case 8: return true;
-        default: return {};
+        case 0:
+          return null;
+        case 1:
+          return undefined;
+        case 2:
+          return -random() * 1e20;
+        case 3:
+          return Math.floor(random() * 10);
+        case 4:
+          return 'a'.repeat(Math.floor(random() * 4));
+        case 5:
+          return [junk(depth + 1), junk(depth + 1)];
+        case 6:
+          return { index: junk(depth + 1), term: junk(depth + 1), data: junk(depth + 1), kind: junk(depth + 1) };
+        case 7:
+          return NaN;
+        case 8:
+          return true;
+        default:
+          return {};
       }
     };
-    const throwing = new Proxy({}, { get: () => { throw new Error('boom'); } });
+    const throwing = new Proxy(
+      {},
+      {
+        get: () => {
+          throw new Error('boom');
+        },
+      },
+    );
     expect(parseRaftMessage(throwing)).toBeUndefined();
     let accepted = 0;
     for (let i = 0; i < 10_000; i++) {

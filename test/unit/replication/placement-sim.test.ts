@@ -18,11 +18,18 @@ describe('placement in simulated time', () => {
     let created = false;
     for (let i = 0; i < 20 && !created; i++) {
       const via = sim.board(IDS[i % IDS.length]!).replicator!;
-      void via.execute('main', { kind: 'execute', statements: [{ sql: 'CREATE TABLE t(v)' }], transaction: false }).then(() => (created = true), () => undefined);
+      void via.execute('main', { kind: 'execute', statements: [{ sql: 'CREATE TABLE t(v)' }], transaction: false }).then(
+        () => (created = true),
+        () => undefined,
+      );
       await sim.run(3_000);
     }
     expect(created).toBe(true);
-    const placed = () => sim.board('a').replicator!.databases().find((d) => d.name === 'main')?.voters ?? [];
+    const placed = () =>
+      sim
+        .board('a')
+        .replicator!.databases()
+        .find((d) => d.name === 'main')?.voters ?? [];
     await sim.run(5_000);
     const before = placed();
     expect(before).toHaveLength(3);

@@ -539,7 +539,7 @@ describe('removed and empty replicas (the "ghost" that elected a stale leader)',
     expect(n2.voters()).toEqual(['n0', 'n1', 'n2']);
   });
 
-  it('a member calls a candidate removed only if the candidate\'s whole log lies within its committed prefix', () => {
+  it("a member calls a candidate removed only if the candidate's whole log lies within its committed prefix", () => {
     const h = new Harness(['n0', 'n1', 'n2', 'n3']);
     const l = h.elect('n0');
     h.tick(1);

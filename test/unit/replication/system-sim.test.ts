@@ -19,23 +19,27 @@ describe('system group simulation', () => {
     [5, 120],
     [7, 80],
   ] as const) {
-    it(`${size} nodes: linearizable KV, safe locks, identical replicas (${seeds} seeds)`, async () => {
-      const total = { commands: 0, kvOps: 0, reads: 0, holds: 0, expired: 0, holdsLost: 0, restores: 0, nodeCloses: 0 };
-      const ran = await forEachRaftSeedAsync(seeds, 900_000 + size * 10_000, (seed) => {
-        const res = runSystemSim(seed, { size });
-        for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += res[k];
-      });
-      expect(ran).toBeGreaterThan(0);
-      expect(total.commands).toBeGreaterThan(0);
-      expect(total.reads).toBeGreaterThan(0);
-      expect(total.holds).toBeGreaterThan(0);
-      if (ran >= 20) {
-        // the interesting cases happened: sessions expired mid-hold, replicas restored from snapshots
-        expect(total.expired).toBeGreaterThan(0);
-        expect(total.holdsLost).toBeGreaterThan(0);
-        expect(total.restores).toBeGreaterThan(0);
-      }
-    }, TIMEOUT_MS);
+    it(
+      `${size} nodes: linearizable KV, safe locks, identical replicas (${seeds} seeds)`,
+      async () => {
+        const total = { commands: 0, kvOps: 0, reads: 0, holds: 0, expired: 0, holdsLost: 0, restores: 0, nodeCloses: 0 };
+        const ran = await forEachRaftSeedAsync(seeds, 900_000 + size * 10_000, (seed) => {
+          const res = runSystemSim(seed, { size });
+          for (const k of Object.keys(total) as (keyof typeof total)[]) total[k] += res[k];
+        });
+        expect(ran).toBeGreaterThan(0);
+        expect(total.commands).toBeGreaterThan(0);
+        expect(total.reads).toBeGreaterThan(0);
+        expect(total.holds).toBeGreaterThan(0);
+        if (ran >= 20) {
+          // the interesting cases happened: sessions expired mid-hold, replicas restored from snapshots
+          expect(total.expired).toBeGreaterThan(0);
+          expect(total.holdsLost).toBeGreaterThan(0);
+          expect(total.restores).toBeGreaterThan(0);
+        }
+      },
+      TIMEOUT_MS,
+    );
   }
 });
 
@@ -70,8 +74,18 @@ describe('system simulation checkers', () => {
   });
 
   it('KV checker: accepts a linearizable history, rejects a stale read, a lost write and a wrong CAS', () => {
-    const put = (key: string, value: string, rev: number, call: number, ret: number): KvOperation => ({ input: { kind: 'put', key, value }, output: { kind: 'put', rev }, call, ret });
-    const get = (key: string, value: string | null, rev: number, call: number, ret: number): KvOperation => ({ input: { kind: 'get', key }, output: { kind: 'get', value, rev }, call, ret });
+    const put = (key: string, value: string, rev: number, call: number, ret: number): KvOperation => ({
+      input: { kind: 'put', key, value },
+      output: { kind: 'put', rev },
+      call,
+      ret,
+    });
+    const get = (key: string, value: string | null, rev: number, call: number, ret: number): KvOperation => ({
+      input: { kind: 'get', key },
+      output: { kind: 'get', value, rev },
+      call,
+      ret,
+    });
     const ok: KvOperation[] = [
       put('a', 'x', 1, 1, 2),
       put('b', 'y', 2, 3, 10),
@@ -90,9 +104,19 @@ describe('system simulation checkers', () => {
     // a read going back to an older value
     expect(checkKvHistory([put('a', 'x', 1, 1, 2), put('a', 'y', 2, 3, 4), get('a', 'x', 1, 5, 6)]).ok).toBe(false);
     // a CAS that succeeded against the wrong revision
-    expect(checkKvHistory([put('a', 'x', 5, 1, 2), { input: { kind: 'cas', key: 'a', prev: 4, value: 'z' }, output: { kind: 'cas', ok: true, rev: 6 }, call: 3, ret: 4 }]).ok).toBe(false);
+    expect(
+      checkKvHistory([
+        put('a', 'x', 5, 1, 2),
+        { input: { kind: 'cas', key: 'a', prev: 4, value: 'z' }, output: { kind: 'cas', ok: true, rev: 6 }, call: 3, ret: 4 },
+      ]).ok,
+    ).toBe(false);
     // create-only CAS succeeding on an existing key
-    expect(checkKvHistory([put('a', 'x', 5, 1, 2), { input: { kind: 'cas', key: 'a', prev: 0, value: 'z' }, output: { kind: 'cas', ok: true, rev: 6 }, call: 3, ret: 4 }]).ok).toBe(false);
+    expect(
+      checkKvHistory([
+        put('a', 'x', 5, 1, 2),
+        { input: { kind: 'cas', key: 'a', prev: 0, value: 'z' }, output: { kind: 'cas', ok: true, rev: 6 }, call: 3, ret: 4 },
+      ]).ok,
+    ).toBe(false);
     // revisions going backwards
     expect(checkKvHistory([put('a', 'x', 5, 1, 2), put('a', 'y', 3, 3, 4)]).ok).toBe(false);
   });

@@ -358,7 +358,12 @@ describe('SystemState: validation', () => {
         },
       },
     );
-    const getter = Object.defineProperty({ op: 'kv-put', value: 'v' }, 'key', { enumerable: true, get: () => { throw new Error('boom'); } });
+    const getter = Object.defineProperty({ op: 'kv-put', value: 'v' }, 'key', {
+      enumerable: true,
+      get: () => {
+        throw new Error('boom');
+      },
+    });
     expect(s.apply(hostile)).toMatchObject({ ok: false, code: 'invalid_command' });
     expect(s.apply(getter)).toMatchObject({ ok: false, code: 'invalid_command' });
     expect(s.revision).toBe(0);

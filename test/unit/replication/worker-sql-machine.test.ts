@@ -108,9 +108,13 @@ describe('WorkerSqlMachine', () => {
 
   it('keeps 64-bit integers exact, and its snapshot restores to the same state', async () => {
     const m = await machine();
-    const r = await m.apply(entry('CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)', { sql: 'INSERT INTO t VALUES(?, ?)', params: [9223372036854775807n, 9007199254740993n] }));
+    const r = await m.apply(
+      entry('CREATE TABLE t(id INTEGER PRIMARY KEY, v INTEGER)', { sql: 'INSERT INTO t VALUES(?, ?)', params: [9223372036854775807n, 9007199254740993n] }),
+    );
     expect(r).toMatchObject([{}, { last_insert_id: 9223372036854775807n, rows_affected: 1 }]);
-    expect(values(await m.queryAll([{ sql: 'SELECT id, v, v + 0 = 9007199254740993, 1 FROM t' }], { timeoutMs: 5000 }))).toEqual([[9223372036854775807n, 9007199254740993n, 1, 1]]);
+    expect(values(await m.queryAll([{ sql: 'SELECT id, v, v + 0 = 9007199254740993, 1 FROM t' }], { timeoutMs: 5000 }))).toEqual([
+      [9223372036854775807n, 9007199254740993n, 1, 1],
+    ]);
     const copy = await machine();
     await copy.restore(await m.snapshot());
     expect(values(await copy.queryAll([{ sql: 'SELECT v FROM t' }], { timeoutMs: 5000 }))).toEqual([[9007199254740993n]]);

@@ -49,7 +49,10 @@ describe('CommandLog', () => {
     for (let cut = goodSize; cut < full.length; cut++) {
       writeFileSync(file, full.subarray(0, cut));
       const { log: l, records } = await open(dir);
-      expect(records.map((r) => r.index), `cut at ${cut}`).toEqual([1, 2, 3, 4]);
+      expect(
+        records.map((r) => r.index),
+        `cut at ${cut}`,
+      ).toEqual([1, 2, 3, 4]);
       expect(statSync(file).size).toBe(goodSize);
       await l.appendBatch(recs(5, 1, 'after')); // and the log goes on from there
       await l.close();

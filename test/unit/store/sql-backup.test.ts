@@ -43,7 +43,12 @@ function contents(db: InstanceType<SqlJsStatic['Database']>): unknown {
   for (const t of tables) {
     const cols = db.exec(`SELECT name FROM pragma_table_info('${t.replace(/'/g, "''")}')`)[0]!.values.map((r) => String(r[0]));
     const q = `"${t.replace(/"/g, '""')}"`;
-    const select = cols.map((c) => `typeof("${c}"), CASE typeof("${c}") WHEN 'real' THEN hex(CAST("${c}" AS BLOB)) || ':' || printf('%!.20g', "${c}") WHEN 'blob' THEN hex("${c}") ELSE CAST("${c}" AS TEXT) END`).join(', ');
+    const select = cols
+      .map(
+        (c) =>
+          `typeof("${c}"), CASE typeof("${c}") WHEN 'real' THEN hex(CAST("${c}" AS BLOB)) || ':' || printf('%!.20g', "${c}") WHEN 'blob' THEN hex("${c}") ELSE CAST("${c}" AS TEXT) END`,
+      )
+      .join(', ');
     out[t] = db.exec(`SELECT ${select} FROM ${q} ORDER BY 1, 2`)[0]?.values ?? [];
   }
   out.schema = db.exec('SELECT type, name, sql FROM sqlite_master ORDER BY name')[0]!.values;
@@ -72,7 +77,7 @@ describe('SQL dumps', () => {
   it('a dump of an empty database loads to an empty database', () => {
     const db = new engine.Database();
     const copy = new engine.Database(loadableImage(engine, Buffer.from(dumpSql(db))));
-    expect(copy.exec("SELECT count(*) FROM sqlite_master")[0]!.values).toEqual([[0]]);
+    expect(copy.exec('SELECT count(*) FROM sqlite_master')[0]!.values).toEqual([[0]]);
   });
 });
 

@@ -47,7 +47,9 @@ describe('SqlStateMachine', () => {
 
   it('gives each row its own random value, seeded by the entry', () => {
     const sm = new SqlStateMachine(engine);
-    sm.apply(entry(1, 5, ['CREATE TABLE n(x)', 'WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<50) INSERT INTO n SELECT random() FROM c']));
+    sm.apply(
+      entry(1, 5, ['CREATE TABLE n(x)', 'WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<50) INSERT INTO n SELECT random() FROM c']),
+    );
     const xs = values(sm, 'SELECT x FROM n').map((r) => r[0]);
     expect(new Set(xs).size).toBe(50);
     for (const x of xs) expect(Number.isSafeInteger(x)).toBe(true);
@@ -112,7 +114,7 @@ describe('SqlStateMachine', () => {
       { last_insert_id: 2, rows_affected: 0, columns: ['2'], values: [[2]] },
     ]);
     // the first failing statement of a string ends it, after the results of those before it
-    expect(sm.apply(entry(3, 1, ["INSERT INTO t(v) VALUES (3); INSERT INTO nope VALUES (1); INSERT INTO t(v) VALUES (4)"]))).toEqual([
+    expect(sm.apply(entry(3, 1, ['INSERT INTO t(v) VALUES (3); INSERT INTO nope VALUES (1); INSERT INTO t(v) VALUES (4)']))).toEqual([
       { last_insert_id: 3, rows_affected: 1 },
       { error: expect.stringMatching(/no such table: nope/) },
     ]);
@@ -156,8 +158,12 @@ describe('SqlStateMachine', () => {
 
   it('reports column types from values and BLOBs as bytes', () => {
     const sm = new SqlStateMachine(engine);
-    sm.apply(entry(1, 1, ["CREATE TABLE t(a, b, c, d, e)", "INSERT INTO t VALUES(1, 1.5, 'x', x'0102', NULL)"]));
+    sm.apply(entry(1, 1, ['CREATE TABLE t(a, b, c, d, e)', "INSERT INTO t VALUES(1, 1.5, 'x', x'0102', NULL)"]));
     const r = sm.query({ sql: 'SELECT * FROM t' });
-    expect(r).toEqual({ columns: ['a', 'b', 'c', 'd', 'e'], types: ['integer', 'real', 'text', 'blob', ''], values: [[1, 1.5, 'x', new Uint8Array([1, 2]), null]] });
+    expect(r).toEqual({
+      columns: ['a', 'b', 'c', 'd', 'e'],
+      types: ['integer', 'real', 'text', 'blob', ''],
+      values: [[1, 1.5, 'x', new Uint8Array([1, 2]), null]],
+    });
   });
 });

@@ -161,7 +161,18 @@ describe('signaling authentication (in-memory transport)', () => {
 
     // Replay: the same signed offer twice.
     const auth = new SignalAuth('right', 'test', systemClock);
-    const offer = auth.sign<SignalOffer>({ v: 1, kind: 'offer', from: 'r', to: '', cluster: 'test', endpoint: 'http://127.0.0.1:1', impl: 'werift', ts: Date.now(), nonce: auth.nonce(), sdp: (await memoryRtc().offer({ iceAddresses: [], iceServers: [] })).sdp });
+    const offer = auth.sign<SignalOffer>({
+      v: 1,
+      kind: 'offer',
+      from: 'r',
+      to: '',
+      cluster: 'test',
+      endpoint: 'http://127.0.0.1:1',
+      impl: 'werift',
+      ts: Date.now(),
+      nonce: auth.nonce(),
+      sdp: (await memoryRtc().offer({ iceAddresses: [], iceServers: [] })).sdp,
+    });
     expect((await b.acceptOffer(offer)).status).toBe(200);
     expect(await b.acceptOffer(offer)).toMatchObject({ status: 401, body: { code: 'replayed' } });
     expect((await b.acceptOffer({ ...offer, sdp: offer.sdp + 'a=x\r\n', nonce: auth.nonce() })).status).toBe(401); // tampered SDP
