@@ -13,6 +13,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { offerReply } from '../../src/api/cluster-routes';
 import { systemClock } from '../../src/core/clock';
 import { silentLogger } from '../../src/core/logger';
 import { encodeFrame } from '../../src/transport/frames';
@@ -48,7 +49,7 @@ async function meshPair(left: string, right: string): Promise<[Mesh, Mesh]> {
       rtc: await factory(impl),
       rtcOptions: { iceAddresses: ['127.0.0.1'], iceServers: [] },
       auth: new SignalAuth('bench-cookie', 'bench', systemClock),
-      postSignal: async (to: string, offer: SignalOffer) => endpoints.get(to)!.acceptOffer(JSON.parse(JSON.stringify(offer))),
+      postSignal: async (to: string, offer: SignalOffer) => offerReply(await endpoints.get(to)!.acceptOffer(JSON.parse(JSON.stringify(offer)))),
       logger: silentLogger,
       clock: systemClock,
     });

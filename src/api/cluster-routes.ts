@@ -5,7 +5,8 @@
  * GET /cluster/nodes.
  */
 import { GandalfError } from '../core/errors';
-import type { Routes } from './http-server';
+import type { OfferOutcome, OfferRefusal } from '../transport/mesh';
+import type { RouteResponse, Routes } from './http-server';
 
 /** One row of GET /cluster/nodes: FlowG's shape, extended. */
 export interface NodeView {
@@ -23,7 +24,28 @@ export interface ClusterView {
 }
 
 export interface SignalReceiver {
-  acceptOffer(body: unknown): Promise<{ status: number; body: unknown }>;
+  acceptOffer(body: unknown): Promise<OfferOutcome>;
+}
+
+const REFUSAL_STATUS: Record<OfferRefusal, number> = {
+  invalid_request: 400,
+  unauthorized: 401,
+  stale: 401,
+  replayed: 401,
+  wrong_cluster: 403,
+  removed: 403,
+  self: 409,
+  wrong_node: 409,
+  glare: 409,
+  starting: 503,
+  stopping: 503,
+};
+
+/** The HTTP reply to an offer: the signed answer, or the refusal with its code (and our clock, for `stale`). */
+export function offerReply(outcome: OfferOutcome): RouteResponse {
+  if (outcome.ok) return { status: 200, body: outcome.answer };
+  const body = { code: outcome.code, message: outcome.message, ...(outcome.serverTime === undefined ? {} : { server_time: outcome.serverTime }) };
+  return { status: REFUSAL_STATUS[outcome.code], body };
 }
 
 export function clusterViewRoutes(cluster: ClusterView): Routes {
@@ -46,5 +68,5 @@ export function clusterAdminRoutes(admin: ClusterAdmin): Routes {
 }
 
 export function signalRoutes(receiver: SignalReceiver): Routes {
-  return { 'POST /cluster/signal': (req) => receiver.acceptOffer(req.body) };
+  return { 'POST /cluster/signal': async (req) => offerReply(await receiver.acceptOffer(req.body)) };
 }

@@ -13,6 +13,7 @@
  */
 import type * as http from 'node:http';
 import { parseDuration } from '../config/settings';
+import { sleep, systemClock, type Clock } from '../core/clock';
 import { GandalfError } from '../core/errors';
 import { DEFAULT_SESSION_TTL_MS, WATCH_POLL_MS, type Coordination } from '../replication/coordination';
 import type { KvEntry, KvEvent } from '../replication/system-state';
@@ -69,7 +70,7 @@ function kvJson(kv: KvEntry): Record<string, unknown> {
   };
 }
 
-export function coordinationRoutes(coordination: () => Coordination): Routes {
+export function coordinationRoutes(coordination: () => Coordination, clock: Clock = systemClock): Routes {
   const session = (req: RouteRequest): string => {
     const s = req.url.searchParams.get('session');
     if (!s) invalid('the session parameter is required (POST /session opens one)');
@@ -144,7 +145,7 @@ export function coordinationRoutes(coordination: () => Coordination): Routes {
 
     'GET /kv/*': async (req) => {
       const c = coordination();
-      if (flag(req, 'watch')) return { status: 200, body: null, stream: (res) => watch(c, req, res) };
+      if (flag(req, 'watch')) return { status: 200, body: null, stream: (res) => watch(c, req, res, clock) };
       if (flag(req, 'prefix')) {
         const { kvs, revision } = await c.list(req.rest, level(req));
         return { status: 200, body: { kvs: kvs.map(kvJson), count: kvs.length, revision } };
@@ -179,7 +180,7 @@ export function coordinationRoutes(coordination: () => Coordination): Routes {
 }
 
 /** Server-sent events: `id` is the revision, so EventSource's Last-Event-ID resumes exactly after the last one seen. */
-async function watch(c: Coordination, req: RouteRequest, res: http.ServerResponse): Promise<void> {
+async function watch(c: Coordination, req: RouteRequest, res: http.ServerResponse, clock: Clock): Promise<void> {
   const prefix = flag(req, 'prefix');
   const header = req.raw.headers['last-event-id'];
   // Events after `from`: ?from=N starts at revision N (inclusive), Last-Event-ID is the last one seen, neither: from now on.
@@ -205,7 +206,7 @@ async function watch(c: Coordination, req: RouteRequest, res: http.ServerRespons
       const e = err instanceof GandalfError ? { code: err.code, message: err.message } : { code: 'internal', message: (err as Error).message };
       res.write(`event: error\ndata: ${JSON.stringify(e)}\n\n`);
       if (e.code === 'compacted' || e.code === 'invalid_request') break;
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(clock, 500);
       continue;
     }
     for (const ev of got.events) {

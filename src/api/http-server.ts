@@ -10,7 +10,7 @@ import type { HostPort } from '../config/settings';
 import { GandalfError, type ErrorCode } from '../core/errors';
 import { parseJson, toJson } from '../core/json';
 import type { Logger } from '../core/logger';
-import type { Clock } from '../core/clock';
+import { sleep, systemClock, type Clock } from '../core/clock';
 
 export interface RouteRequest {
   method: string;
@@ -92,6 +92,8 @@ export interface ApiServerOptions {
   maxBodyBytes: number;
   /** Grace period for in-flight requests on close. */
   closeTimeoutMs?: number;
+  /** Times the close grace period (default: the system clock). */
+  clock?: Clock;
   /** Time a client has to send a whole request, headers and body (default REQUEST_TIMEOUT_MS): a trickled body is cut off like slow headers. */
   requestTimeoutMs?: number;
   /**
@@ -173,10 +175,7 @@ export class ApiServer {
     this.server.closeIdleConnections();
     if (this.inFlight > 0) {
       const timeout = this.options.closeTimeoutMs ?? 10_000;
-      await Promise.race([
-        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
-        new Promise<void>((resolve) => setTimeout(resolve, timeout).unref()),
-      ]);
+      await Promise.race([new Promise<void>((resolve) => this.idleWaiters.push(resolve)), sleep(this.options.clock ?? systemClock, timeout)]);
     }
     this.server.closeAllConnections();
     await closed;

@@ -6,6 +6,7 @@
  * interface per socket).
  */
 import Bonjour from 'bonjour-service';
+import { sleep, type Clock } from '../core/clock';
 import type { Logger } from '../core/logger';
 
 export const SERVICE_TYPE = 'gandalf';
@@ -32,7 +33,11 @@ export interface MdnsOptions {
   self: Advertisement;
   onDiscovered: (peer: Discovered) => void;
   logger: Logger;
+  clock: Clock;
 }
+
+/** Longest a stop waits for the goodbye packets. */
+const UNPUBLISH_WAIT_MS = 1000;
 
 export class MdnsDiscovery {
   private readonly instances: Bonjour[] = [];
@@ -78,7 +83,7 @@ export class MdnsDiscovery {
         (b) =>
           new Promise<void>((resolve) => {
             b.unpublishAll(() => b.destroy(() => resolve()));
-            setTimeout(resolve, 1000).unref();
+            void sleep(this.options.clock, UNPUBLISH_WAIT_MS).then(resolve);
           }),
       ),
     ).then(() => undefined);

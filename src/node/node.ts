@@ -24,7 +24,7 @@ import { metricsRoutes, NodeMetrics } from '../api/metrics';
 import { ApiServer } from '../api/http-server';
 import { nodeRoutes, type Lifecycle } from '../api/node-routes';
 import { formatHostPort, type HostPort, type NodeConfig } from '../config/settings';
-import { systemClock } from '../core/clock';
+import { systemClock, type Clock } from '../core/clock';
 import { ConfigError, GandalfError } from '../core/errors';
 import { createLogger, type Logger } from '../core/logger';
 import { JoinLoop } from '../discovery/join-loop';
@@ -42,7 +42,7 @@ import type { ReadLevel } from '../replication/replicator';
 import { bundledSqlWorkerSource } from '../replication/sql-worker-source';
 import { SqlWriterPool } from '../replication/sql-worker-client';
 import { WorkerSqlMachine } from '../replication/worker-sql-machine';
-import { Mesh } from '../transport/mesh';
+import { Mesh, type OfferOutcome } from '../transport/mesh';
 import { loadNativeRtc } from '../transport/native-rtc';
 import type { RtcFactory } from '../transport/rtc';
 import { postSignal } from '../transport/signal-client';
@@ -61,7 +61,7 @@ import { RecentErrors } from './recent-errors';
 export class GandalfNode {
   readonly logger: Logger;
   private state: Lifecycle = 'starting';
-  private readonly startedAt = Date.now();
+  private readonly startedAt = systemClock.monotonic();
   private lock: DataDirLock | undefined;
   private replicator: Replicator | undefined;
   private sqlWriters: SqlWriterPool | undefined;
@@ -81,7 +81,7 @@ export class GandalfNode {
 
   constructor(private readonly config: NodeConfig) {
     this.logger = createLogger({ level: config.logLevel, format: config.logFormat, tap: (e) => this.recentErrors.add(e) });
-    this.notifier = createNotifier(process.env, this.logger);
+    this.notifier = createNotifier(process.env, this.logger, systemClock);
   }
 
   async start(): Promise<void> {
@@ -126,8 +126,8 @@ export class GandalfNode {
     };
     const clusterView = { nodes: () => this.cluster?.nodes() ?? [] };
     const signals = {
-      acceptOffer: async (body: unknown) =>
-        this.mesh ? this.mesh.acceptOffer(body) : { status: 503, body: { code: 'starting', message: 'the node is starting' } },
+      acceptOffer: async (body: unknown): Promise<OfferOutcome> =>
+        this.mesh ? this.mesh.acceptOffer(body) : { ok: false, code: 'starting', message: 'the node is starting' },
     };
     const tls = readTls(config);
     const api = new ApiServer({
@@ -137,7 +137,7 @@ export class GandalfNode {
         ...nodeRoutes(info),
         ...dbRoutes(dbs),
         ...backupRoutes(backups),
-        ...coordinationRoutes(() => ready(this.coordination)),
+        ...coordinationRoutes(() => ready(this.coordination), systemClock),
         ...clusterViewRoutes(clusterView),
         ...clusterAdminRoutes({ removeNode: (id, opts) => ready(this.replicator).removeNode(id, opts) }),
         ...metricsRoutes(metrics),
@@ -362,7 +362,7 @@ export class GandalfNode {
     const { config, logger } = this;
     const mgmt = this.bound.mgmt!;
     const endpoint = config.advertiseEndpoint ?? advertisedEndpoint(mgmt);
-    const rtc = await loadRtc(config.webrtc, logger);
+    const rtc = await loadRtc(config.webrtc, logger, systemClock);
     const auth = new SignalAuth(cookies, config.clusterName, systemClock);
     if (config.clusterCookieFile && cookies.length > 0) {
       this.watches.push(watchCookieFile(config.clusterCookieFile, (next) => auth.setCookies(next), systemClock, logger.child({ part: 'cookie' })));
@@ -405,6 +405,7 @@ export class GandalfNode {
             self: { id: this.nodeId, cluster: config.clusterName, port: mgmt.port, arch: process.arch, roles: '' },
             onDiscovered: (peer) => this.cluster?.discovered(peer),
             logger: logger.child({ part: 'mdns' }),
+            clock: systemClock,
           })
         : undefined;
     this.cluster = new Cluster({
@@ -452,7 +453,7 @@ export class GandalfNode {
       platform: process.platform,
       node_version: process.version,
       hostname: os.hostname(),
-      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+      uptime_s: Math.round((systemClock.monotonic() - this.startedAt) / 1000),
       http_bind: this.bound.http ? formatHostPort(this.bound.http) : null,
       mgmt_bind: this.bound.mgmt ? formatHostPort(this.bound.mgmt) : null,
       data_dir: path.resolve(this.config.dataDir),
@@ -471,14 +472,14 @@ export class GandalfNode {
   }
 }
 
-async function loadRtc(choice: NodeConfig['webrtc'], logger: Logger): Promise<RtcFactory> {
-  if (choice === 'werift') return loadWeriftRtc();
+async function loadRtc(choice: NodeConfig['webrtc'], logger: Logger, clock: Clock): Promise<RtcFactory> {
+  if (choice === 'werift') return loadWeriftRtc(clock);
   try {
-    return await loadNativeRtc();
+    return await loadNativeRtc(clock);
   } catch (err) {
     if (choice === 'native') throw new ConfigError(`--webrtc native: node-datachannel does not load here: ${(err as Error).message}`);
     logger.info('node-datachannel is not available here; using werift', { reason: (err as Error).message.split('\n')[0] });
-    return loadWeriftRtc();
+    return loadWeriftRtc(clock);
   }
 }
 

@@ -5,6 +5,7 @@
  * sets NotifyAccess=all). Without NOTIFY_SOCKET every call is a no-op.
  */
 import { execFile } from 'node:child_process';
+import type { Clock, TimerHandle } from '../core/clock';
 import type { Logger } from '../core/logger';
 
 export interface Notifier {
@@ -15,9 +16,10 @@ export interface Notifier {
   close(): void;
 }
 
-export function createNotifier(env: NodeJS.ProcessEnv, logger: Logger): Notifier {
+export function createNotifier(env: NodeJS.ProcessEnv, logger: Logger, clock: Clock): Notifier {
   const socket = env.NOTIFY_SOCKET;
-  let timer: NodeJS.Timeout | undefined;
+  let timer: TimerHandle | undefined;
+  let stopped = false;
   let warned = false;
   const send = (...fields: string[]) => {
     if (!socket) return;
@@ -36,12 +38,17 @@ export function createNotifier(env: NodeJS.ProcessEnv, logger: Logger): Notifier
       const pid = env.WATCHDOG_PID ? Number(env.WATCHDOG_PID) : process.pid;
       if (!socket || !Number.isFinite(usec) || usec <= 0 || pid !== process.pid) return;
       const everyMs = Math.max(100, Math.floor(usec / 2000));
-      send('WATCHDOG=1');
-      timer = setInterval(() => send('WATCHDOG=1'), everyMs);
-      timer.unref();
+      const ping = () => {
+        if (stopped) return;
+        send('WATCHDOG=1');
+        timer = clock.setTimeout(ping, everyMs);
+        timer.unref?.();
+      };
+      ping();
     },
     close() {
-      if (timer) clearInterval(timer);
+      stopped = true;
+      if (timer) clock.clearTimeout(timer);
     },
   };
 }

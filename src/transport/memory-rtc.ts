@@ -4,6 +4,7 @@
  * without sockets; it passes the same conformance suite as WebRTC.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { systemClock, type Clock } from '../core/clock';
 import { BaseConnection } from './rtc-connection';
 import { sdpFingerprint, type ChannelKind, type RtcChannel, type RtcConnection, type RtcFactory } from './rtc';
 
@@ -39,12 +40,12 @@ class MemoryConnection extends BaseConnection {
   readonly channels = { reliable: new MemoryChannel('reliable', this), datagram: new MemoryChannel('datagram', this) };
   peer: MemoryConnection | undefined;
   isClosed = false;
-  constructor() {
-    super();
+  constructor(private readonly timing: Clock) {
+    super(timing);
     registry.set(this.token, this);
   }
   open(): void {
-    setImmediate(() => {
+    this.timing.defer(() => {
       this.channelOpen(this.channels.reliable);
       this.channelOpen(this.channels.datagram);
     });
@@ -57,7 +58,7 @@ class MemoryConnection extends BaseConnection {
     registry.delete(this.token);
     const peer = this.peer;
     this.peer = undefined;
-    if (peer && !peer.isClosed) setImmediate(() => peer.close());
+    if (peer && !peer.isClosed) this.timing.defer(() => peer.close());
   }
 }
 
@@ -86,16 +87,16 @@ function pair(a: MemoryConnection, b: MemoryConnection): void {
   b.channels.datagram.peer = a.channels.datagram;
 }
 
-export function memoryRtc(): RtcFactory {
+export function memoryRtc(clock: Clock = systemClock): RtcFactory {
   return {
     name: 'werift',
     async offer() {
-      const connection = new MemoryConnection();
+      const connection = new MemoryConnection(clock);
       return { connection, sdp: sdpOf(connection) };
     },
     async answer(_options, offerSdp) {
       const offerer = lookup(offerSdp);
-      const connection = new MemoryConnection();
+      const connection = new MemoryConnection(clock);
       pair(offerer, connection);
       connection.open();
       return { connection, sdp: sdpOf(connection) };

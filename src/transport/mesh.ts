@@ -17,7 +17,7 @@ import type { Logger } from '../core/logger';
 import type { WireMessage } from './frames';
 import { PeerLink, type LinkStats } from './peer-link';
 import { sdpFingerprint, type ChannelKind, type RtcChannel, type RtcConnection, type RtcFactory, type RtcOptions } from './rtc';
-import { SIGNAL_VERSION, parseSignal, type SignalAnswer, type SignalAuth, type SignalOffer } from './signaling';
+import { SIGNAL_VERSION, parseSignal, type SignalAnswer, type SignalAuth, type SignalOffer, type SignalRejection } from './signaling';
 
 export interface MeshSelf {
   id: string;
@@ -38,6 +38,14 @@ export interface HttpReply {
   status: number;
   body: unknown;
 }
+
+/** Why an offer was refused: the signal check's codes and the mesh's own. */
+export type OfferRefusal = SignalRejection['code'] | 'starting' | 'stopping' | 'self' | 'removed' | 'wrong_node' | 'glare';
+
+/** What `acceptOffer` decided; the API layer maps it to an HTTP reply. */
+export type OfferOutcome =
+  | { ok: true; answer: SignalAnswer }
+  | { ok: false; code: OfferRefusal; message: string; /** Our clock, with `stale`, so the dialer can retry on it. */ serverTime?: number };
 
 export interface MeshOptions {
   self: MeshSelf;
@@ -111,7 +119,9 @@ export class Mesh {
     return this.options.rtc.name;
   }
 
+  /** Registers the handler of `topic`; a second handler for one topic is a bug and refused. */
   subscribe(topic: string, handler: TopicHandler): void {
+    if (this.topics.has(topic)) throw new Error(`mesh: topic ${topic} already has a handler`);
     this.topics.set(topic, handler);
   }
 
@@ -219,7 +229,7 @@ export class Mesh {
         reply = await this.deliverOffer(endpoint, expectedId, offer);
         const body = reply.body as { code?: string; server_time?: unknown } | undefined;
         // The peer's clock differs by more than the window (boards without RTC): retry once on its time.
-        if (reply.status === 401 && body?.code === 'stale' && typeof body.server_time === 'number' && attempt === 0) {
+        if (reply.status !== 200 && body?.code === 'stale' && typeof body.server_time === 'number' && attempt === 0) {
           this.skew.set(endpoint, body.server_time - this.options.clock.now());
           continue;
         }
@@ -265,19 +275,19 @@ export class Mesh {
 
   private relayOffer(relay: string, to: string, offer: SignalOffer): Promise<HttpReply | undefined> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      const timer = this.options.clock.setTimeout(() => {
         this.relayWaiters.delete(offer.nonce);
         resolve(undefined);
       }, RELAY_TIMEOUT_MS);
-      timer.unref();
+      timer.unref?.();
       this.relayWaiters.set(offer.nonce, (reply) => {
-        clearTimeout(timer);
+        this.options.clock.clearTimeout(timer);
         this.relayWaiters.delete(offer.nonce);
         resolve(reply);
       });
       const message: RelayMessage = { kind: 'relay-offer', to, hops: 0, offer };
       if (!this.send('reliable', relay, SIGNAL_TOPIC, message)) {
-        clearTimeout(timer);
+        this.options.clock.clearTimeout(timer);
         this.relayWaiters.delete(offer.nonce);
         resolve(undefined);
       }
@@ -300,50 +310,52 @@ export class Mesh {
       return;
     }
     const offer = message.offer as { from?: unknown; nonce?: unknown };
-    void this.acceptOffer(message.offer).then((reply) => {
+    void this.acceptOffer(message.offer).then((outcome) => {
       if (typeof offer.from !== 'string' || typeof offer.nonce !== 'string') return;
+      // A relayed reply says only accepted (200) or refused (409); the body carries the code.
+      const reply = outcome.ok
+        ? { status: 200, body: outcome.answer }
+        : {
+            status: 409,
+            body: { code: outcome.code, message: outcome.message, ...(outcome.serverTime === undefined ? {} : { server_time: outcome.serverTime }) },
+          };
       const back: RelayMessage = { kind: 'relay-reply', to: offer.from, hops: 0, re: offer.nonce, status: reply.status, body: reply.body };
       // Straight back if linked to the originator, else through the relay it came from.
       if (!this.send('reliable', offer.from, SIGNAL_TOPIC, back)) this.send('reliable', from, SIGNAL_TOPIC, back);
     });
   }
 
-  /** Handles an offer from `POST /cluster/signal`; the reply is the HTTP response. */
-  async acceptOffer(body: unknown): Promise<HttpReply> {
-    if (this.stopped) return { status: 503, body: { code: 'stopping', message: 'the node is stopping' } };
+  /** Handles an offer (from `POST /cluster/signal` or a relay): the signed answer, or why it was refused. */
+  async acceptOffer(body: unknown): Promise<OfferOutcome> {
+    const refuse = (code: OfferRefusal, message: string, serverTime?: number): OfferOutcome => ({
+      ok: false,
+      code,
+      message,
+      ...(serverTime === undefined ? {} : { serverTime }),
+    });
+    if (this.stopped) return refuse('stopping', 'the node is stopping');
     const offer = parseSignal(body, 'offer');
-    if ('code' in offer) return { status: 400, body: { code: offer.code, message: offer.message } };
+    if ('code' in offer) return refuse(offer.code, offer.message);
     const { auth, self, rtc, rtcOptions } = this.options;
     const rejected = auth.verify(offer);
     if (rejected) {
       this.retired.signalsRefused++;
-      const status = rejected.code === 'wrong_cluster' ? 403 : rejected.code === 'invalid_request' ? 400 : 401;
       this.options.logger.warn('refused a signal', { from: offer.from, endpoint: offer.endpoint, code: rejected.code });
-      return {
-        status,
-        body: { code: rejected.code, message: rejected.message, ...(rejected.code === 'stale' ? { server_time: this.options.clock.now() } : {}) },
-      };
+      return refuse(rejected.code, rejected.message, rejected.code === 'stale' ? this.options.clock.now() : undefined);
     }
-    if (offer.from === self.id) return { status: 409, body: { code: 'self', message: 'an offer from this node itself' } };
+    if (offer.from === self.id) return refuse('self', 'an offer from this node itself');
     if (this.banned.has(offer.from)) {
       this.retired.signalsRefused++;
-      return {
-        status: 403,
-        body: { code: 'removed', message: `node ${offer.from} was removed from this cluster; wipe its data directory (a new node id) to join again` },
-      };
+      return refuse('removed', `node ${offer.from} was removed from this cluster; wipe its data directory (a new node id) to join again`);
     }
-    if (offer.to !== '' && offer.to !== self.id) {
-      return { status: 409, body: { code: 'wrong_node', message: `this endpoint is node ${self.id}, not ${offer.to}` } };
-    }
+    if (offer.to !== '' && offer.to !== self.id) return refuse('wrong_node', `this endpoint is node ${self.id}, not ${offer.to}`);
     // Glare: both sides dialing each other. The lower id's offer wins.
-    if (this.outgoing.has(offer.from) && self.id < offer.from) {
-      return { status: 409, body: { code: 'glare', message: `${self.id} is connecting to ${offer.from} already` } };
-    }
+    if (this.outgoing.has(offer.from) && self.id < offer.from) return refuse('glare', `${self.id} is connecting to ${offer.from} already`);
     let answered: { connection: RtcConnection; sdp: string };
     try {
       answered = await rtc.answer(rtcOptions, offer.sdp);
     } catch (err) {
-      return { status: 400, body: { code: 'invalid_request', message: `cannot answer the offer: ${(err as Error).message}` } };
+      return refuse('invalid_request', `cannot answer the offer: ${(err as Error).message}`);
     }
     const answer = auth.sign<SignalAnswer>({
       v: SIGNAL_VERSION,
@@ -362,7 +374,7 @@ export class Mesh {
       (channels) => this.adopt(offer as SignalOffer, answered.connection, channels),
       (err: Error) => this.options.logger.debug('incoming connection did not open', { from: offer.from, err }),
     );
-    return { status: 200, body: answer };
+    return { ok: true, answer };
   }
 
   /** Takes a connection whose channels are open; the newest connection to a peer replaces older ones. */

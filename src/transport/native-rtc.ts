@@ -13,6 +13,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSy
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type * as NdcModule from 'node-datachannel';
+import { systemClock, type Clock } from '../core/clock';
 import { runningSea } from '../core/sea';
 import { BaseConnection, withTimeout } from './rtc-connection';
 import { GATHER_TIMEOUT_MS, LOW_WATER, filterCandidates, type ChannelKind, type RtcChannel, type RtcFactory, type RtcOptions } from './rtc';
@@ -47,8 +48,11 @@ class NativeChannel implements RtcChannel {
 
 class NativeConnection extends BaseConnection {
   private released = false;
-  constructor(readonly pc: NdcPeer) {
-    super();
+  constructor(
+    readonly pc: NdcPeer,
+    clock: Clock,
+  ) {
+    super(clock);
     pc.onStateChange((state) => {
       if (state === 'failed' || state === 'closed') this.closed(`peer connection ${state}`);
     });
@@ -84,8 +88,9 @@ class NativeConnection extends BaseConnection {
   }
 }
 
-function gathered(pc: NdcPeer): Promise<string> {
+function gathered(clock: Clock, pc: NdcPeer): Promise<string> {
   return withTimeout(
+    clock,
     new Promise<string>((resolve) => {
       pc.onGatheringStateChange((state) => {
         if (state === 'complete') resolve(pc.localDescription()!.sdp);
@@ -131,7 +136,7 @@ function loadEmbeddedAddon(): Ndc | undefined {
   return module.exports;
 }
 
-export async function loadNativeRtc(): Promise<RtcFactory> {
+export async function loadNativeRtc(clock: Clock = systemClock): Promise<RtcFactory> {
   let ndc = loadEmbeddedAddon();
   if (!ndc) {
     const mod = (await import('node-datachannel')) as Ndc & { default?: Ndc };
@@ -146,13 +151,13 @@ export async function loadNativeRtc(): Promise<RtcFactory> {
       ...(bind ? { bindAddress: bind } : {}),
       enableIceTcp: false,
     });
-    return new NativeConnection(pc);
+    return new NativeConnection(pc, clock);
   };
   return {
     name: 'native',
     async offer(options) {
       const connection = create(options);
-      const sdp = gathered(connection.pc);
+      const sdp = gathered(clock, connection.pc);
       connection.adopt(connection.pc.createDataChannel('reliable', {}));
       connection.adopt(connection.pc.createDataChannel('datagram', { unordered: true, maxRetransmits: 0 }));
       connection.pc.setLocalDescription();
@@ -166,7 +171,7 @@ export async function loadNativeRtc(): Promise<RtcFactory> {
     async answer(options, offerSdp) {
       const connection = create(options);
       connection.pc.onDataChannel((dc) => connection.adopt(dc));
-      const sdp = gathered(connection.pc);
+      const sdp = gathered(clock, connection.pc);
       try {
         connection.pc.setRemoteDescription(offerSdp, 'offer');
         return { connection, sdp: filterCandidates(await sdp, options.iceAddresses) };
@@ -184,7 +189,7 @@ export async function loadNativeRtc(): Promise<RtcFactory> {
         native.pc.setRemoteDescription(answerSdp, 'answer');
       } catch (err) {
         const reason = native.closeReason();
-        throw new Error(`the answer could not be applied: ${(err as Error).message}${reason ? ` (connection closed: ${reason})` : ''}`);
+        throw new Error(`the answer could not be applied: ${(err as Error).message}${reason ? ` (connection closed: ${reason})` : ''}`, { cause: err });
       }
     },
   };

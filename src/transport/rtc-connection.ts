@@ -1,4 +1,5 @@
 /** Bookkeeping shared by both WebRTC implementations: readiness, timeout, close listeners. */
+import type { Clock, TimerHandle } from '../core/clock';
 import type { RtcChannel, RtcConnection } from './rtc';
 import { CONNECT_TIMEOUT_MS } from './rtc';
 
@@ -9,16 +10,16 @@ export abstract class BaseConnection implements RtcConnection {
   private readonly openChannels: Partial<Record<'reliable' | 'datagram', RtcChannel>> = {};
   private readonly closeListeners: ((reason: string) => void)[] = [];
   private closedReason: string | undefined;
-  private readonly timer: NodeJS.Timeout;
+  private readonly timer: TimerHandle;
 
-  constructor() {
+  constructor(private readonly clock: Clock) {
     this.ready = new Promise((resolve, reject) => {
       this.resolveReady = resolve;
       this.rejectReady = reject;
     });
     this.ready.catch(() => {}); // observed through onClose as well
-    this.timer = setTimeout(() => this.closed(`channels not open after ${CONNECT_TIMEOUT_MS} ms`), CONNECT_TIMEOUT_MS);
-    this.timer.unref();
+    this.timer = clock.setTimeout(() => this.closed(`channels not open after ${CONNECT_TIMEOUT_MS} ms`), CONNECT_TIMEOUT_MS);
+    this.timer.unref?.();
   }
 
   /** Implementations call this when a channel opened. */
@@ -26,7 +27,7 @@ export abstract class BaseConnection implements RtcConnection {
     this.openChannels[channel.kind] = channel;
     const { reliable, datagram } = this.openChannels;
     if (reliable && datagram) {
-      clearTimeout(this.timer);
+      this.clock.clearTimeout(this.timer);
       this.resolveReady({ reliable, datagram });
     }
   }
@@ -35,7 +36,7 @@ export abstract class BaseConnection implements RtcConnection {
   protected closed(reason: string): void {
     if (this.closedReason !== undefined) return;
     this.closedReason = reason;
-    clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     this.rejectReady(new Error(`connection closed: ${reason}`));
     this.release();
     for (const l of this.closeListeners.splice(0)) l(reason);
@@ -61,10 +62,10 @@ export abstract class BaseConnection implements RtcConnection {
 }
 
 /** Waits for `done` or fails after `ms` with `what` in the message. */
-export function withTimeout<T>(done: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
+export function withTimeout<T>(clock: Clock, done: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: TimerHandle | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    timer = clock.setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
   });
-  return Promise.race([done, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([done, timeout]).finally(() => clock.clearTimeout(timer!));
 }

@@ -1,5 +1,6 @@
 /** WebRTC through werift: pure TypeScript, runs on every architecture. */
 import type * as WeriftModule from 'werift';
+import { systemClock, type Clock } from '../core/clock';
 import { BaseConnection, withTimeout } from './rtc-connection';
 import { GATHER_TIMEOUT_MS, LOW_WATER, filterCandidates, type ChannelKind, type RtcChannel, type RtcFactory, type RtcOptions } from './rtc';
 
@@ -30,8 +31,11 @@ class WeriftChannel implements RtcChannel {
 
 class WeriftConnection extends BaseConnection {
   private released = false;
-  constructor(readonly pc: WPeer) {
-    super();
+  constructor(
+    readonly pc: WPeer,
+    clock: Clock,
+  ) {
+    super(clock);
     pc.connectionStateChange.subscribe((state) => {
       if (state === 'failed' || state === 'closed') this.closed(`peer connection ${state}`);
     });
@@ -59,9 +63,10 @@ class WeriftConnection extends BaseConnection {
   }
 }
 
-async function gathered(pc: WPeer): Promise<string> {
+async function gathered(clock: Clock, pc: WPeer): Promise<string> {
   if (pc.iceGatheringState !== 'complete') {
     await withTimeout(
+      clock,
       new Promise<void>((resolve) => {
         pc.iceGatheringStateChange.subscribe((state) => {
           if (state === 'complete') resolve();
@@ -74,7 +79,7 @@ async function gathered(pc: WPeer): Promise<string> {
   return pc.localDescription!.sdp;
 }
 
-export async function loadWeriftRtc(): Promise<RtcFactory> {
+export async function loadWeriftRtc(clock: Clock = systemClock): Promise<RtcFactory> {
   const w: Werift = await import('werift');
   const create = (options: RtcOptions) => {
     const specific = options.iceAddresses.filter((a) => a !== '0.0.0.0');
@@ -87,7 +92,7 @@ export async function loadWeriftRtc(): Promise<RtcFactory> {
       ...(loopbackOnly ? { iceAdditionalHostAddresses: specific } : {}),
       ...(specific.length > 0 ? { iceFilterCandidatePair: (pair) => specific.includes(pair.localCandidate.host) } : {}),
     });
-    return new WeriftConnection(pc);
+    return new WeriftConnection(pc, clock);
   };
   return {
     name: 'werift',
@@ -97,7 +102,7 @@ export async function loadWeriftRtc(): Promise<RtcFactory> {
         connection.adopt(connection.pc.createDataChannel('reliable', { ordered: true }));
         connection.adopt(connection.pc.createDataChannel('datagram', { ordered: false, maxRetransmits: 0 }));
         await connection.pc.setLocalDescription(await connection.pc.createOffer());
-        return { connection, sdp: filterCandidates(await gathered(connection.pc), options.iceAddresses) };
+        return { connection, sdp: filterCandidates(await gathered(clock, connection.pc), options.iceAddresses) };
       } catch (err) {
         connection.close();
         throw err;
@@ -109,7 +114,7 @@ export async function loadWeriftRtc(): Promise<RtcFactory> {
       try {
         await connection.pc.setRemoteDescription({ type: 'offer', sdp: offerSdp });
         await connection.pc.setLocalDescription(await connection.pc.createAnswer());
-        return { connection, sdp: filterCandidates(await gathered(connection.pc), options.iceAddresses) };
+        return { connection, sdp: filterCandidates(await gathered(clock, connection.pc), options.iceAddresses) };
       } catch (err) {
         connection.close();
         throw err;

@@ -5,6 +5,7 @@
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { systemClock, type Clock } from '../../../src/core/clock';
+import { offerReply } from '../../../src/api/cluster-routes';
 import { silentLogger } from '../../../src/core/logger';
 import { memoryRtc } from '../../../src/transport/memory-rtc';
 import { Mesh, type HttpReply } from '../../../src/transport/mesh';
@@ -65,7 +66,7 @@ async function makeMesh(spec: NodeSpec): Promise<Mesh> {
     postSignal: async (to: string, offer: SignalOffer): Promise<HttpReply> => {
       const target = endpoints.get(to);
       if (!target || unreachable.has(`${spec.id}->${to}`)) throw new Error(`connect ECONNREFUSED ${to}`);
-      return target.acceptOffer(JSON.parse(JSON.stringify(offer)));
+      return offerReply(await target.acceptOffer(JSON.parse(JSON.stringify(offer))));
     },
     logger: silentLogger,
     clock,
@@ -173,15 +174,23 @@ describe('signaling authentication (in-memory transport)', () => {
       nonce: auth.nonce(),
       sdp: (await memoryRtc().offer({ iceAddresses: [], iceServers: [] })).sdp,
     });
-    expect((await b.acceptOffer(offer)).status).toBe(200);
-    expect(await b.acceptOffer(offer)).toMatchObject({ status: 401, body: { code: 'replayed' } });
-    expect((await b.acceptOffer({ ...offer, sdp: offer.sdp + 'a=x\r\n', nonce: auth.nonce() })).status).toBe(401); // tampered SDP
-    expect((await b.acceptOffer({ garbage: true })).status).toBe(400);
+    expect(await b.acceptOffer(offer)).toMatchObject({ ok: true });
+    expect(await b.acceptOffer(offer)).toMatchObject({ ok: false, code: 'replayed' });
+    expect(await b.acceptOffer({ ...offer, sdp: offer.sdp + 'a=x\r\n', nonce: auth.nonce() })).toMatchObject({ ok: false, code: 'unauthorized' }); // tampered SDP
+    expect(await b.acceptOffer({ garbage: true })).toMatchObject({ ok: false, code: 'invalid_request' });
+    expect(offerReply(await b.acceptOffer(offer))).toMatchObject({ status: 401, body: { code: 'replayed' } });
 
     // A board whose clock is an hour off still joins: the stale reply carries the peer's time.
     const skewed: Clock = { ...systemClock, now: () => Date.now() - 3_600_000 };
     const late = await makeMesh({ id: 'late', impl: 'memory', cookie: 'right', clock: skewed });
     expect(await late.connect(b.self.endpoint)).toBe('b');
+  });
+
+  it('refuses a second handler for one topic instead of replacing the first', async () => {
+    const m = await makeMesh({ id: 'dup', impl: 'memory' });
+    m.subscribe('t', () => undefined);
+    expect(() => m.subscribe('t', () => undefined)).toThrow(/topic t already has a handler/);
+    expect(() => m.subscribe('signal', () => undefined)).toThrow(/already has a handler/);
   });
 
   it('rotates the cookie board by board: accept the new one, sign with it, drop the old one', async () => {
