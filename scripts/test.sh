@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-test-deps.sh
 npx tsc -p .
+npm run --silent lint
 npm run --silent build
 # Every architecture's executable (unchanged ones are skipped) and its .deb,
 # for the cross-architecture, Debian package and SD-card image tests.

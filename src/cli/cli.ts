@@ -395,7 +395,7 @@ async function shell(bind: ClientTarget, initialDb: string, json: boolean, io: I
       if (cmd === '.exit' || cmd === '.quit') break;
       if (cmd === '.db' && arg) db = arg;
       else {
-        let known = false;
+        let known: boolean;
         try {
           known = await shellCommand(bind, db, cmd!, arg, io);
         } catch (err) {
@@ -435,6 +435,7 @@ async function shell(bind: ClientTarget, initialDb: string, json: boolean, io: I
  * A command that GETs one endpoint of a running node and prints it: JSON
  * when asked or not on a terminal, else through `render`.
  */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- renders a reply's JSON as it came
 async function getAndPrint(command: string, path: string, args: string[], io: Io, render: (body: any) => string): Promise<number> {
   const { values } = parse(args, { ...CLIENT_FLAGS }, command);
   if (values.help) {
@@ -451,11 +452,13 @@ async function getAndPrint(command: string, path: string, args: string[], io: Io
 }
 
 function cmdStatus(args: string[], io: Io): Promise<number> {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- renders a reply's JSON as it came
   return getAndPrint('status', '/status', args, io, (s: Record<string, any>) => {
     const head =
       `node ${s.node_id} (${s.state}) version ${s.version} ${s.arch} node ${s.node_version}\n` +
       `uptime ${s.uptime_s} s, api ${s.http_bind}, mgmt ${s.mgmt_bind}, data ${s.data_dir}\n` +
       `cluster ${s.cluster.name}${s.cluster.open ? ' (open)' : ''}: ${s.cluster.members} members, ${s.cluster.peers} linked over ${s.cluster.webrtc}\n\n`;
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above
     const rows = (s.replicas as Record<string, any>[]).map((r) => [
       r.group,
       r.state,

@@ -1,3 +1,4 @@
+import { systemClock } from './clock';
 /**
  * Structured logger: JSON lines (one object per line, for journald and log
  * shippers) or a human "pretty" format for terminals. Writes to stderr so
@@ -30,7 +31,7 @@ export interface LoggerOptions {
 
 export function createLogger(options: LoggerOptions, bound: LogFields = {}): Logger {
   const write = options.write ?? ((line: string) => process.stderr.write(line));
-  const now = options.now ?? Date.now;
+  const now = options.now ?? systemClock.now;
   const min = RANK[options.level];
   const emit = (level: LogLevel, msg: string, fields?: LogFields) => {
     if (RANK[level] < min) return;

@@ -54,7 +54,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
         throw new GandalfError('data_dir_locked', `cannot create lock file ${file}: ${(err as Error).message}`, err);
       }
     }
-    let content = '';
+    let content: string;
     try {
       content = readFileSync(file, 'utf8');
     } catch {

@@ -134,19 +134,16 @@ export class SqlStateMachine {
   /** Applies one entry. Never throws for SQL errors: they are the statement's result. */
   apply(entry: LogEntry<ExecuteCommand>): ExecuteResult[] {
     const { command } = entry;
-    const realNow = Date.now;
-    Date.now = () => entry.ts;
+    let results: ExecuteResult[][];
+    let dangling: boolean;
     this.nextRandom = seededRandom32(entry.seed);
     this.run(this.control.writable);
-    let results: ExecuteResult[][] = [];
-    let dangling = false;
     try {
-      results = command.transaction ? this.applyTransaction(command.statements) : this.applyEach(command.statements);
+      results = atEntryTime(entry.ts, () => (command.transaction ? this.applyTransaction(command.statements) : this.applyEach(command.statements)));
     } finally {
       dangling = this.closeDanglingTransaction();
       this.run(this.control.readOnly);
       this.nextRandom = cryptoRandom32;
-      Date.now = realNow;
     }
     if (dangling) {
       // what the client sent from its last BEGIN on was rolled back: say so for each of those statements
@@ -271,30 +268,29 @@ export class SqlStateMachine {
    * the write takes; its answers are not kept.
    */
   trial(entry: LogEntry<ExecuteCommand>): void {
-    const realNow = Date.now;
-    Date.now = () => entry.ts;
     this.nextRandom = seededRandom32(entry.seed);
     this.run(this.control.writable);
     try {
       this.run(this.control.begin);
-      for (const { sql, params } of entry.command.statements) {
-        for (const stmt of this.db.iterateStatements(sql)) {
-          try {
-            if (isTransactionControl(stmt.getSQL())) continue;
-            if (params !== undefined) stmt.bind(bindable(params));
-            while (stmt.step());
-          } finally {
-            stmt.free();
+      atEntryTime(entry.ts, () => {
+        for (const { sql, params } of entry.command.statements) {
+          for (const stmt of this.db.iterateStatements(sql)) {
+            try {
+              if (isTransactionControl(stmt.getSQL())) continue;
+              if (params !== undefined) stmt.bind(bindable(params));
+              while (stmt.step());
+            } finally {
+              stmt.free();
+            }
           }
         }
-      }
+      });
     } catch {
       // the real apply answers the error
     } finally {
       this.closeDanglingTransaction();
       this.run(this.control.readOnly);
       this.nextRandom = cryptoRandom32;
-      Date.now = realNow;
     }
   }
 
@@ -448,4 +444,21 @@ function randomBlob(next: () => number, n: unknown): Uint8Array {
     if (i + 3 < size) out[i + 3] = r >>> 24;
   }
   return out;
+}
+
+/**
+ * Runs `fn` with `Date.now` answering the entry's timestamp: sql.js reads the
+ * time for `datetime('now')` and friends through it, and every replica must
+ * read the same. Deliberately the one place that replaces the global.
+ */
+function atEntryTime<T>(ts: number, fn: () => T): T {
+  /* eslint-disable no-restricted-properties -- the entry's time stands in for the wall clock */
+  const realNow = Date.now;
+  Date.now = () => ts;
+  try {
+    return fn();
+  } finally {
+    Date.now = realNow;
+  }
+  /* eslint-enable no-restricted-properties */
 }

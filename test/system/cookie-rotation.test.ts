@@ -15,7 +15,7 @@ import { until } from '../helpers/until';
 
 const OLD = 'old-cookie-of-this-rack';
 const NEW = 'new-cookie-of-this-rack';
-let nodes: NodeProcess[] = [];
+const nodes: NodeProcess[] = [];
 afterAll(async () => {
   await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
 });

@@ -15,7 +15,7 @@ import { until } from '../helpers/until';
 
 /** SWIM here: suspect after a few missed probes, dead 6 s later (the member list's suspicion timeout). */
 const DEAD_WITHIN_MS = 20_000;
-let nodes: NodeProcess[] = [];
+const nodes: NodeProcess[] = [];
 let browser: Browser | undefined;
 afterAll(async () => {
   await browser?.close();

@@ -11,7 +11,7 @@ import { runCli, startNode, type NodeProcess } from '../helpers/node-process';
 import { tempDir } from '../helpers/tmp';
 import { until } from '../helpers/until';
 
-let nodes: NodeProcess[] = [];
+const nodes: NodeProcess[] = [];
 afterAll(async () => {
   await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
 });

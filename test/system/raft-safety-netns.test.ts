@@ -265,7 +265,7 @@ async function runSequence(run: number): Promise<void> {
         return `--- ${b.id}: no log`;
       }
     });
-    throw new Error(`${(err as Error).message}\nfaults: ${faults.join('; ')}\n${tails.join('\n')}`);
+    throw new Error(`${(err as Error).message}\nfaults: ${faults.join('; ')}\n${tails.join('\n')}`, { cause: err });
   } finally {
     await rack.stopWriters().catch(() => undefined);
     lab.destroy();

@@ -69,7 +69,7 @@ describe('liveness and readiness', () => {
     lifecycle = 'starting';
     try {
       expect((await call('GET', '/livez')).status).toBe(200);
-      let r = await call('GET', '/readyz');
+      const r = await call('GET', '/readyz');
       expect(r.status).toBe(503);
       expect(r.body.checks.node).toBe('starting');
       expect((await call('GET', '/readyz?noleader')).status).toBe(503);
