@@ -31,6 +31,10 @@ export interface DbRecord {
   redundancy: number;
   /** Desired voters, maintained by the system group's leader. */
   voters: string[];
+  /** The one board that may found the group. */
+  founder: string;
+  /** The founder reported the group open. */
+  founded: boolean;
 }
 
 /** What the replicator needs from the system group's state machine. */
@@ -171,6 +175,9 @@ export class Replicator {
   private placement = new Map<string, DbRecord>();
   private placementFetched = 0;
   private placementRefresh: Promise<void> | undefined;
+  /** System leader: since when each database placed but not founded was seen so, and those being founded now. */
+  private readonly unfoundedSince = new Map<string, number>();
+  private readonly founding = new Set<string>();
   private readonly startedAt: number;
   private reconcileTimer: TimerHandle | undefined;
   private reconciling = false;
@@ -556,6 +563,7 @@ export class Replicator {
         if (name === SYSTEM_GROUP) {
           await this.placeSystem(r.group);
           await this.placeDatabases(r);
+          this.foundForgotten(r);
         } else {
           const rec = this.placement.get(name);
           if (rec) await this.moveMembers(r.group, rec.voters, this.observerIds());
@@ -1089,49 +1097,97 @@ export class Replicator {
 
   // ---- databases ----
 
-  /** Creates database `name` (idempotent) and waits until it has a leader. */
+  /** Creates database `name` (idempotent) and waits until it has a leader; founds it if its creation was cut short. */
   async ensureDatabase(name: string, redundancy: number | undefined): Promise<DbRecord> {
     let rec = this.database(name);
-    if (rec) return rec;
+    if (rec?.founded) return rec;
     await this.refreshPlacement();
     rec = this.database(name);
-    if (rec) return rec;
+    if (rec) {
+      // placed, but the board that created it stopped before its group was founded: the next write founds it
+      if (!rec.founded) await this.foundDatabase(rec);
+      return rec;
+    }
     const alive = this.aliveIds();
     const r = redundancy ?? this.options.redundancy;
     const voters = rendezvous(dbGroup(name), alive, effectiveRedundancy(r, alive.length));
     const result = await this.systemPropose<{ ok: boolean; code?: string; message?: string }>({ op: 'db-create', name, redundancy: r, voters });
     if (!result.ok && result.code !== 'database_exists') throw new GandalfError('invalid_request', result.message ?? `database ${name} could not be created`);
     if (result.ok) {
-      // The first voter founds the group alone; the group's leader adds the others.
-      await this.foundGroup(name, voters);
+      // as committed: the first voter founds the group alone; its leader adds the others
+      await this.foundDatabase({ name, redundancy: r, voters, founder: voters[0]!, founded: false });
       this.options.logger.info('database created', { db: name, voters, redundancy: r || 'auto' });
     }
     await this.refreshPlacement();
     rec = this.database(name);
     if (!rec) throw new GandalfError('no_quorum', `database ${name} was created but its placement is not visible yet; retry`);
+    // another board's creation of the same name, maybe cut short
+    if (!result.ok && !rec.founded) await this.foundDatabase(rec);
     if (result.ok) await this.waitForVoters(name, rec.voters.length, this.options.writeTimeoutMs);
     return rec;
   }
 
   /**
-   * Asks one placed voter (this board if placed, else the first that answers)
-   * to found a new database's group alone (idempotent); its leader then adds
-   * the others. Retried until --write-timeout: a founding lost to a slow,
-   * busy or unlinked board would leave the database placed but never founded.
+   * Asks the database's founder (only it: a second founder would make a
+   * second group) to open the group alone, idempotently, then records that
+   * it did; the group's leader adds the other voters. Retried until
+   * --write-timeout: a founding lost to a slow, busy or unlinked board would
+   * leave the database placed but never founded.
    */
-  private async foundGroup(name: string, voters: string[]): Promise<void> {
+  private async foundDatabase(rec: DbRecord): Promise<void> {
     const deadline = this.options.clock.monotonic() + this.options.writeTimeoutMs;
-    const order = voters.includes(this.options.self) ? [this.options.self, ...voters.filter((v) => v !== this.options.self)] : voters;
-    for (let attempt = 0; ; attempt++) {
-      const founder = order[attempt % order.length]!;
+    for (;;) {
       try {
-        await this.options.rpc.call(founder, 'group-open', { group: dbGroup(name) }, RPC_TIMEOUT_MS);
-        return;
+        await this.options.rpc.call(rec.founder, 'group-open', { group: dbGroup(rec.name) }, RPC_TIMEOUT_MS);
+        break;
       } catch (err) {
-        if (this.closed || this.options.clock.monotonic() >= deadline) throw err;
-        this.options.logger.warn('founding a database group failed; trying again', { db: name, founder, err: err as Error });
+        if (this.closed || this.options.clock.monotonic() >= deadline) {
+          throw new GandalfError(
+            'no_quorum',
+            `database ${rec.name} is placed but its group is not founded yet: its founder ${rec.founder} did not open it (${(err as Error).message}); it is founded once ${rec.founder} answers, or by another voter once ${rec.founder} is replaced`,
+          );
+        }
+        this.options.logger.warn('founding a database group failed; trying again', { db: rec.name, founder: rec.founder, err: err as Error });
         await sleep(this.options.clock, 250);
       }
+    }
+    const done = await this.systemPropose<{ ok: boolean }>({ op: 'db-founded', name: rec.name });
+    if (done.ok) await this.refreshPlacement();
+  }
+
+  /**
+   * System leader: a database whose creation stopped between its placement and
+   * its founding (the creating board crashed) is founded now, by its founder;
+   * one whose founder left the placement (replaced past --replace-after)
+   * before founding gets another founder among its voters.
+   */
+  private foundForgotten(sys: Replica): void {
+    const now = this.options.clock.monotonic();
+    for (const rec of (sys.machine as SystemMachine).databases()) {
+      if (rec.founded) {
+        this.unfoundedSince.delete(rec.name);
+        continue;
+      }
+      const since = this.unfoundedSince.get(rec.name) ?? now;
+      this.unfoundedSince.set(rec.name, since);
+      // the creator founds it itself, within --write-timeout; only a creation left unfinished is taken over
+      if (now - since < this.options.writeTimeoutMs || this.founding.has(rec.name)) continue;
+      this.founding.add(rec.name);
+      const founderLeft = !rec.voters.includes(rec.founder);
+      const next = rec.voters.find((v) => this.isAlive(v));
+      const work =
+        founderLeft && next
+          ? sys.group.propose({ op: 'db-founder', name: rec.name, founder: next }, this.options.writeTimeoutMs).then(() => {
+              this.options.logger.warn('a database never founded gets another founder', { db: rec.name, from: rec.founder, to: next });
+            })
+          : this.isAlive(rec.founder)
+            ? this.foundDatabase(rec).then(() =>
+                this.options.logger.info('founded a database whose creation was cut short', { db: rec.name, founder: rec.founder }),
+              )
+            : Promise.resolve();
+      void work
+        .catch((err: unknown) => this.options.logger.debug('founding a database not done yet', { db: rec.name, err: err as Error }))
+        .finally(() => this.founding.delete(rec.name));
     }
   }
 
@@ -1363,10 +1419,14 @@ export class Replicator {
       if (!isGroupName(group)) throw new GandalfError('invalid_request', 'bad group name');
       return this.asLeader(group, async (r) => r.group.members());
     });
-    // Founding a new database's group, asked by the board whose db-create just committed naming this one first.
+    // Founding a database's group: only the founder committed placement names, and only before the founding is recorded.
     rpc.handle('group-open', async (_from, body) => {
       const { group } = (body ?? {}) as { group?: unknown };
       if (!isGroupName(group) || group === SYSTEM_GROUP) throw new GandalfError('invalid_request', 'bad group-open');
+      if (this.replicas.has(group)) return { ok: true };
+      const rec = await this.placementNaming(group);
+      if (rec.founder !== this.options.self) throw new GandalfError('conflict', `${rec.founder}, not ${this.options.self}, founds ${group}`);
+      if (rec.founded) throw new GandalfError('conflict', `${group} was founded already; this board rejoins it through its leader`);
       await this.openReplica(group, 'found');
       return { ok: true };
     });

@@ -43,6 +43,10 @@ export type SystemCommand =
   /** redundancy 0: the cluster's default. */
   | { op: 'db-create'; name: string; redundancy: number; voters: string[] }
   | { op: 'db-place'; name: string; voters: string[] }
+  /** The founder opened the database's group: nobody founds it again. */
+  | { op: 'db-founded'; name: string }
+  /** A database never founded whose founder left the placement (gone past --replace-after): another board founds it. */
+  | { op: 'db-founder'; name: string; founder: string }
   | { op: 'db-drop'; name: string }
   | { op: 'session-open'; id: string; node: string; ttlMs: number }
   | { op: 'session-close'; id: string; reason: 'closed' | 'expired' | 'node-dead' }
@@ -104,6 +108,10 @@ export interface DatabaseInfo {
   name: string;
   redundancy: number;
   voters: string[];
+  /** The one board that may found the group (the first voter placed at creation, unless reassigned before founding). */
+  founder: string;
+  /** The founder reported its group open; until then the system leader (or the next write) asks it again. */
+  founded: boolean;
 }
 
 export interface SessionInfo {
@@ -294,9 +302,14 @@ function parseCommand(cmd: unknown): SystemCommand {
       const o = fields(cmd, ['op', 'name', 'voters']);
       return { op, name: name(o, 'name'), voters: ids(o, 'voters') };
     }
-    case 'db-drop': {
+    case 'db-drop':
+    case 'db-founded': {
       const o = fields(cmd, ['op', 'name']);
       return { op, name: name(o, 'name') };
+    }
+    case 'db-founder': {
+      const o = fields(cmd, ['op', 'name', 'founder']);
+      return { op, name: name(o, 'name'), founder: nodeId(o, 'founder') };
     }
     case 'session-open': {
       const o = fields(cmd, ['op', 'id', 'node', 'ttlMs']);
@@ -370,7 +383,8 @@ interface Image {
   revision: number;
   lastToken: number;
   compactedThrough: number;
-  databases: [string, number, string[]][];
+  /** name, redundancy, voters, founded (1/0), founder; older images have only the first three. */
+  databases: [string, number, string[], number?, string?][];
   sessions: [string, string, number, number][];
   locks: [string, [string, number, number] | null, string[], number][];
   kv: [string, string, number, number, number, string | null][];
@@ -386,7 +400,7 @@ export class SystemState {
   private lastToken = 0;
   /** The highest revision some of whose events were dropped from the history. */
   private compactedThrough = 0;
-  private readonly dbs = new Map<string, { redundancy: number; voters: string[] }>();
+  private readonly dbs = new Map<string, { redundancy: number; voters: string[]; founder: string; founded: boolean }>();
   private readonly sessionMap = new Map<string, Session>();
   private readonly removedNodes = new Set<string>();
   private readonly locks = new Map<string, Lock>();
@@ -416,8 +430,21 @@ export class SystemState {
     switch (c.op) {
       case 'db-create':
         if (this.dbs.has(c.name)) return fail('database_exists', `database ${c.name} exists`);
-        this.dbs.set(c.name, { redundancy: c.redundancy, voters: c.voters });
+        this.dbs.set(c.name, { redundancy: c.redundancy, voters: c.voters, founder: c.voters[0] ?? '', founded: false });
         return { ok: true, grants: [] };
+      case 'db-founded': {
+        const db = this.dbs.get(c.name);
+        if (!db) return fail('unknown_database', `no database ${c.name}`);
+        db.founded = true;
+        return { ok: true, grants: [] };
+      }
+      case 'db-founder': {
+        const db = this.dbs.get(c.name);
+        if (!db) return fail('unknown_database', `no database ${c.name}`);
+        if (db.founded) return fail('database_exists', `database ${c.name} was founded by ${db.founder} already`);
+        db.founder = c.founder;
+        return { ok: true, grants: [] };
+      }
       case 'db-place': {
         const db = this.dbs.get(c.name);
         if (!db) return fail('unknown_database', `no database ${c.name}`);
@@ -635,7 +662,7 @@ export class SystemState {
 
   database(dbName: string): DatabaseInfo | undefined {
     const db = this.dbs.get(dbName);
-    return db ? { name: dbName, redundancy: db.redundancy, voters: db.voters.slice() } : undefined;
+    return db ? { name: dbName, redundancy: db.redundancy, voters: db.voters.slice(), founder: db.founder, founded: db.founded } : undefined;
   }
 
   databases(): DatabaseInfo[] {
@@ -727,7 +754,7 @@ export class SystemState {
       compactedThrough: this.compactedThrough,
       databases: sortedKeys(this.dbs).map((n) => {
         const d = this.dbs.get(n)!;
-        return [n, d.redundancy, d.voters.slice()];
+        return [n, d.redundancy, d.voters.slice(), d.founded ? 1 : 0, d.founder];
       }),
       sessions: sortedKeys(this.sessionMap).map((sid) => {
         const s = this.sessionMap.get(sid)!;
@@ -763,8 +790,15 @@ export class SystemState {
     st.compactedThrough = int(image.compactedThrough);
     for (const n of image.removed === undefined ? [] : arr(image.removed)) st.removedNodes.add(str(n));
     for (const d of arr(image.databases)) {
-      const [n, redundancy, voters] = arr(d);
-      st.dbs.set(str(n), { redundancy: int(redundancy), voters: arr(voters).map(str) });
+      const [n, redundancy, voters, founded, founder] = arr(d);
+      const list = arr(voters).map(str);
+      // images from before founding was tracked: every database in them was founded
+      st.dbs.set(str(n), {
+        redundancy: int(redundancy),
+        voters: list,
+        founded: founded === undefined || int(founded) === 1,
+        founder: founder === undefined ? (list[0] ?? '') : str(founder),
+      });
     }
     for (const s of arr(image.sessions)) {
       const [sid, node, ttlMs, openedAt] = arr(s);

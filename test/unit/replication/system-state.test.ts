@@ -282,8 +282,8 @@ describe('SystemState: databases', () => {
     ok(s.apply({ op: 'db-place', name: 'alpha', voters: ['n4'] }));
     expect(s.apply({ op: 'db-place', name: 'beta', voters: [] })).toMatchObject({ ok: false, code: 'unknown_database' });
     expect(s.databases()).toEqual([
-      { name: 'alpha', redundancy: 1, voters: ['n4'] },
-      { name: 'zeta', redundancy: 3, voters: ['n1', 'n2', 'n3'] },
+      { name: 'alpha', redundancy: 1, voters: ['n4'], founder: 'n2', founded: false },
+      { name: 'zeta', redundancy: 3, voters: ['n1', 'n2', 'n3'], founder: 'n1', founded: false },
     ]);
     ok(s.apply({ op: 'db-drop', name: 'zeta' }));
     expect(s.apply({ op: 'db-drop', name: 'zeta' })).toMatchObject({ ok: false, code: 'unknown_database' });
@@ -291,6 +291,32 @@ describe('SystemState: databases', () => {
     // answers are copies
     s.database('alpha')!.voters.push('evil');
     expect(s.database('alpha')!.voters).toEqual(['n4']);
+  });
+
+  it('records the founder and the founding; another founder only before the founding; all through snapshots', () => {
+    const s = new SystemState();
+    ok(s.apply({ op: 'db-create', name: 'a', redundancy: 3, voters: ['n1', 'n2', 'n3'] }));
+    ok(s.apply({ op: 'db-create', name: 'b', redundancy: 3, voters: ['n2', 'n3', 'n1'] }));
+    // the founder left the placement before founding: another board founds it
+    ok(s.apply({ op: 'db-place', name: 'a', voters: ['n4', 'n2', 'n3'] }));
+    ok(s.apply({ op: 'db-founder', name: 'a', founder: 'n2' }));
+    ok(s.apply({ op: 'db-founded', name: 'b' }));
+    expect(s.apply({ op: 'db-founder', name: 'b', founder: 'n1' })).toMatchObject({ ok: false, code: 'database_exists' });
+    expect(s.apply({ op: 'db-founded', name: 'c' })).toMatchObject({ ok: false, code: 'unknown_database' });
+    expect(s.apply({ op: 'db-founder', name: 'a', founder: 'bad id!' })).toMatchObject({ ok: false, code: 'invalid_command' });
+    const r = SystemState.restore(s.snapshot());
+    expect(r.database('a')).toMatchObject({ founder: 'n2', founded: false });
+    expect(r.database('b')).toMatchObject({ founder: 'n2', founded: true });
+    expect(r.snapshot()).toEqual(s.snapshot());
+  });
+
+  it('an image from before founding was tracked restores its databases as founded', () => {
+    const s = new SystemState();
+    ok(s.apply({ op: 'db-create', name: 'old', redundancy: 3, voters: ['n1', 'n2', 'n3'] }));
+    const image = JSON.parse(new TextDecoder().decode(s.snapshot()));
+    image.databases = image.databases.map((d: unknown[]) => d.slice(0, 3));
+    const r = SystemState.restore(new TextEncoder().encode(JSON.stringify(image)));
+    expect(r.database('old')).toEqual({ name: 'old', redundancy: 3, voters: ['n1', 'n2', 'n3'], founder: 'n1', founded: true });
   });
 });
 
