@@ -23,9 +23,16 @@ export interface ConfChange {
   node: NodeId;
 }
 
+/**
+ * What a conf entry records: a proposed change, or an operator's forced
+ * configuration (`force`: a replica re-formed the group from the survivors
+ * after its quorum was lost for good; `node` is that replica).
+ */
+export type ConfEntryChange = ConfChange | { type: 'force'; node: NodeId };
+
 /** Data of a `conf` entry: the change and the whole configuration it results in. */
 export interface ConfEntryData {
-  change: ConfChange;
+  change: ConfEntryChange;
   voters: NodeId[];
   learners: NodeId[];
 }
@@ -151,7 +158,8 @@ export function parseConfChange(v: unknown): ConfChange | undefined {
 
 export function parseConfEntryData(v: unknown): ConfEntryData | undefined {
   if (!isRecord(v)) return undefined;
-  const change = parseConfChange(v.change);
+  const forced = isRecord(v.change) && v.change.type === 'force' && isNodeId(v.change.node);
+  const change: ConfEntryChange | undefined = forced ? { type: 'force', node: (v.change as { node: NodeId }).node } : parseConfChange(v.change);
   const voters = parseIds(v.voters);
   const learners = parseIds(v.learners);
   if (!change || !voters || !learners || voters.some((id) => learners.includes(id))) return undefined;

@@ -390,6 +390,34 @@ export class RaftNode {
     return result;
   }
 
+  /**
+   * Operator recovery of a group whose quorum is lost for good (etcd's
+   * `--force-new-cluster`): this replica appends a configuration of
+   * `voters` (itself among them, no learners) in a new term and campaigns at
+   * once; alone, it leads at once and commits its whole log. Unsafe by
+   * nature, and only for the operator: entries the lost quorum committed
+   * that this replica lacks are gone, and entries it holds that were never
+   * committed become committed. Other replicas of the old configuration are
+   * not in the new one.
+   */
+  forceConfiguration(voters: NodeId[]): { ok: true } | { error: 'removed' | 'invalid_conf_change' } {
+    if (this._removed) return { error: 'removed' };
+    const set = [...new Set(voters)].sort();
+    if (!set.includes(this.id)) return { error: 'invalid_conf_change' };
+    this.becomeFollower(this._term + 1, null);
+    const entry: Entry = {
+      index: this.log.lastIndex() + 1,
+      term: this._term,
+      data: { change: { type: 'force', node: this.id }, voters: set, learners: [] } satisfies ConfEntryData,
+      kind: 'conf',
+    };
+    this.log.append([entry]);
+    this.applyConf(entry.index, entry.data as ConfEntryData);
+    // like a leadership transfer, past the survivors' leases: the operator asked for it
+    this.campaign(false, true);
+    return { ok: true };
+  }
+
   readIndex(requestId: string): { ok: true } | NotLeader {
     if (this._state !== 'leader') return { error: 'not_leader', leader: this._leader };
     if (this.log.term(this.log.committed) !== this._term) this.deferredReads.push(requestId);

@@ -481,6 +481,57 @@ describe('membership changes', () => {
   });
 });
 
+describe('forced configuration (quorum lost for good)', () => {
+  it('a survivor re-forms the group alone: it leads at once, keeps its whole log, commits, and survives a restart', () => {
+    const h = new Harness(three);
+    const l = h.elect('n0');
+    l.propose('a');
+    h.tick(2);
+    // n1 and n2 die for good; n0 holds one more entry nobody acknowledged
+    h.isolate('n0');
+    l.propose('b');
+    h.deliver();
+    for (let i = 0; i < 3 * E; i++) h.tick(1, ['n0']);
+    expect(l.state).not.toBe('leader');
+    expect(h.dataApplied('n0')).toEqual(['a']);
+    expect(l.forceConfiguration(['n1'])).toEqual({ error: 'invalid_conf_change' });
+    expect(l.forceConfiguration(['n0'])).toEqual({ ok: true });
+    h.flush();
+    expect(l.state).toBe('leader');
+    expect(l.voters()).toEqual(['n0']);
+    // 'b' was never acknowledged and is committed now: what the note on forceConfiguration warns of
+    expect(h.dataApplied('n0')).toEqual(['a', 'b']);
+    l.propose('c');
+    h.flush();
+    expect(h.dataApplied('n0')).toEqual(['a', 'b', 'c']);
+    const back = h.restart('n0', three);
+    expect(back.voters()).toEqual(['n0']);
+    for (let i = 0; i < 3 * E; i++) h.tick(1, ['n0']);
+    expect(back.state).toBe('leader');
+  });
+
+  it('with two survivors, the forced configuration has both and needs both', () => {
+    const h = new Harness(['n0', 'n1', 'n2', 'n3', 'n4']);
+    const l = h.elect('n0');
+    l.propose('a');
+    h.tick(2);
+    for (const dead of ['n0', 'n2', 'n4']) h.isolate(dead);
+    const n1 = h.node('n1');
+    expect(n1.forceConfiguration(['n1', 'n3'])).toEqual({ ok: true });
+    h.flush();
+    h.tick(2, ['n1', 'n3']);
+    expect(n1.state).toBe('leader');
+    expect(h.node('n3').voters()).toEqual(['n1', 'n3']);
+    n1.propose('b');
+    h.tick(2, ['n1', 'n3']);
+    expect(h.dataApplied('n3')).toEqual(['a', 'b']);
+    h.isolate('n3');
+    n1.propose('c');
+    h.tick(2, ['n1']);
+    expect(h.dataApplied('n1')).toEqual(['a', 'b']);
+  });
+});
+
 describe('removed and empty replicas (the "ghost" that elected a stale leader)', () => {
   it('an empty replica (no configuration yet) never grants a vote, so a stale candidate cannot use it', () => {
     const h = new Harness(three);
