@@ -54,15 +54,34 @@ export function clusterViewRoutes(cluster: ClusterView): Routes {
 
 export interface ClusterAdmin {
   removeNode(id: string, options: { force?: boolean }): Promise<{ removed: string; groups: string[] }>;
+  recoverGroup(group: string, options: { survivors?: string[]; force?: boolean }): Promise<object>;
 }
 
-/** DELETE /cluster/nodes/ID[?force]: takes a board out of the cluster for good (client API, permission admin). */
+/** The body of POST /cluster/recover: `{"group": "system" | "db.NAME", "survivors"?: [board ids], "force"?: bool}`. */
+function recoverRequest(body: unknown): { group: string; survivors?: string[]; force?: boolean } {
+  const b = (body ?? {}) as Record<string, unknown>;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new GandalfError('invalid_request', 'send {"group": "system" or "db.NAME"}');
+  const unknown = Object.keys(b).filter((k) => !['group', 'survivors', 'force'].includes(k));
+  if (unknown.length > 0) throw new GandalfError('invalid_request', `unknown field(s): ${unknown.join(', ')}`);
+  if (typeof b.group !== 'string' || !(b.group === 'system' || b.group.startsWith('db.')))
+    throw new GandalfError('invalid_request', '"group" must be "system" or "db.NAME", as in GET /status');
+  if (b.survivors !== undefined && (!Array.isArray(b.survivors) || !b.survivors.every((s) => typeof s === 'string')))
+    throw new GandalfError('invalid_request', '"survivors" must be a list of board ids');
+  if (b.force !== undefined && typeof b.force !== 'boolean') throw new GandalfError('invalid_request', '"force" must be true or false');
+  return { group: b.group, ...(b.survivors ? { survivors: b.survivors as string[] } : {}), ...(b.force !== undefined ? { force: b.force } : {}) };
+}
+
+/** DELETE /cluster/nodes/ID[?force]: takes a board out of the cluster for good; POST /cluster/recover re-forms a group that lost its quorum for good (client API, permission admin). */
 export function clusterAdminRoutes(admin: ClusterAdmin): Routes {
   return {
     'DELETE /cluster/nodes/*': async (req) => {
       if (req.rest === '' || req.rest.includes('/')) throw new GandalfError('invalid_request', 'name the board: DELETE /cluster/nodes/ID');
       const force = req.url.searchParams.has('force') && req.url.searchParams.get('force') !== 'false';
       return { status: 200, body: await admin.removeNode(req.rest, { force }) };
+    },
+    'POST /cluster/recover': async (req) => {
+      const { group, ...options } = recoverRequest(req.body);
+      return { status: 200, body: await admin.recoverGroup(group, options) };
     },
   };
 }

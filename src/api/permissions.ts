@@ -14,6 +14,7 @@ const ROUTES: Record<string, Permission[] | 'open'> = {
   'GET /metrics': ['status'],
   'GET /cluster/nodes': ['status'],
   'DELETE /cluster/nodes/*': ['admin'],
+  'POST /cluster/recover': ['admin'],
   'GET /ui': 'open',
   'GET /ui/': ['status'],
   'GET /ui/overview': ['status'],

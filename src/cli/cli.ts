@@ -189,6 +189,30 @@ Options:
 ${CLIENT_OPTIONS}`,
     run: cmdRemove,
   },
+  recover: {
+    summary: 'Re-form a group that lost its quorum for good from its surviving replicas',
+    usage: `Usage: gandalf-node recover GROUP [--survivor NODE]... [--force]
+
+Re-forms GROUP (system, or a database's name) from the replica on the board
+this command talks to, plus the --survivor boards (each must hold a voting
+replica of it and be up), as its only voters (POST /cluster/recover), like
+etcd's --force-new-cluster. For a group whose quorum is lost for good (R=2
+after one board died; two of three cards burnt), never for one that is only
+slow: it is refused while a quorum of its voters is up (--force overrides).
+
+What may be lost: writes the lost voters acknowledged that this replica had
+not received yet (run it on the survivor with the highest applied_index in
+gandalf-node status). Writes this replica holds that were never acknowledged
+become committed. Afterwards placement adds voters back as usual; a lost
+board that returns is dropped from the group and added again with a fresh
+replica. With --auth-file, needs the admin permission.
+
+Options:
+  --survivor NODE        another board re-forming it too (repeatable)
+  --force                even though a quorum of its voters seems up
+${CLIENT_OPTIONS}`,
+    run: cmdRecover,
+  },
   'hash-password': {
     summary: 'Print the scrypt hash of a password, for --auth-file',
     usage: `Usage: gandalf-node hash-password
@@ -242,11 +266,11 @@ ${rows.join('\n')}
 `;
 }
 
-type Values = Record<string, string | boolean | undefined>;
+type Values = Record<string, string | boolean | string[] | undefined>;
 
 function parse(
   args: string[],
-  options: Record<string, { type: 'string' | 'boolean' }>,
+  options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>,
   command: string,
   positionals = false,
 ): { values: Values; positionals: string[] } {
@@ -527,6 +551,34 @@ async function cmdRemove(args: string[], io: Io): Promise<number> {
     values.json || !io.isTTY
       ? toJson(body) + '\n'
       : `removed ${body.removed}${body.groups.length ? ` (it voted in ${body.groups.join(', ')}; replacements follow)` : ''}\n`,
+  );
+  return 0;
+}
+
+async function cmdRecover(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, { ...CLIENT_FLAGS, force: { type: 'boolean' }, survivor: { type: 'string', multiple: true } }, 'recover', true);
+  if (values.help) {
+    io.out(COMMANDS.recover!.usage);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError('usage: gandalf-node recover GROUP [--survivor NODE]... [--force]');
+  const name = positionals[0]!;
+  const group = name === 'system' || name.startsWith('db.') ? name : `db.${name}`;
+  const survivors = (values.survivor as string[] | undefined) ?? [];
+  const reply = await request(clientBind(values, io.env), 'POST', '/cluster/recover', {
+    group,
+    ...(survivors.length ? { survivors } : {}),
+    ...(values.force ? { force: true } : {}),
+  });
+  if (reply.status !== 200) {
+    io.err(`gandalf-node: ${failReply(reply)}\n`);
+    return 1;
+  }
+  const body = reply.body as { group: string; voters: string[]; lost: string[]; term: number; applied_index: number };
+  io.out(
+    values.json || !io.isTTY
+      ? toJson(body) + '\n'
+      : `${body.group} re-formed with voters ${body.voters.join(', ')} (term ${body.term}, applied index ${body.applied_index}); dropped: ${body.lost.join(', ') || 'none'}\n`,
   );
   return 0;
 }

@@ -39,7 +39,7 @@ function readPem(file: string, what: string): Buffer {
 
 /** HTTPS settings from --tls, --ca-cert, --client-cert, --client-key, --insecure (or GANDALF_CA_CERT, GANDALF_CLIENT_CERT, GANDALF_CLIENT_KEY); undefined: plain HTTP. */
 export function clientTls(
-  values: Record<string, string | boolean | undefined>,
+  values: Record<string, string | boolean | string[] | undefined>,
   env: NodeJS.ProcessEnv,
 ): { ca?: Buffer; cert?: Buffer; key?: Buffer; insecure?: boolean } | undefined {
   const ca = (values['ca-cert'] as string | undefined) ?? env.GANDALF_CA_CERT;

@@ -139,7 +139,10 @@ export class GandalfNode {
         ...backupRoutes(backups),
         ...coordinationRoutes(() => ready(this.coordination), systemClock),
         ...clusterViewRoutes(clusterView),
-        ...clusterAdminRoutes({ removeNode: (id, opts) => ready(this.replicator).removeNode(id, opts) }),
+        ...clusterAdminRoutes({
+          removeNode: (id, opts) => ready(this.replicator).removeNode(id, opts),
+          recoverGroup: (group, opts) => ready(this.replicator).recoverGroup(group, opts),
+        }),
         ...metricsRoutes(metrics),
         ...uiRoutes(() => this.overview(metrics)),
       },

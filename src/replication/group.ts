@@ -361,6 +361,14 @@ export class ReplicaGroup {
     return this.isLeader && this.node.termAt(this.node.commitIndex) === this.node.term && this.applied >= this.node.commitIndex && this.node.hasQuorumContact();
   }
 
+  /** Operator recovery after the quorum was lost for good: see RaftNode.forceConfiguration (`voters`: replica ids, this one among them). */
+  forceConfiguration(voters: NodeId[]): void {
+    this.checkWritable();
+    const r = this.node.forceConfiguration(voters);
+    if ('error' in r) throw new GandalfError('conflict', `${this.name} cannot be re-formed from ${voters.join(', ')}: ${r.error}`);
+    this.kick();
+  }
+
   transferLeadership(to: NodeId): boolean {
     const ok = this.node.transferLeadership(to);
     this.kick();

@@ -478,6 +478,51 @@ export class Replicator {
    * (unless `force`), and where a group it votes in has too few other voters
    * up to agree to the change (each such group is named).
    */
+  /**
+   * Operator recovery of a group whose quorum is lost for good (gandalf-node
+   * recover): this board's replica re-forms it with the `survivors` (boards
+   * holding replicas of it; default this one alone) as its only voters, like
+   * etcd's --force-new-cluster. Writes the lost voters acknowledged that this
+   * replica lacks are gone; entries it holds that never committed become
+   * committed. Refused while a quorum of the group's voters is up (unless
+   * `force`): a live group is never split by it. Placement then adds voters
+   * back as usual.
+   */
+  async recoverGroup(
+    group: string,
+    options: { survivors?: string[]; force?: boolean } = {},
+  ): Promise<{ group: string; replica: string; voters: string[]; lost: string[]; term: number; applied_index: number }> {
+    const r = this.replicas.get(group);
+    if (!r) throw new GandalfError('not_found', `this board holds no replica of ${group}; run recover on a board that does`);
+    const voters = r.group.voters();
+    const survivors = unique([this.options.self, ...(options.survivors ?? [])]);
+    const chosen = survivors.map((board) => {
+      const replica = voters.find((v) => nodeOfReplica(v) === board);
+      if (!replica) throw new GandalfError('invalid_request', `${board} holds no voting replica of ${group} (voters: ${voters.map(nodeOfReplica).join(', ')})`);
+      return replica;
+    });
+    const up = voters.filter((v) => this.replicaLive(group, v));
+    if (!options.force && (r.group.isLeaderReady() || up.length >= Math.floor(voters.length / 2) + 1)) {
+      throw new GandalfError(
+        'conflict',
+        `${group} has ${up.length} of ${voters.length} voters up, a quorum: nothing to recover (recover is for a quorum lost for good; force overrides)`,
+      );
+    }
+    const lost = voters.filter((v) => !chosen.includes(v)).map(nodeOfReplica);
+    this.options.logger.warn('re-forming a group from its survivors (operator recovery)', { group, voters: chosen, lost });
+    r.group.forceConfiguration(chosen);
+    const deadline = this.options.clock.monotonic() + this.options.writeTimeoutMs;
+    while (!r.group.isLeaderReady()) {
+      if (this.closed || this.options.clock.monotonic() >= deadline) {
+        throw new GandalfError('no_quorum', `${group} was re-formed from ${survivors.join(', ')} but has not elected a leader yet: are they all up?`);
+      }
+      await sleep(this.options.clock, 50);
+    }
+    if (group === SYSTEM_GROUP) this.refreshPlacementFromLocal();
+    const st = r.group.status();
+    return { group, replica: r.group.id, voters: survivors, lost, term: st.term, applied_index: st.applied_index };
+  }
+
   async removeNode(id: string, options: { force?: boolean } = {}): Promise<{ removed: string; groups: string[] }> {
     if (id === this.options.self) throw new GandalfError('conflict', 'a board cannot remove itself: stop it, then remove it through another board');
     if (this.removedNodes.has(id)) return { removed: id, groups: [] };
