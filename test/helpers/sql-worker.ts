@@ -1,6 +1,6 @@
 /** The SQL worker bundle built from the sources, as the node's bundle embeds it (scripts/sql-worker-bundle.mjs). */
 import { fileURLToPath } from 'node:url';
-import { systemClock } from '../../src/core/clock';
+import { systemClock, type Clock } from '../../src/core/clock';
 import { silentLogger } from '../../src/core/logger';
 import { SqlWriterPool } from '../../src/replication/sql-worker-client';
 import { WorkerSqlMachine } from '../../src/replication/worker-sql-machine';
@@ -17,14 +17,14 @@ export function sqlWorkerSource(): string {
 }
 
 /** A database machine on a writer thread shared by every machine of this test file, as on a board. */
-export function workerMachine(opts: { readerIdleMs?: number; readerHeapMb?: number } = {}): WorkerSqlMachine {
+export function workerMachine(opts: { readerIdleMs?: number; readerHeapMb?: number; clock?: Clock } = {}): WorkerSqlMachine {
   writers ??= new SqlWriterPool(sqlWorkerSource(), 1);
   const group = `db.test${++seq}`;
   return new WorkerSqlMachine({
     group,
     writer: writers.for(group),
     source: sqlWorkerSource(),
-    clock: systemClock,
+    clock: opts.clock ?? systemClock,
     logger: silentLogger,
     readerIdleMs: opts.readerIdleMs ?? 60_000,
     readerHeapMb: opts.readerHeapMb ?? 256,

@@ -5,9 +5,11 @@
  * long write is refused by its trial without changing anything.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Clock } from '../../../src/core/clock';
 import type { ExecuteResult, LogEntry, QueryResult, Statement } from '../../../src/store/sql-state-machine';
 import type { WorkerSqlMachine } from '../../../src/replication/worker-sql-machine';
 import { workerMachine } from '../../helpers/sql-worker';
+import { SimClock } from '../../helpers/sim/sim-clock';
 
 const COUNT_TO = (n: number) => `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ${n}) SELECT count(*) FROM c`;
 let ts = 1_000;
@@ -20,7 +22,7 @@ afterEach(async () => {
   for (const m of open.splice(0)) await m.close();
 });
 
-async function machine(opts: { readerHeapMb?: number } = {}): Promise<WorkerSqlMachine> {
+async function machine(opts: { readerHeapMb?: number; clock?: Clock } = {}): Promise<WorkerSqlMachine> {
   const m = workerMachine(opts);
   open.push(m);
   await m.restore(undefined);
@@ -68,15 +70,32 @@ describe('WorkerSqlMachine', () => {
   }, 20_000);
 
   it('the bound of a read counts from when its reader holds the copy, not from the thread start', async () => {
-    const m = await machine();
+    // simulated time: a whole second of it passes while the reader thread starts, far past the bound
+    const clock = new SimClock();
+    const m = await machine({ clock });
     await m.apply(entry('CREATE TABLE t(v)', 'INSERT INTO t VALUES(7)'));
-    // no reader yet: starting its thread and loading SQLite takes longer than this bound
-    const started = performance.now();
-    const r = await m.queryAll([{ sql: 'SELECT v FROM t' }], { timeoutMs: 15 });
-    expect(values(r)).toEqual([[7]]);
-    // (the assertion above is only meaningful when the start took longer than the bound)
-    expect(performance.now() - started).toBeGreaterThan(15);
-  });
+    const settle = async <T>(p: Promise<T>): Promise<T | Error> => {
+      let out: T | Error | undefined;
+      p.then(
+        (v) => (out = v),
+        (e: Error) => (out = e),
+      );
+      for (let i = 0; i < 500 && out === undefined; i++) {
+        await new Promise((r) => setImmediate(r));
+        await new Promise((r) => setTimeout(r, 5));
+        clock.advance(0);
+      }
+      return out ?? new Error('did not settle');
+    };
+    const first = m.queryAll([{ sql: 'SELECT v FROM t' }], { timeoutMs: 15 });
+    clock.advance(1_000);
+    expect(values((await settle(first)) as QueryResult[])).toEqual([[7]]);
+    // once the reader holds the copy, the bound applies: 20 ms of simulated time stop a read still running
+    const long = m.queryAll([{ sql: COUNT_TO(1e10) }], { timeoutMs: 15 }).catch((err: { code?: string }) => err.code);
+    await new Promise((r) => setTimeout(r, 20));
+    clock.advance(20);
+    expect(await settle(long)).toBe('query_timeout');
+  }, 20_000);
 
   it('a read caught behind another one that is stopped runs again on a fresh reader', async () => {
     const m = await machine();
