@@ -7,23 +7,24 @@
  * old voter removed), and forwards work to group leaders so that any node
  * accepts any request. See DESIGN.md ("Groups").
  */
+import { LeaderForwarder } from './leader-forwarding';
+import { MembershipView, type MembershipPort } from './membership-view';
 import * as path from 'node:path';
 import { sleep, type Clock, type TimerHandle } from '../core/clock';
 import { GandalfError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { DataFs } from '../store/data-fs';
-import { isDatabaseName } from '../store/database-name';
 import { mayRunLong, onlyShrinks } from '../store/statement-guard';
 import type { ExecuteCommand, ExecuteResult, LogEntry, QueryResult, Statement } from '../store/sql-state-machine';
-import { NotLeaderError, ReplicaGroup, type GroupMachine, type GroupObserver, type ReplicaStatus } from './group';
+import { ReplicaGroup, type GroupMachine, type GroupObserver, type ReplicaStatus } from './group';
 import { desiredVoters, effectiveRedundancy, rendezvous, systemVoterCount } from './placement';
 import type { Entry, RaftConfig } from './raft';
 import { newReplicaId, nodeOfReplica } from './replica-id';
 import type { BackupFormat, DatabaseMachine, DatabaseMachineFactory, QueryBounds } from './database-machine';
-import { RpcUnreachableError, type Rpc, type Wire } from './wire';
+import { isGroupName, queryStatements, RPC_TIMEOUT_MS, ReplicationRpc, SYSTEM_GROUP, type ReadLevel, type ReadWhat } from './rpc-methods';
+import type { Rpc, Wire } from './wire';
 
-export const SYSTEM_GROUP = 'system';
-export type ReadLevel = 'none' | 'weak' | 'strong';
+export { SYSTEM_GROUP, isGroupName, type ReadLevel } from './rpc-methods';
 
 export interface DbRecord {
   name: string;
@@ -45,18 +46,7 @@ export interface SystemMachine extends GroupMachine {
   database(name: string): DbRecord | undefined;
 }
 
-export interface MemberInfo {
-  id: string;
-  state: 'alive' | 'suspect' | 'dead' | 'left';
-  meta: Record<string, string>;
-}
-
-/** Membership as the replicator sees it (SWIM behind it). */
-export interface MembershipPort {
-  members(): MemberInfo[];
-  /** Publishes one attribute of this node (merged into its meta). */
-  publish(key: string, value: string): void;
-}
+export type { MemberInfo, MembershipPort } from './membership-view';
 
 export interface ReplicatorOptions {
   self: string;
@@ -116,19 +106,14 @@ type Replica = { group: ReplicaGroup; machine: GroupMachine; db: DatabaseMachine
 type RaftEnvelope = { g: string; m: unknown } | { g: string; gone: string };
 /** How a replica is opened: from its files, as the founder of a new group, or empty, waiting to be added. */
 type OpenMode = 'disk' | 'found' | 'join';
-type Redirect = { redirect: string | null };
 
 const RAFT_DEFAULTS: Partial<RaftConfig> = { electionTicks: 10, heartbeatTicks: 1, maxEntriesPerMessage: 512, maxInflight: 32 };
-const RPC_TIMEOUT_MS = 5_000;
 /** A backup, and the check of what a load was given, run on a reader up to this long (at least --query-timeout). */
 const BACKUP_TIMEOUT_MS = 10 * 60_000;
 /** A load's image goes through the log to every voter: it may take longer than --write-timeout. */
 const LOAD_TIMEOUT_MS = 5 * 60_000;
 
-type ReadWhat = 'query' | 'voters' | 'backup';
 const GC_INTERVAL_MS = 10_000;
-/** How often a forwarded call checks whether this node's replica learned of a newer leader. */
-const LEADER_WATCH_MS = 100;
 /** A board repeats "no such replica" to one sender at most this often. */
 const GONE_NOTICE_MS = 1_000;
 /** Tombstone of a replica this node held and gave up: it is never re-created from a bootstrap. */
@@ -136,11 +121,6 @@ const REMOVED_SUFFIX = '.removed';
 
 export function dbGroup(name: string): string {
   return `db.${name}`;
-}
-
-/** Group names come from peers and name directories: only `system` and `db.<valid database name>`. */
-export function isGroupName(group: unknown): group is string {
-  return group === SYSTEM_GROUP || (typeof group === 'string' && group.startsWith('db.') && isDatabaseName(group.slice(3)));
 }
 
 /** A database read on a local replica: its voter count, or one result per SQL statement of the query. */
@@ -153,15 +133,11 @@ async function readLocal(
   if (what === 'voters') return r.group.voters().length;
   if (!r.db) throw new GandalfError('invalid_request', `${r.group.name} is not a database`);
   if (what === 'backup') return r.db.backup(args.format === 'sql' ? 'sql' : 'sqlite', bounds);
-  return r.db.queryAll(args.statements as Statement[], bounds);
+  return r.db.queryAll(queryStatements(args), bounds);
 }
 
 function unique(ids: string[]): string[] {
   return [...new Set(ids)];
-}
-
-function isRedirect(v: unknown): v is Redirect {
-  return typeof v === 'object' && v !== null && 'redirect' in v;
 }
 
 export class Replicator {
@@ -169,9 +145,9 @@ export class Replicator {
   private readonly opening = new Map<string, Promise<Replica | undefined>>();
   /** Per group: the tail of its opens and drops, which run one at a time (they share the group's directory). */
   private readonly groupOps = new Map<string, Promise<unknown>>();
-  private readonly leaderHint = new Map<string, string>();
-  private readonly removedNodes = new Set<string>();
-  private readonly missingSince = new Map<string, number>();
+  private readonly view: MembershipView;
+  private readonly rpc: ReplicationRpc;
+  private readonly forward: LeaderForwarder<Replica>;
   private placement = new Map<string, DbRecord>();
   private placementFetched = 0;
   private placementRefresh: Promise<void> | undefined;
@@ -198,6 +174,31 @@ export class Replicator {
     this.startedAt = options.clock.monotonic();
     this.lastMembershipChange = this.startedAt;
     this.tickMs = options.tickMs ?? 100;
+    this.view = new MembershipView({
+      self: options.self,
+      membership: options.membership,
+      clock: options.clock,
+      replaceAfterMs: options.replaceAfterMs,
+      ...(options.voter !== undefined ? { voter: options.voter } : {}),
+      closed: () => this.closed,
+    });
+    this.rpc = new ReplicationRpc(options.rpc);
+    this.forward = new LeaderForwarder<Replica>({
+      self: options.self,
+      clock: options.clock,
+      rpc: this.rpc,
+      view: this.view,
+      replica: (group) => this.replicas.get(group),
+      closed: () => this.closed,
+      farSideMs: (method, body) =>
+        'timeoutMs' in body && method === 'db-exec'
+          ? body.timeoutMs + options.queryTimeoutMs
+          : 'timeoutMs' in body && method === 'db-load'
+            ? body.timeoutMs + this.readBoundMs('backup')
+            : method === 'db-read'
+              ? this.readBoundMs('what' in body && body.what === 'backup' ? 'backup' : 'query')
+              : 0,
+    });
     options.wire.onMessage((from, message) => this.onWire(from, message));
     this.registerRpc();
   }
@@ -230,7 +231,7 @@ export class Replicator {
     // Hand leadership over so the others need not wait for an election timeout.
     for (const { group } of this.replicas.values()) {
       if (!group.isLeader) continue;
-      const to = group.voters().find((v) => v !== group.id && this.isAlive(nodeOfReplica(v)));
+      const to = group.voters().find((v) => v !== group.id && this.view.isAlive(nodeOfReplica(v)));
       if (to) group.transferLeadership(to);
     }
     if ([...this.replicas.values()].some((r) => r.group.isLeader)) await sleep(this.options.clock, 300);
@@ -383,58 +384,7 @@ export class Replicator {
 
   /** A member replica that can take part: its board is alive and did not say the replica is gone. */
   private replicaLive(group: string, replica: string): boolean {
-    return !this.isGone(group, replica) && this.isAlive(nodeOfReplica(replica));
-  }
-
-  // ---- membership ----
-
-  private members(): MemberInfo[] {
-    return this.options.membership.members();
-  }
-
-  private isAlive(id: string): boolean {
-    if (id === this.options.self) return !this.closed;
-    if (this.removedNodes.has(id)) return false;
-    const m = this.members().find((x) => x.id === id);
-    return m !== undefined && (m.state === 'alive' || m.state === 'suspect');
-  }
-
-  /** Alive boards that may vote (placement's pool: founding, voters of every group). */
-  private aliveIds(): string[] {
-    return this.members()
-      .filter((m) => m.id === this.options.self || ((m.state === 'alive' || m.state === 'suspect') && !this.removedNodes.has(m.id)))
-      .map((m) => m.id)
-      .filter((id) => this.canVote(id))
-      .sort();
-  }
-
-  /** A board started with --voter=false holds database replicas as a learner only: it never counts for quorum. */
-  private canVote(id: string): boolean {
-    if (id === this.options.self) return this.options.voter !== false;
-    return this.members().find((m) => m.id === id)?.meta.voter !== '0';
-  }
-
-  /** Alive non-voting boards: each holds a learner replica of every database. */
-  private observerIds(): string[] {
-    return this.members()
-      .filter((m) => m.id !== this.options.self && (m.state === 'alive' || m.state === 'suspect') && !this.removedNodes.has(m.id) && m.meta.voter === '0')
-      .map((m) => m.id)
-      .concat(this.options.voter === false ? [this.options.self] : [])
-      .sort();
-  }
-
-  /** A member unreachable (as seen from here) for longer than --replace-after. */
-  private replaceable(id: string): boolean {
-    const since = this.missingSince.get(id);
-    return since !== undefined && this.options.clock.monotonic() - since >= this.options.replaceAfterMs;
-  }
-
-  private trackMissing(ids: Iterable<string>): void {
-    const now = this.options.clock.monotonic();
-    for (const id of ids) {
-      if (this.isAlive(id)) this.missingSince.delete(id);
-      else if (!this.missingSince.has(id)) this.missingSince.set(id, now);
-    }
+    return !this.isGone(group, replica) && this.view.isAlive(nodeOfReplica(replica));
   }
 
   // ---- placement ----
@@ -458,16 +408,15 @@ export class Replicator {
 
   /** Boards removed for good (as committed in the system group): never alive, never placed; the node bans them from the mesh. */
   private noteRemoved(ids: string[]): void {
-    const fresh = ids.filter((id) => !this.removedNodes.has(id));
+    const fresh = this.view.noteRemoved(ids);
     if (fresh.length === 0) return;
-    for (const id of fresh) this.removedNodes.add(id);
     this.options.logger.info('boards removed from the cluster', { nodes: fresh });
     this.options.onNodesRemoved?.(fresh);
   }
 
   /** The boards removed from the cluster for good. */
   removedBoards(): string[] {
-    return [...this.removedNodes].sort();
+    return this.view.removed();
   }
 
   /**
@@ -525,11 +474,11 @@ export class Replicator {
 
   async removeNode(id: string, options: { force?: boolean } = {}): Promise<{ removed: string; groups: string[] }> {
     if (id === this.options.self) throw new GandalfError('conflict', 'a board cannot remove itself: stop it, then remove it through another board');
-    if (this.removedNodes.has(id)) return { removed: id, groups: [] };
-    const member = this.members().find((m) => m.id === id);
+    if (this.view.isRemoved(id)) return { removed: id, groups: [] };
+    const member = this.view.members().find((m) => m.id === id);
     const known = member !== undefined || [...this.placement.values()].some((d) => d.voters.includes(id));
     if (!known) throw new GandalfError('not_found', `no board ${id} in this cluster`);
-    if (this.isAlive(id) && !options.force)
+    if (this.view.isAlive(id) && !options.force)
       throw new GandalfError('conflict', `${id} is ${member?.state ?? 'alive'}: stop it first (or remove it anyway with force)`);
     await this.refreshPlacement();
     const groups: { name: string; voters: string[] }[] = [...this.placement.values()].map((d) => ({ name: dbGroup(d.name), voters: d.voters }));
@@ -541,7 +490,7 @@ export class Replicator {
     for (const g of groups) {
       if (!g.voters.includes(id)) continue;
       affected.push(g.name);
-      const up = g.voters.filter((v) => v !== id && this.isAlive(v)).length;
+      const up = g.voters.filter((v) => v !== id && this.view.isAlive(v)).length;
       const quorum = Math.floor(g.voters.length / 2) + 1;
       if (up < quorum) stuck.push(`${g.name} (${up} of its ${g.voters.length} voters up besides ${id}; ${quorum} must agree)`);
     }
@@ -604,14 +553,14 @@ export class Replicator {
       if (!sys && this.options.clock.monotonic() - this.placementFetched > 2000 && this.systemCandidates().length > 0) void this.refreshPlacement();
       for (const [name, r] of this.replicas) {
         if (!r.group.isLeader) continue;
-        this.trackMissing([...r.group.voters(), ...r.group.learners()].map(nodeOfReplica));
+        this.view.trackMissing([...r.group.voters(), ...r.group.learners()].map(nodeOfReplica));
         if (name === SYSTEM_GROUP) {
           await this.placeSystem(r.group);
           await this.placeDatabases(r);
           this.foundForgotten(r);
         } else {
           const rec = this.placement.get(name);
-          if (rec) await this.moveMembers(r.group, rec.voters, this.observerIds());
+          if (rec) await this.moveMembers(r.group, rec.voters, this.view.observerIds());
         }
       }
     } catch (err) {
@@ -624,7 +573,8 @@ export class Replicator {
 
   /** Remembers when the set of present members (and who has a system replica) last changed. */
   private noteMembership(): void {
-    const signature = this.members()
+    const signature = this.view
+      .members()
       .filter((m) => m.state === 'alive' || m.state === 'suspect')
       .map((m) => `${m.id}:${m.meta.sys ?? ''}`)
       .sort()
@@ -676,14 +626,16 @@ export class Replicator {
         ...r.group.voters().map(nodeOfReplica),
         ...(name === SYSTEM_GROUP ? this.systemBoards() : (this.placement.get(name)?.voters ?? [])),
       ]).filter((n) => n !== this.options.self);
-      const members = await this.onLeader<{ voters: string[]; learners: string[]; since: number; committed: boolean }>(
-        name,
-        'group-members',
-        { group: name },
-        async (x) => x.group.members(),
-        RPC_TIMEOUT_MS,
-        () => asked,
-      ).catch(() => undefined);
+      const members = await this.forward
+        .onLeader<{ voters: string[]; learners: string[]; since: number; committed: boolean }>(
+          name,
+          'group-members',
+          { group: name },
+          async (x) => x.group.members(),
+          RPC_TIMEOUT_MS,
+          () => asked,
+        )
+        .catch(() => undefined);
       if (
         !members?.committed ||
         members.since <= r.group.lastIndex ||
@@ -710,34 +662,28 @@ export class Replicator {
     // The view must have settled: a member whose "sys" we have not heard yet would mean two system groups.
     if (now - this.startedAt < grace || now - this.lastMembershipChange < grace) return;
     if (this.options.mayFound && !this.options.mayFound()) return;
-    const members = this.members();
+    const members = this.view.members();
     if (members.some((m) => m.id !== this.options.self && (m.state === 'alive' || m.state === 'suspect') && m.meta.sys === '1')) return;
     // A board it cannot reach (dead, or gone) means a cluster exists beyond this view: this board
     // (rebooted, wiped, cut off) waits to be added rather than found a second system group.
     if (members.some((m) => m.id !== this.options.self && (m.state === 'dead' || m.state === 'left'))) return;
-    const alive = this.aliveIds();
+    const alive = this.view.aliveIds();
     if (alive[0] !== this.options.self) return;
     this.options.logger.info('founding the system group', { members: alive.length });
     await this.openReplica(SYSTEM_GROUP, 'found');
   }
 
-  /** Usable for placement: alive, or unreachable for less than --replace-after (not replaced yet). */
-  private usable(id: string): boolean {
-    if (this.removedNodes.has(id)) return false;
-    return this.isAlive(id) || !this.replaceable(id);
-  }
-
   private async placeSystem(group: ReplicaGroup): Promise<void> {
-    const alive = this.aliveIds();
+    const alive = this.view.aliveIds();
     const keep = unique(
       group
         .voters()
         .filter((v) => !this.isGone(group.name, v))
         .map(nodeOfReplica),
-    ).filter((v) => this.usable(v));
+    ).filter((v) => this.view.usable(v));
     const pool = unique([...keep, ...alive]);
     // Live voters are never dropped just because the target shrank: only unusable ones go.
-    const count = Math.min(5, Math.max(systemVoterCount(pool.length), keep.filter((v) => this.isAlive(v)).length));
+    const count = Math.min(5, Math.max(systemVoterCount(pool.length), keep.filter((v) => this.view.isAlive(v)).length));
     await this.moveMembers(group, desiredVoters(SYSTEM_GROUP, keep, alive, count));
   }
 
@@ -748,7 +694,7 @@ export class Replicator {
    * the rendezvous choice over the live boards, once per `rebalanceMs`.
    */
   private async placeDatabases(sys: Replica): Promise<void> {
-    const alive = this.aliveIds();
+    const alive = this.view.aliveIds();
     const records = (sys.machine as SystemMachine).databases();
     const place = async (name: string, from: string[], to: string[], why: string) => {
       this.options.logger.info(why, { db: name, from, to });
@@ -757,8 +703,8 @@ export class Replicator {
         .catch((err: unknown) => this.options.logger.debug('re-placing failed', { db: name, err: err as Error }));
     };
     for (const rec of records) {
-      this.trackMissing(rec.voters);
-      const keep = rec.voters.filter((v) => this.usable(v));
+      this.view.trackMissing(rec.voters);
+      const keep = rec.voters.filter((v) => this.view.usable(v));
       const pool = [...new Set([...keep, ...alive])];
       const desired = desiredVoters(dbGroup(rec.name), keep, alive, effectiveRedundancy(rec.redundancy, pool.length));
       if (desired.length === 0 || (desired.length === rec.voters.length && desired.every((v, i) => v === rec.voters[i]))) continue;
@@ -769,7 +715,7 @@ export class Replicator {
     if (now - this.lastMembershipChange < rebalanceMs || now - this.lastRebalance < rebalanceMs) return;
     for (const rec of records) {
       const count = effectiveRedundancy(rec.redundancy, alive.length);
-      if (rec.voters.length !== count || !rec.voters.every((v) => this.isAlive(v))) continue;
+      if (rec.voters.length !== count || !rec.voters.every((v) => this.view.isAlive(v))) continue;
       const ideal = rendezvous(dbGroup(rec.name), alive, count);
       const leaving = rec.voters.filter((v) => !ideal.includes(v));
       const coming = ideal.filter((v) => !rec.voters.includes(v));
@@ -818,7 +764,7 @@ export class Replicator {
       }
     }
     const present = new Set([...voters, ...learners].filter((r) => !gone(r)).map(nodeOfReplica));
-    const missing = desired.filter((d) => !present.has(d) && this.isAlive(d));
+    const missing = desired.filter((d) => !present.has(d) && this.view.isAlive(d));
     const pending = learners.filter((l) => !observer(l));
     // a board gets a fresh replica id of its own, which joins as a learner
     const addLearner = async (node: string, what: string): Promise<void> => {
@@ -828,7 +774,7 @@ export class Replicator {
       await group.changeConf({ type: 'add-learner', node: replica }, timeout).catch(quiet);
     };
     if (missing.length > 0 && pending.length === 0) return addLearner(missing[0]!, 'adding a replica');
-    if (!desired.every((d) => voters.some((v) => nodeOfReplica(v) === d && live(v)) || !this.isAlive(d))) return;
+    if (!desired.every((d) => voters.some((v) => nodeOfReplica(v) === d && live(v)) || !this.view.isAlive(d))) return;
     const unwatched = [...watching].filter((o) => !present.has(o));
     if (unwatched.length > 0 && pending.length === 0) return addLearner(unwatched[0]!, 'adding a non-voting replica');
     const extra = voters.filter((v) => !want.has(nodeOfReplica(v)) || gone(v));
@@ -852,168 +798,15 @@ export class Replicator {
   private async prepareReplica(group: ReplicaGroup, node: string, members: string[]): Promise<string | undefined> {
     try {
       // a slow board (a Pi Zero) may need a while to ask the system leader and open the replica
-      const reply = await this.options.rpc.call<{ replica?: unknown }>(
-        node,
-        'group-prepare',
-        { group: group.name, members },
-        Math.max(RPC_TIMEOUT_MS, this.options.writeTimeoutMs),
-      );
-      const replica = reply?.replica;
+      const reply = await this.rpc.call(node, 'group-prepare', { group: group.name, members }, Math.max(RPC_TIMEOUT_MS, this.options.writeTimeoutMs));
+      // checked: a peer's answer, whatever the table says
+      const replica: unknown = reply?.replica;
       if (typeof replica === 'string' && nodeOfReplica(replica) === node && !members.includes(replica)) return replica;
       this.options.logger.warn('a board answered group-prepare with an unusable replica id', { group: group.name, node, replica: String(replica) });
     } catch (err) {
       this.options.logger.debug('a board did not prepare a replica', { group: group.name, node, err: err as Error });
     }
     return undefined;
-  }
-
-  // ---- leaders: forwarding ----
-
-  /**
-   * Runs `work` on the leader of `group`: here when this replica leads, else
-   * through RPC `method` on the node believed to lead, following redirects
-   * and moving on from unreachable nodes until `deadline`.
-   */
-  private async onLeader<T>(
-    group: string,
-    method: string,
-    body: Record<string, unknown>,
-    work: (r: Replica) => Promise<T>,
-    timeoutMs: number,
-    candidates: () => string[],
-    idempotent = true,
-    signal?: AbortSignal,
-  ): Promise<T> {
-    const { clock, self } = this.options;
-    const deadline = clock.monotonic() + timeoutMs;
-    let lastError: Error | undefined;
-    let tried = 0;
-    // a redirect from the node asked wins over this node's own replica, whose view of the leader may be stale
-    let redirectedTo: string | undefined;
-    for (let attempt = 0; ; attempt++) {
-      const remaining = deadline - clock.monotonic();
-      if (remaining <= 0 || this.closed) break;
-      if (signal?.aborted) throw new GandalfError('query_canceled', 'the client went away');
-      const local = this.replicas.get(group);
-      if (local?.group.isLeader) {
-        try {
-          return await work(local);
-        } catch (err) {
-          if (!(err instanceof NotLeaderError) && !(err instanceof GandalfError && err.code === 'leader_changed')) throw err;
-          lastError = err as Error;
-          // leadership is moving (a transfer, a pending change): wait for it instead of spinning
-          await sleep(clock, Math.min(20 + attempt * 20, 200, Math.max(0, deadline - clock.monotonic())));
-          continue;
-        }
-      }
-      // This board's own member replica knows no leader: an election is under way, or no quorum is left. With fewer
-      // than a quorum of its voters up (membership's view; suspects do not count) no election can end: say so now,
-      // instead of sending the request to a leader that is gone (which could only end as outcome_unknown).
-      if (local?.group.isMember && local.group.leader === null && !redirectedTo) {
-        const voters = unique(local.group.voters().map(nodeOfReplica));
-        const up = voters.filter((v) => v === self || this.members().some((m) => m.id === v && m.state === 'alive'));
-        if (up.length < Math.floor(voters.length / 2) + 1) {
-          throw new GandalfError(
-            'no_quorum',
-            `${group}: no leader, and only ${up.length} of its ${voters.length} voters are reachable (up: ${up.join(', ')}; down or suspected: ${voters.filter((v) => !up.includes(v)).join(', ')}); the request was not sent anywhere`,
-          );
-        }
-        await sleep(clock, Math.min(50 + attempt * 20, 200, remaining));
-        continue;
-      }
-      // Membership's verdict first: a node it declared dead is not asked (a request to it could only end as outcome_unknown).
-      const hint = redirectedTo ?? local?.group.leader ?? this.leaderHint.get(group);
-      const known = hint && this.isAlive(hint) ? hint : undefined;
-      const list = candidates().filter((c) => (c !== self || local) && this.isAlive(c));
-      const target = known && known !== self ? known : list.length > 0 ? list[tried++ % list.length]! : undefined;
-      if (!target || target === self) {
-        await sleep(clock, Math.min(100 + attempt * 20, 500, remaining));
-        continue;
-      }
-      // While waiting on `target`, our own replica may learn of a newer leader: then stop waiting on the old one.
-      const abandon = new AbortController();
-      const watch = local ? this.watchLeader(local.group, target, abandon) : undefined;
-      const onGone = () => abandon.abort();
-      signal?.addEventListener('abort', onGone, { once: true });
-      // the far side may first run a query or a write's trial (bounded by --query-timeout) and wait for a commit (by timeoutMs)
-      const farSide =
-        method === 'db-exec'
-          ? timeoutMs + this.options.queryTimeoutMs
-          : method === 'db-load'
-            ? timeoutMs + this.readBoundMs('backup')
-            : method === 'db-read'
-              ? this.readBoundMs(body.what === 'backup' ? 'backup' : 'query')
-              : 0;
-      try {
-        const reply = await this.options.rpc.call<unknown>(target, method, body, Math.min(remaining, RPC_TIMEOUT_MS + farSide), abandon.signal);
-        if (isRedirect(reply)) {
-          if (reply.redirect && reply.redirect !== target) {
-            this.leaderHint.set(group, reply.redirect);
-            redirectedTo = reply.redirect;
-          } else {
-            redirectedTo = undefined;
-            this.leaderHint.delete(group);
-            await sleep(clock, Math.min(100 + attempt * 20, 500, Math.max(0, deadline - clock.monotonic())));
-          }
-          continue;
-        }
-        this.leaderHint.set(group, target);
-        return reply as T;
-      } catch (err) {
-        lastError = err as Error;
-        redirectedTo = undefined;
-        this.leaderHint.delete(group);
-        if (!idempotent && err instanceof RpcUnreachableError && err.sent) {
-          throw new GandalfError(
-            'outcome_unknown',
-            `${group}: node ${target} took the request and stopped answering (${err.message}); it may or may not have been applied`,
-          );
-        }
-        if (err instanceof GandalfError && (err.code === 'peer_unreachable' || err.code === 'leader_changed' || err.code === 'stopping')) {
-          // an unlinked peer fails at once: back off rather than spin through the candidates
-          if (!abandon.signal.aborted) await sleep(clock, Math.min(20 + attempt * 20, 200, Math.max(0, deadline - clock.monotonic())));
-          continue;
-        }
-        throw err;
-      } finally {
-        if (watch) clock.clearTimeout(watch.timer);
-        signal?.removeEventListener('abort', onGone);
-      }
-    }
-    const voters = candidates();
-    const alive = voters.filter((v) => this.isAlive(v));
-    throw new GandalfError(
-      'no_quorum',
-      `${group}: no leader could take the request within ${timeoutMs} ms; ${alive.length} of its ${voters.length} voters are reachable` +
-        ` (${voters.join(', ') || 'none known'})${lastError ? `; last error: ${lastError.message}` : ''}`,
-    );
-  }
-
-  /** Aborts `abandon` once `group` learns of a new leader, other than `target` (checked every LEADER_WATCH_MS). */
-  private watchLeader(group: ReplicaGroup, target: string, abandon: AbortController): { timer: TimerHandle } {
-    const watch = { timer: undefined as unknown as TimerHandle };
-    const initial = group.leader;
-    const check = () => {
-      const leader = group.leader;
-      if (leader !== null && leader !== target && leader !== initial) return abandon.abort(`${leader} leads ${group.name} now`);
-      watch.timer = this.options.clock.setTimeout(check, LEADER_WATCH_MS);
-      watch.timer.unref?.();
-    };
-    watch.timer = this.options.clock.setTimeout(check, LEADER_WATCH_MS);
-    watch.timer.unref?.();
-    return watch;
-  }
-
-  /** Serves `work` if this node leads `group`, else redirects the caller. */
-  private async asLeader<T>(group: string, work: (r: Replica) => Promise<T>): Promise<T | Redirect> {
-    const r = this.replicas.get(group);
-    if (!r?.group.isLeader) return { redirect: r?.group.leader ?? null };
-    try {
-      return await work(r);
-    } catch (err) {
-      if (err instanceof NotLeaderError) return { redirect: err.leader };
-      throw err;
-    }
   }
 
   private systemCandidates(): string[] {
@@ -1024,7 +817,8 @@ export class Replicator {
 
   /** Live boards that say they hold a system replica. */
   private systemBoards(): string[] {
-    return this.members()
+    return this.view
+      .members()
       .filter((m) => m.meta.sys === '1' && (m.state === 'alive' || m.state === 'suspect'))
       .map((m) => m.id)
       .sort();
@@ -1032,7 +826,7 @@ export class Replicator {
 
   /** Commits a system command on the system leader; resolves with its result. */
   systemPropose<T = unknown>(command: Record<string, unknown>, timeoutMs = this.options.writeTimeoutMs): Promise<T> {
-    return this.onLeader<T>(
+    return this.forward.onLeader<T>(
       SYSTEM_GROUP,
       'sys-propose',
       { command, timeoutMs },
@@ -1047,7 +841,7 @@ export class Replicator {
   systemRead<T = unknown>(query: string, args: Record<string, unknown>, level: ReadLevel, timeoutMs = this.options.writeTimeoutMs): Promise<T> {
     const local = this.member(SYSTEM_GROUP);
     if (level === 'none' && local) return Promise.resolve(this.runSystemQuery(local, query, args) as T);
-    return this.onLeader<T>(
+    return this.forward.onLeader<T>(
       SYSTEM_GROUP,
       'sys-read',
       { query, args, level, timeoutMs },
@@ -1067,6 +861,7 @@ export class Replicator {
   ]);
 
   registerSystemQuery(name: string, fn: (machine: SystemMachine, args: Record<string, unknown>) => unknown): void {
+    if (this.systemQueries.has(name)) throw new Error(`system query ${name} already has a handler`);
     this.systemQueries.set(name, fn);
   }
 
@@ -1084,13 +879,14 @@ export class Replicator {
    * any node.
    */
   registerSystemCall(name: string, fn: SystemCall): void {
+    if (this.systemCalls.has(name)) throw new Error(`system call ${name} already has a handler`);
     this.systemCalls.set(name, fn);
   }
 
   systemCall<T = unknown>(name: string, args: Record<string, unknown>, timeoutMs: number, idempotent = false): Promise<T> {
     const fn = this.systemCalls.get(name);
     if (!fn) return Promise.reject(new GandalfError('internal', `no system call ${name}`));
-    return this.onLeader<T>(
+    return this.forward.onLeader<T>(
       SYSTEM_GROUP,
       'sys-call',
       { name, args, timeoutMs },
@@ -1129,11 +925,11 @@ export class Replicator {
    * leader of every database replica held here (null: none known or not reachable).
    */
   readiness(): { systemLeader: string | null; databases: { name: string; leader: string | null }[] } {
-    const reach = (id: string | null | undefined) => (id && this.isAlive(id) ? id : null);
+    const reach = (id: string | null | undefined) => (id && this.view.isAlive(id) ? id : null);
     // a leader here counts only while a quorum hears it (a cut-off leader may not know it lost yet)
     const leaderOf = (r: Replica | undefined) => (r?.group.isLeader ? (r.group.isLeaderReady() ? this.options.self : null) : reach(r?.group.leader));
     const sys = this.replicas.get(SYSTEM_GROUP);
-    const systemLeader = sys ? leaderOf(sys) : reach(this.leaderHint.get(SYSTEM_GROUP));
+    const systemLeader = sys ? leaderOf(sys) : reach(this.forward.hint(SYSTEM_GROUP));
     const databases = [...this.replicas.entries()]
       .filter(([g, r]) => g !== SYSTEM_GROUP && r.group.isMember)
       .map(([g, r]) => ({ name: g.slice(3), leader: leaderOf(r) }));
@@ -1153,7 +949,7 @@ export class Replicator {
       if (!rec.founded) await this.foundDatabase(rec);
       return rec;
     }
-    const alive = this.aliveIds();
+    const alive = this.view.aliveIds();
     const r = redundancy ?? this.options.redundancy;
     const voters = rendezvous(dbGroup(name), alive, effectiveRedundancy(r, alive.length));
     const result = await this.systemPropose<{ ok: boolean; code?: string; message?: string }>({ op: 'db-create', name, redundancy: r, voters });
@@ -1183,7 +979,7 @@ export class Replicator {
     const deadline = this.options.clock.monotonic() + this.options.writeTimeoutMs;
     for (;;) {
       try {
-        await this.options.rpc.call(rec.founder, 'group-open', { group: dbGroup(rec.name) }, RPC_TIMEOUT_MS);
+        await this.rpc.call(rec.founder, 'group-open', { group: dbGroup(rec.name) }, RPC_TIMEOUT_MS);
         break;
       } catch (err) {
         if (this.closed || this.options.clock.monotonic() >= deadline) {
@@ -1219,13 +1015,13 @@ export class Replicator {
       if (now - since < this.options.writeTimeoutMs || this.founding.has(rec.name)) continue;
       this.founding.add(rec.name);
       const founderLeft = !rec.voters.includes(rec.founder);
-      const next = rec.voters.find((v) => this.isAlive(v));
+      const next = rec.voters.find((v) => this.view.isAlive(v));
       const work =
         founderLeft && next
           ? sys.group.propose({ op: 'db-founder', name: rec.name, founder: next }, this.options.writeTimeoutMs).then(() => {
               this.options.logger.warn('a database never founded gets another founder', { db: rec.name, from: rec.founder, to: next });
             })
-          : this.isAlive(rec.founder)
+          : this.view.isAlive(rec.founder)
             ? this.foundDatabase(rec).then(() =>
                 this.options.logger.info('founded a database whose creation was cut short', { db: rec.name, founder: rec.founder }),
               )
@@ -1255,7 +1051,7 @@ export class Replicator {
     await this.ensureDatabase(name, options.redundancy);
     const group = dbGroup(name);
     const timeoutMs = this.options.writeTimeoutMs;
-    return this.onLeader<ExecuteResult[]>(
+    return this.forward.onLeader<ExecuteResult[]>(
       group,
       'db-exec',
       { db: name, command, timeoutMs },
@@ -1315,7 +1111,7 @@ export class Replicator {
     await this.ensureDatabase(name, options.redundancy);
     const group = dbGroup(name);
     const timeoutMs = Math.max(this.options.writeTimeoutMs, LOAD_TIMEOUT_MS);
-    return this.onLeader<{ bytes: number }>(
+    return this.forward.onLeader<{ bytes: number }>(
       group,
       'db-load',
       { db: name, bytes, timeoutMs },
@@ -1361,16 +1157,10 @@ export class Replicator {
       if (local) return run(local);
       const voters = this.dbCandidates(name)();
       let last: Error | undefined;
-      for (const v of voters.filter((x) => this.isAlive(x))) {
+      for (const v of voters.filter((x) => this.view.isAlive(x))) {
         try {
           // the far side bounds the statement by its own --query-timeout
-          return await this.options.rpc.call<T>(
-            v,
-            'db-read-local',
-            { db: name, what, args },
-            Math.min(timeoutMs, RPC_TIMEOUT_MS) + this.readBoundMs(what),
-            signal,
-          );
+          return (await this.rpc.call(v, 'db-read-local', { db: name, what, args }, Math.min(timeoutMs, RPC_TIMEOUT_MS) + this.readBoundMs(what), signal)) as T;
         } catch (err) {
           if (signal?.aborted) throw err;
           last = err as Error;
@@ -1378,7 +1168,7 @@ export class Replicator {
       }
       throw new GandalfError('no_quorum', `database ${name}: no replica reachable for a level=none read${last ? ` (${last.message})` : ''}`);
     }
-    return this.onLeader<T>(
+    return this.forward.onLeader<T>(
       group,
       'db-read',
       { db: name, what, args, level, timeoutMs },
@@ -1416,71 +1206,48 @@ export class Replicator {
   // ---- RPC handlers (the far side of onLeader) ----
 
   private registerRpc(): void {
-    const { rpc } = this.options;
-    rpc.handle('sys-propose', (_from, body) => {
-      const { command, timeoutMs } = body as { command: Record<string, unknown>; timeoutMs: number };
-      return this.asLeader(SYSTEM_GROUP, (r) => r.group.propose(command, timeoutMs));
-    });
-    rpc.handle('sys-read', (_from, body) => {
-      const { query, args, level, timeoutMs } = body as { query: string; args: Record<string, unknown>; level: ReadLevel; timeoutMs: number };
-      return this.asLeader(SYSTEM_GROUP, async (r) => {
+    const { rpc } = this;
+    rpc.handle('sys-propose', (_from, { command, timeoutMs }) => this.forward.asLeader(SYSTEM_GROUP, (r) => r.group.propose(command, timeoutMs)));
+    rpc.handle('sys-read', (_from, { query, args, level, timeoutMs }) =>
+      this.forward.asLeader(SYSTEM_GROUP, async (r) => {
         await (level === 'strong' ? r.group.readBarrier(timeoutMs) : r.group.leaderReady(timeoutMs));
         return this.runSystemQuery(r, query, args);
-      });
-    });
-    rpc.handle('sys-call', (_from, body) => {
-      const { name, args, timeoutMs } = body as { name: string; args: Record<string, unknown>; timeoutMs: number };
+      }),
+    );
+    rpc.handle('sys-call', (_from, { name, args, timeoutMs }) => {
       const fn = this.systemCalls.get(name);
       if (!fn) throw new GandalfError('invalid_request', `unknown system call ${name}`);
-      return this.asLeader(SYSTEM_GROUP, async (r) => {
+      return this.forward.asLeader(SYSTEM_GROUP, async (r) => {
         await r.group.leaderReady(timeoutMs);
         return fn(this.leaderHandle(r), args, timeoutMs);
       });
     });
-    rpc.handle('db-exec', (_from, body) => {
-      const { db, command, timeoutMs } = body as { db: string; command: ExecuteCommand; timeoutMs: number };
-      return this.asLeader(dbGroup(db), (r) => this.executeLocal(r, command, timeoutMs));
-    });
-    rpc.handle('db-load', (_from, body) => {
-      const { db, bytes, timeoutMs } = body as { db: string; bytes: Uint8Array; timeoutMs: number };
-      if (!(bytes instanceof Uint8Array)) throw new GandalfError('invalid_request', 'bad db-load');
-      return this.asLeader(dbGroup(db), (r) => this.loadLocal(r, bytes, timeoutMs));
-    });
-    rpc.handle('db-read', (_from, body) => {
-      const { db, what, args, level, timeoutMs } = body as { db: string; what: ReadWhat; args: Record<string, unknown>; level: ReadLevel; timeoutMs: number };
-      return this.asLeader(dbGroup(db), async (r) => {
+    rpc.handle('db-exec', (_from, { db, command, timeoutMs }) => this.forward.asLeader(dbGroup(db), (r) => this.executeLocal(r, command, timeoutMs)));
+    rpc.handle('db-load', (_from, { db, bytes, timeoutMs }) => this.forward.asLeader(dbGroup(db), (r) => this.loadLocal(r, bytes, timeoutMs)));
+    rpc.handle('db-read', (_from, { db, what, args, level, timeoutMs }) =>
+      this.forward.asLeader(dbGroup(db), async (r) => {
         await (level === 'strong' ? r.group.readBarrier(timeoutMs) : r.group.leaderReady(timeoutMs));
         return readLocal(r, what, args, this.bounds(undefined, what));
-      });
-    });
-    rpc.handle('db-read-local', (_from, body) => {
-      const { db, what, args } = body as { db: string; what: ReadWhat; args: Record<string, unknown> };
+      }),
+    );
+    rpc.handle('db-read-local', (_from, { db, what, args }) => {
       const r = this.member(dbGroup(db));
       if (!r) throw new GandalfError('unknown_database', `no replica of ${db} on this node`);
       return readLocal(r, what, args, this.bounds(undefined, what));
     });
-    rpc.handle('group-members', (_from, body) => {
-      const { group } = body as { group: unknown };
-      if (!isGroupName(group)) throw new GandalfError('invalid_request', 'bad group name');
-      return this.asLeader(group, async (r) => r.group.members());
-    });
+    rpc.handle('group-members', (_from, { group }) => this.forward.asLeader(group, async (r) => r.group.members()));
     // Founding a database's group: only the founder committed placement names, and only before the founding is recorded.
-    rpc.handle('group-open', async (_from, body) => {
-      const { group } = (body ?? {}) as { group?: unknown };
-      if (!isGroupName(group) || group === SYSTEM_GROUP) throw new GandalfError('invalid_request', 'bad group-open');
-      if (this.replicas.has(group)) return { ok: true };
+    rpc.handle('group-open', async (_from, { group }) => {
+      if (group === SYSTEM_GROUP) throw new GandalfError('invalid_request', 'the system group is founded by the bootstrap, not by group-open');
+      if (this.replicas.has(group)) return { ok: true as const };
       const rec = await this.placementNaming(group);
       if (rec.founder !== this.options.self) throw new GandalfError('conflict', `${rec.founder}, not ${this.options.self}, founds ${group}`);
       if (rec.founded) throw new GandalfError('conflict', `${group} was founded already; this board rejoins it through its leader`);
       await this.openReplica(group, 'found');
-      return { ok: true };
+      return { ok: true as const };
     });
     // A group's leader is about to add this board: open an empty replica under a fresh id and say which.
-    rpc.handle('group-prepare', async (_from, body) => {
-      const { group, members } = (body ?? {}) as { group?: unknown; members?: unknown };
-      if (!isGroupName(group) || !Array.isArray(members) || !members.every((m) => typeof m === 'string')) {
-        throw new GandalfError('invalid_request', 'bad group-prepare');
-      }
+    rpc.handle('group-prepare', async (_from, { group, members }) => {
       // Only a committed placement that names this node creates a database replica (the system group's own configuration is
       // its placement); a non-voting board holds a learner replica of every database.
       if (group !== SYSTEM_GROUP && this.options.voter !== false) await this.placementNaming(group);
