@@ -1,5 +1,7 @@
 /**
- * The deterministic state machine of the cluster's "system" Raft group:
+ * The deterministic state machine of the cluster's "system" Raft group
+ * (commands and their validation in `system-commands.ts`, the snapshot image
+ * in `system-image.ts`):
  * database placement, client sessions, named locks with FIFO waiters and
  * fencing tokens, and a small key/value store with revisions and a watch
  * history.
@@ -37,72 +39,21 @@
  *   history, token counter, FIFO order and revision. The encoding is canonical
  *   (sorted), so equal states give equal bytes.
  */
-import { isNodeId, NODE_ID_RULE } from '../core/node-id';
+import { fail, Invalid, parseCommand, type LockGrant, type SystemCommand, type SystemOk, type SystemResult } from './system-commands';
+import { cmp, decodeImage, encodeImage, sortedKeys, type DbRecordData, type Kv, type Lock, type Session } from './system-image';
 
-export type SystemCommand =
-  /** redundancy 0: the cluster's default. */
-  | { op: 'db-create'; name: string; redundancy: number; voters: string[] }
-  | { op: 'db-place'; name: string; voters: string[] }
-  /** The founder opened the database's group: nobody founds it again. */
-  | { op: 'db-founded'; name: string }
-  /** A database never founded whose founder left the placement (gone past --replace-after): another board founds it. */
-  | { op: 'db-founder'; name: string; founder: string }
-  | { op: 'db-drop'; name: string }
-  | { op: 'session-open'; id: string; node: string; ttlMs: number }
-  | { op: 'session-close'; id: string; reason: 'closed' | 'expired' | 'node-dead' }
-  | { op: 'sessions-of-node-close'; node: string }
-  | { op: 'lock-acquire'; name: string; session: string; wait: boolean }
-  | { op: 'lock-release'; name: string; session: string }
-  | { op: 'lock-cancel'; name: string; session: string }
-  | { op: 'kv-put'; key: string; value: string; session?: string; prevRevision?: number }
-  | { op: 'kv-delete'; key: string; prefix?: boolean; prevRevision?: number }
-  /** A board taken out of the cluster for good (gandalf-node remove): never placed again, refused if it returns. */
-  | { op: 'node-remove'; node: string }
-  /** Fencing tokens continue above `token` (a cluster restored from a backup keeps them increasing). */
-  | { op: 'tokens-at-least'; token: number };
-
-export type SystemErrorCode =
-  'invalid_command' | 'database_exists' | 'unknown_database' | 'unknown_session' | 'lock_busy' | 'not_holder' | 'revision_mismatch' | 'key_not_found';
-
-export interface LockGrant {
-  lock: string;
-  session: string;
-  node: string;
-  token: number;
-}
-
-export interface SystemOk {
-  ok: true;
-  /** Every lock grant this command caused, in the order they happened (an immediate grant to the acquirer included). */
-  grants: LockGrant[];
-  /** lock-acquire: whether the session holds the lock now; token and since when it does, position (1-based) in the queue when it waits. */
-  granted?: boolean;
-  token?: number;
-  since?: number;
-  position?: number;
-  /** lock-cancel: whether the session was waiting or holding. */
-  cancelled?: boolean;
-  /** session-open repeated with the same id, node and ttl: nothing changed. */
-  existing?: boolean;
-  /** session-close, sessions-of-node-close: the sessions closed (sorted). */
-  closed?: string[];
-  /** kv-put, kv-delete, session closes: the revision after the command. */
-  revision?: number;
-  /** kv-delete and session closes: how many keys were deleted. */
-  deleted?: number;
-}
-
-export interface SystemError {
-  ok: false;
-  code: SystemErrorCode;
-  message: string;
-  /** revision_mismatch: the key's current modRevision (0 if it does not exist). */
-  current?: number;
-  /** lock_busy: the current holder. */
-  holder?: string;
-}
-
-export type SystemResult = SystemOk | SystemError;
+export {
+  MAX_KEY_BYTES,
+  MAX_TTL_MS,
+  MAX_VALUE_BYTES,
+  MIN_TTL_MS,
+  type LockGrant,
+  type SystemCommand,
+  type SystemError,
+  type SystemErrorCode,
+  type SystemOk,
+  type SystemResult,
+} from './system-commands';
 
 export interface DatabaseInfo {
   name: string;
@@ -164,234 +115,6 @@ export interface SystemStateOptions {
 }
 
 export const DEFAULT_HISTORY_LIMIT = 10_000;
-export const MAX_KEY_BYTES = 1024;
-export const MAX_VALUE_BYTES = 1024 * 1024;
-export const MIN_TTL_MS = 1000;
-export const MAX_TTL_MS = 3_600_000;
-const NAME_RE = /^[A-Za-z0-9_.-]{1,128}$/;
-/** Session ids are made by this code (hex); node ids follow the one node-id rule. */
-const SESSION_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
-const MAX_REDUNDANCY = 64;
-const MAX_VOTERS = 64;
-const SNAPSHOT_FORMAT = 1;
-
-interface Session {
-  id: string;
-  node: string;
-  ttlMs: number;
-  openedAt: number;
-}
-
-interface Lock {
-  holder: { session: string; token: number; since: number } | undefined;
-  waiters: string[];
-  lastToken: number;
-}
-
-interface Kv {
-  value: string;
-  createRevision: number;
-  modRevision: number;
-  version: number;
-  session: string | undefined;
-}
-
-class Invalid extends Error {}
-
-/** Code-unit order: the same everywhere (unlike localeCompare). */
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function sortedKeys<T>(m: Map<string, T>): string[] {
-  return [...m.keys()].sort(cmp);
-}
-
-/** UTF-8 length of a well-formed string, or -1 if it has a lone surrogate (CBOR text cannot carry one). */
-function utf8Length(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff) {
-      const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
-      if (d < 0xdc00 || d > 0xdfff) return -1;
-      n += 4;
-      i++;
-    } else if (c >= 0xdc00 && c <= 0xdfff) return -1;
-    else n += 3;
-  }
-  return n;
-}
-
-// ---- validation of commands ----
-
-type Fields = Record<string, unknown>;
-
-function fields(cmd: unknown, allowed: readonly string[]): Fields {
-  const o = cmd as Fields;
-  for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) throw new Invalid(`unexpected field ${JSON.stringify(k)}`);
-  }
-  return o;
-}
-
-function name(o: Fields, f: string): string {
-  const v = o[f];
-  if (typeof v !== 'string' || !NAME_RE.test(v)) throw new Invalid(`${f} must match ${NAME_RE.source}`);
-  return v;
-}
-
-function id(o: Fields, f: string): string {
-  const v = o[f];
-  if (typeof v !== 'string' || !SESSION_ID_RE.test(v)) throw new Invalid(`${f} must match ${SESSION_ID_RE.source}`);
-  return v;
-}
-
-function nodeId(o: Fields, f: string): string {
-  const v = o[f];
-  if (!isNodeId(v)) throw new Invalid(`${f} must be a node id (${NODE_ID_RULE})`);
-  return v;
-}
-
-function ids(o: Fields, f: string): string[] {
-  const v = o[f];
-  if (!Array.isArray(v) || v.length > MAX_VOTERS) throw new Invalid(`${f} must be an array of at most ${MAX_VOTERS} ids`);
-  const seen = new Set<string>();
-  for (const x of v) {
-    if (!isNodeId(x)) throw new Invalid(`${f} must hold node ids (${NODE_ID_RULE})`);
-    if (seen.has(x)) throw new Invalid(`${f} holds ${x} twice`);
-    seen.add(x);
-  }
-  return v.slice() as string[];
-}
-
-function key(o: Fields, f: string): string {
-  const v = o[f];
-  if (typeof v !== 'string' || v.length === 0) throw new Invalid(`${f} must be a non-empty string`);
-  const n = utf8Length(v);
-  if (n < 0) throw new Invalid(`${f} is not well-formed UTF-16`);
-  if (n > MAX_KEY_BYTES) throw new Invalid(`${f} longer than ${MAX_KEY_BYTES} bytes`);
-  return v;
-}
-
-function bool(o: Fields, f: string, optional: boolean): boolean | undefined {
-  const v = o[f];
-  if (v === undefined && optional) return undefined;
-  if (typeof v !== 'boolean') throw new Invalid(`${f} must be a boolean`);
-  return v;
-}
-
-function count(o: Fields, f: string, min: number, max: number, optional: boolean): number | undefined {
-  const v = o[f];
-  if (v === undefined && optional) return undefined;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) throw new Invalid(`${f} must be an integer in [${min}, ${max}]`);
-  return v;
-}
-
-function parseCommand(cmd: unknown): SystemCommand {
-  if (typeof cmd !== 'object' || cmd === null || Array.isArray(cmd) || cmd instanceof Uint8Array) throw new Invalid('command must be an object');
-  const op = (cmd as Fields).op;
-  switch (op) {
-    case 'db-create': {
-      const o = fields(cmd, ['op', 'name', 'redundancy', 'voters']);
-      return { op, name: name(o, 'name'), redundancy: count(o, 'redundancy', 0, MAX_REDUNDANCY, false)!, voters: ids(o, 'voters') };
-    }
-    case 'db-place': {
-      const o = fields(cmd, ['op', 'name', 'voters']);
-      return { op, name: name(o, 'name'), voters: ids(o, 'voters') };
-    }
-    case 'db-drop':
-    case 'db-founded': {
-      const o = fields(cmd, ['op', 'name']);
-      return { op, name: name(o, 'name') };
-    }
-    case 'db-founder': {
-      const o = fields(cmd, ['op', 'name', 'founder']);
-      return { op, name: name(o, 'name'), founder: nodeId(o, 'founder') };
-    }
-    case 'session-open': {
-      const o = fields(cmd, ['op', 'id', 'node', 'ttlMs']);
-      return { op, id: id(o, 'id'), node: nodeId(o, 'node'), ttlMs: count(o, 'ttlMs', MIN_TTL_MS, MAX_TTL_MS, false)! };
-    }
-    case 'session-close': {
-      const o = fields(cmd, ['op', 'id', 'reason']);
-      const reason = o.reason;
-      if (reason !== 'closed' && reason !== 'expired' && reason !== 'node-dead') throw new Invalid('reason must be closed, expired or node-dead');
-      return { op, id: id(o, 'id'), reason };
-    }
-    case 'sessions-of-node-close': {
-      const o = fields(cmd, ['op', 'node']);
-      return { op, node: nodeId(o, 'node') };
-    }
-    case 'lock-acquire': {
-      const o = fields(cmd, ['op', 'name', 'session', 'wait']);
-      return { op, name: name(o, 'name'), session: id(o, 'session'), wait: bool(o, 'wait', false)! };
-    }
-    case 'lock-release':
-    case 'lock-cancel': {
-      const o = fields(cmd, ['op', 'name', 'session']);
-      return { op, name: name(o, 'name'), session: id(o, 'session') };
-    }
-    case 'kv-put': {
-      const o = fields(cmd, ['op', 'key', 'value', 'session', 'prevRevision']);
-      const value = o.value;
-      if (typeof value !== 'string') throw new Invalid('value must be a string');
-      const n = utf8Length(value);
-      if (n < 0) throw new Invalid('value is not well-formed UTF-16');
-      if (n > MAX_VALUE_BYTES) throw new Invalid(`value longer than ${MAX_VALUE_BYTES} bytes`);
-      const c: Extract<SystemCommand, { op: 'kv-put' }> = { op, key: key(o, 'key'), value };
-      if (o.session !== undefined) c.session = id(o, 'session');
-      const prev = count(o, 'prevRevision', 0, Number.MAX_SAFE_INTEGER, true);
-      if (prev !== undefined) c.prevRevision = prev;
-      return c;
-    }
-    case 'node-remove': {
-      const o = fields(cmd, ['op', 'node']);
-      return { op, node: nodeId(o, 'node') };
-    }
-    case 'tokens-at-least': {
-      const o = fields(cmd, ['op', 'token']);
-      return { op, token: count(o, 'token', 0, Number.MAX_SAFE_INTEGER, false)! };
-    }
-    case 'kv-delete': {
-      const o = fields(cmd, ['op', 'key', 'prefix', 'prevRevision']);
-      const c: Extract<SystemCommand, { op: 'kv-delete' }> = { op, key: key(o, 'key') };
-      const prefix = bool(o, 'prefix', true);
-      if (prefix !== undefined) c.prefix = prefix;
-      const prev = count(o, 'prevRevision', 1, Number.MAX_SAFE_INTEGER, true);
-      if (prev !== undefined) {
-        if (prefix) throw new Invalid('prevRevision applies to a single key, not a prefix');
-        c.prevRevision = prev;
-      }
-      return c;
-    }
-    default:
-      throw new Invalid(`unknown op ${typeof op === 'string' ? JSON.stringify(op.slice(0, 40)) : typeof op}`);
-  }
-}
-
-function fail(code: SystemErrorCode, message: string, extra: Partial<SystemError> = {}): SystemError {
-  return { ok: false, code, message, ...extra };
-}
-
-// ---- snapshot image (canonical: every collection sorted, tuples not objects keyed by user strings) ----
-
-interface Image {
-  format: number;
-  revision: number;
-  lastToken: number;
-  compactedThrough: number;
-  /** name, redundancy, voters, founded (1/0), founder; older images have only the first three. */
-  databases: [string, number, string[], number?, string?][];
-  sessions: [string, string, number, number][];
-  locks: [string, [string, number, number] | null, string[], number][];
-  kv: [string, string, number, number, number, string | null][];
-  events: [number, 0 | 1, string, string | null, number][];
-  /** Absent in snapshots from before removal existed. */
-  removed?: string[];
-}
 
 export class SystemState {
   private readonly historyLimit: number;
@@ -400,11 +123,11 @@ export class SystemState {
   private lastToken = 0;
   /** The highest revision some of whose events were dropped from the history. */
   private compactedThrough = 0;
-  private readonly dbs = new Map<string, { redundancy: number; voters: string[]; founder: string; founded: boolean }>();
-  private readonly sessionMap = new Map<string, Session>();
-  private readonly removedNodes = new Set<string>();
-  private readonly locks = new Map<string, Lock>();
-  private readonly kv = new Map<string, Kv>();
+  private dbs = new Map<string, DbRecordData>();
+  private sessionMap = new Map<string, Session>();
+  private removedNodes = new Set<string>();
+  private locks = new Map<string, Lock>();
+  private kv = new Map<string, Kv>();
   private events: KvEvent[] = [];
   // derived indexes (rebuilt on restore; only ever iterated in sorted order)
   private readonly sessionLocks = new Map<string, Set<string>>();
@@ -747,106 +470,37 @@ export class SystemState {
   // ---- snapshots ----
 
   snapshot(): Uint8Array {
-    const image: Image = {
-      format: SNAPSHOT_FORMAT,
-      revision: this.rev,
+    return encodeImage({
+      rev: this.rev,
       lastToken: this.lastToken,
       compactedThrough: this.compactedThrough,
-      databases: sortedKeys(this.dbs).map((n) => {
-        const d = this.dbs.get(n)!;
-        return [n, d.redundancy, d.voters.slice(), d.founded ? 1 : 0, d.founder];
-      }),
-      sessions: sortedKeys(this.sessionMap).map((sid) => {
-        const s = this.sessionMap.get(sid)!;
-        return [sid, s.node, s.ttlMs, s.openedAt];
-      }),
-      locks: sortedKeys(this.locks).map((n) => {
-        const l = this.locks.get(n)!;
-        return [n, l.holder ? [l.holder.session, l.holder.token, l.holder.since] : null, l.waiters.slice(), l.lastToken];
-      }),
-      kv: sortedKeys(this.kv).map((k) => {
-        const e = this.kv.get(k)!;
-        return [k, e.value, e.createRevision, e.modRevision, e.version, e.session ?? null];
-      }),
-      events: this.events.map((e) => [e.revision, e.type === 'put' ? 0 : 1, e.key, e.value ?? null, e.modRevision]),
-      removed: [...this.removedNodes].sort(),
-    };
-    return new TextEncoder().encode(JSON.stringify(image));
+      dbs: this.dbs,
+      sessions: this.sessionMap,
+      removed: this.removedNodes,
+      locks: this.locks,
+      kv: this.kv,
+      events: this.events,
+    });
   }
 
   /** Rebuilds a state from `snapshot()` bytes. Throws on bytes that are not a valid snapshot. */
   static restore(bytes: Uint8Array, options: SystemStateOptions = {}): SystemState {
-    const image = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as Image;
-    const bad = (what: string): never => {
-      throw new Error(`invalid system snapshot: ${what}`);
-    };
-    const int = (v: unknown): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : bad(`${JSON.stringify(v)} is not a count`));
-    const str = (v: unknown): string => (typeof v === 'string' ? v : bad('expected a string'));
-    const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : bad('expected an array'));
-    if (typeof image !== 'object' || image === null || image.format !== SNAPSHOT_FORMAT) bad('unknown format');
+    const d = decodeImage(bytes);
     const st = new SystemState(options);
-    st.rev = int(image.revision);
-    st.lastToken = int(image.lastToken);
-    st.compactedThrough = int(image.compactedThrough);
-    for (const n of image.removed === undefined ? [] : arr(image.removed)) st.removedNodes.add(str(n));
-    for (const d of arr(image.databases)) {
-      const [n, redundancy, voters, founded, founder] = arr(d);
-      const list = arr(voters).map(str);
-      // images from before founding was tracked: every database in them was founded
-      st.dbs.set(str(n), {
-        redundancy: int(redundancy),
-        voters: list,
-        founded: founded === undefined || int(founded) === 1,
-        founder: founder === undefined ? (list[0] ?? '') : str(founder),
-      });
+    st.rev = d.rev;
+    st.lastToken = d.lastToken;
+    st.compactedThrough = d.compactedThrough;
+    st.dbs = d.dbs;
+    st.sessionMap = d.sessions;
+    st.removedNodes = d.removed;
+    st.locks = d.locks;
+    st.kv = d.kv;
+    st.events = d.events;
+    for (const [lockName, l] of d.locks) {
+      if (l.holder) st.index(st.sessionLocks, l.holder.session).add(lockName);
+      for (const sid of l.waiters) st.index(st.sessionLocks, sid).add(lockName);
     }
-    for (const s of arr(image.sessions)) {
-      const [sid, node, ttlMs, openedAt] = arr(s);
-      st.sessionMap.set(str(sid), { id: str(sid), node: str(node), ttlMs: int(ttlMs), openedAt: int(openedAt) });
-    }
-    for (const l of arr(image.locks)) {
-      const [n, holder, waiters, lastToken] = arr(l);
-      const lockName = str(n);
-      let h: Lock['holder'];
-      if (holder !== null) {
-        const [session, token, since] = arr(holder);
-        h = { session: str(session), token: int(token), since: int(since) };
-        if (!st.sessionMap.has(h.session)) bad(`lock ${lockName} held by unknown session`);
-        st.index(st.sessionLocks, h.session).add(lockName);
-      }
-      const w = arr(waiters).map(str);
-      for (const sid of w) {
-        if (!st.sessionMap.has(sid)) bad(`lock ${lockName} awaited by unknown session`);
-        st.index(st.sessionLocks, sid).add(lockName);
-      }
-      st.locks.set(lockName, { holder: h, waiters: w, lastToken: int(lastToken) });
-    }
-    for (const e of arr(image.kv)) {
-      const [k, value, createRevision, modRevision, version, session] = arr(e);
-      const entry: Kv = {
-        value: str(value),
-        createRevision: int(createRevision),
-        modRevision: int(modRevision),
-        version: int(version),
-        session: session === null ? undefined : str(session),
-      };
-      if (entry.session !== undefined) {
-        if (!st.sessionMap.has(entry.session)) bad(`key bound to unknown session`);
-        st.index(st.sessionKeys, entry.session).add(str(k));
-      }
-      st.kv.set(str(k), entry);
-    }
-    st.events = arr(image.events).map((e) => {
-      const [revision, type, k, value, modRevision] = arr(e);
-      const ev: KvEvent = {
-        revision: int(revision),
-        type: type === 0 ? 'put' : type === 1 ? 'delete' : bad('event type'),
-        key: str(k),
-        modRevision: int(modRevision),
-      };
-      if (value !== null) ev.value = str(value);
-      return ev;
-    });
+    for (const [k, e] of d.kv) if (e.session !== undefined) st.index(st.sessionKeys, e.session).add(k);
     st.trimHistory();
     return st;
   }
