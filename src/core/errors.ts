@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'peer_unreachable'
   | 'not_leader'
   | 'no_quorum'
+  /** Two system groups met under one cluster name, and this database exists in both. */
+  | 'split_cluster'
   | 'outcome_unknown'
   | 'leader_changed'
   | 'conflict'

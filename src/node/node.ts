@@ -468,6 +468,7 @@ export class GandalfNode {
         members: this.cluster?.nodes().length ?? 0,
       },
       system_leader: this.replicator?.systemLeader ?? null,
+      split_cluster: this.replicator?.splitReport() ?? null,
       ...(this.backups ? { backups: { dir: this.config.backupDir, last: this.backups.last ?? null, last_error: this.backups.lastError ?? null } } : {}),
       databases: this.replicator?.databases() ?? [],
       replicas: this.replicator?.status() ?? [],

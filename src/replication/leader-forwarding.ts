@@ -82,15 +82,20 @@ export class LeaderForwarder<R extends { group: ReplicaGroup }> {
       // instead of sending the request to a leader that is gone (which could only end as outcome_unknown).
       if (local?.group.isMember && local.group.leader === null && !redirectedTo) {
         const voters = [...new Set(local.group.voters().map(nodeOfReplica))];
-        const up = voters.filter((v) => v === self || this.options.view.members().some((m) => m.id === v && m.state === 'alive'));
-        if (up.length < Math.floor(voters.length / 2) + 1) {
+        const upIn = (ids: string[]) => ids.filter((v) => v === self || this.options.view.members().some((m) => m.id === v && m.state === 'alive'));
+        const up = upIn(voters);
+        // (unless placement names voters enough that are up: this replica may be a stale one the group went on without)
+        const placed = [...new Set(candidates())];
+        if (up.length < Math.floor(voters.length / 2) + 1 && upIn(placed).length < Math.floor(placed.length / 2) + 1) {
           throw new GandalfError(
             'no_quorum',
             `${group}: no leader, and only ${up.length} of its ${voters.length} voters are reachable (up: ${up.join(', ')}; down or suspected: ${voters.filter((v) => !up.includes(v)).join(', ')}); the request was not sent anywhere`,
           );
         }
+        // An election may be under way, or this replica is stale (the group went on without it): wait a little,
+        // then ask the other voters too, which answer with the leader they know.
         await sleep(clock, Math.min(50 + attempt * 20, 200, remaining));
-        continue;
+        if (clock.monotonic() >= deadline) break;
       }
       // Membership's verdict first: a node it declared dead is not asked (a request to it could only end as outcome_unknown).
       const hint = redirectedTo ?? local?.group.leader ?? this.hints.get(group);

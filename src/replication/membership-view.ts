@@ -28,6 +28,8 @@ export interface MembershipViewOptions {
   voter?: boolean;
   /** True once this node is closing: it stops counting itself alive. */
   closed: () => boolean;
+  /** This board's system group (SWIM meta `sysid` of boards that hold one), once known. */
+  clusterId: () => string | undefined;
 }
 
 const present = (m: MemberInfo) => m.state === 'alive' || m.state === 'suspect';
@@ -48,7 +50,7 @@ export class MembershipView {
 
   isAlive(id: string): boolean {
     if (id === this.options.self) return !this.options.closed();
-    if (this.removedSet.has(id)) return false;
+    if (this.removedSet.has(id) || this.isForeign(id)) return false;
     const m = this.member(id);
     return m !== undefined && present(m);
   }
@@ -56,7 +58,7 @@ export class MembershipView {
   /** Alive boards that may vote (placement's pool: founding, voters of every group). */
   aliveIds(): string[] {
     return this.members()
-      .filter((m) => m.id === this.options.self || (present(m) && !this.removedSet.has(m.id)))
+      .filter((m) => m.id === this.options.self || (present(m) && !this.removedSet.has(m.id) && !this.foreign(m)))
       .map((m) => m.id)
       .filter((id) => this.canVote(id))
       .sort();
@@ -71,7 +73,7 @@ export class MembershipView {
   /** Alive non-voting boards: each holds a learner replica of every database. */
   observerIds(): string[] {
     return this.members()
-      .filter((m) => m.id !== this.options.self && present(m) && !this.removedSet.has(m.id) && m.meta.voter === '0')
+      .filter((m) => m.id !== this.options.self && present(m) && !this.removedSet.has(m.id) && !this.foreign(m) && m.meta.voter === '0')
       .map((m) => m.id)
       .concat(this.options.voter === false ? [this.options.self] : [])
       .sort();
@@ -96,6 +98,34 @@ export class MembershipView {
   usable(id: string): boolean {
     if (this.removedSet.has(id)) return false;
     return this.isAlive(id) || !this.replaceable(id);
+  }
+
+  /**
+   * A board of another system group under the same cluster name (two sides
+   * that each founded one, then met): not a member of ours for anything, so
+   * neither side places on, adds or forwards to the other's boards.
+   */
+  isForeign(id: string): boolean {
+    const m = this.member(id);
+    return m !== undefined && this.foreign(m);
+  }
+
+  private foreign(m: MemberInfo): boolean {
+    const ours = this.options.clusterId();
+    const theirs = m.meta.sysid;
+    return ours !== undefined && theirs !== undefined && theirs !== '' && theirs !== ours;
+  }
+
+  /** The other system groups in sight, each with its alive boards (empty: no split). */
+  foreignClusters(): { cluster: string; boards: string[] }[] {
+    const by = new Map<string, string[]>();
+    for (const m of this.members()) {
+      if (m.id === this.options.self || !present(m) || !this.foreign(m)) continue;
+      const list = by.get(m.meta.sysid!) ?? [];
+      list.push(m.id);
+      by.set(m.meta.sysid!, list);
+    }
+    return [...by.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([cluster, boards]) => ({ cluster, boards: boards.sort() }));
   }
 
   isRemoved(id: string): boolean {

@@ -8,6 +8,7 @@
  * accepts any request. See DESIGN.md ("Groups").
  */
 import { LeaderForwarder } from './leader-forwarding';
+import { SplitWatch, type SplitReport } from './split-watch';
 import { MembershipView, type MembershipPort } from './membership-view';
 import * as path from 'node:path';
 import { sleep, type Clock, type TimerHandle } from '../core/clock';
@@ -43,6 +44,8 @@ export interface SystemMachine extends GroupMachine {
   databases(): DbRecord[];
   /** Boards removed from the cluster for good. */
   removed(): string[];
+  /** The system group's identity, once its first leader set it. */
+  clusterId(): string | undefined;
   database(name: string): DbRecord | undefined;
 }
 
@@ -148,6 +151,10 @@ export class Replicator {
   private readonly view: MembershipView;
   private readonly rpc: ReplicationRpc;
   private readonly forward: LeaderForwarder<Replica>;
+  private readonly split: SplitWatch;
+  /** The system group's identity as a placement refresh learned it (boards without a system replica). */
+  private learnedClusterId: string | undefined;
+  private publishedClusterId: string | undefined;
   private placement = new Map<string, DbRecord>();
   private placementFetched = 0;
   private placementRefresh: Promise<void> | undefined;
@@ -181,8 +188,17 @@ export class Replicator {
       replaceAfterMs: options.replaceAfterMs,
       ...(options.voter !== undefined ? { voter: options.voter } : {}),
       closed: () => this.closed,
+      clusterId: () => this.clusterId(),
     });
     this.rpc = new ReplicationRpc(options.rpc);
+    this.split = new SplitWatch({
+      rpc: this.rpc,
+      view: this.view,
+      clock: options.clock,
+      logger: options.logger,
+      cluster: () => this.clusterId(),
+      databases: () => [...this.placement.values()].map((d) => d.name),
+    });
     this.forward = new LeaderForwarder<Replica>({
       self: options.self,
       clock: options.clock,
@@ -404,6 +420,25 @@ export class Replicator {
     this.placement = new Map((sys.machine as SystemMachine).databases().map((d) => [dbGroup(d.name), d]));
     this.placementFetched = this.options.clock.monotonic();
     this.noteRemoved((sys.machine as SystemMachine).removed());
+    this.publishClusterId((sys.machine as SystemMachine).clusterId());
+  }
+
+  /** Every board advertises its system group (SWIM meta `sysid`), so two that meet under one cluster name tell each other apart. */
+  private publishClusterId(id: string | undefined): void {
+    if (id === undefined || id === this.publishedClusterId) return;
+    this.publishedClusterId = id;
+    this.options.membership.publish('sysid', id);
+  }
+
+  /** This board's system group: its own replica's identity, else the one its last placement refresh learned. */
+  private clusterId(): string | undefined {
+    const sys = this.member(SYSTEM_GROUP);
+    return (sys ? (sys.machine as SystemMachine).clusterId() : undefined) ?? this.learnedClusterId;
+  }
+
+  /** Two system groups in sight (see split-watch.ts), or undefined. */
+  splitReport(): SplitReport | undefined {
+    return this.split.report();
   }
 
   /** Boards removed for good (as committed in the system group): never alive, never placed; the node bans them from the mesh. */
@@ -516,6 +551,11 @@ export class Replicator {
           this.placement = new Map(dbs.map((d) => [dbGroup(d.name), d]));
           this.placementFetched = this.options.clock.monotonic();
           this.noteRemoved(await this.systemRead<string[]>('removed-nodes', {}, 'weak', RPC_TIMEOUT_MS));
+          const id = await this.systemRead<string | null>('cluster-id', {}, 'weak', RPC_TIMEOUT_MS);
+          if (typeof id === 'string') {
+            this.learnedClusterId = id;
+            this.publishClusterId(id);
+          }
         })
         .catch((err: unknown) => this.options.logger.debug('placement refresh failed', { err: err as Error }))
         .finally(() => (this.placementRefresh = undefined));
@@ -549,12 +589,14 @@ export class Replicator {
       await this.dropRemoved();
       await this.collectRemoved();
       this.forgetGone();
+      this.split.poll();
       const sys = this.member(SYSTEM_GROUP);
       if (!sys && this.options.clock.monotonic() - this.placementFetched > 2000 && this.systemCandidates().length > 0) void this.refreshPlacement();
       for (const [name, r] of this.replicas) {
         if (!r.group.isLeader) continue;
         this.view.trackMissing([...r.group.voters(), ...r.group.learners()].map(nodeOfReplica));
         if (name === SYSTEM_GROUP) {
+          await this.nameSystemGroup(r);
           await this.placeSystem(r.group);
           await this.placeDatabases(r);
           this.foundForgotten(r);
@@ -671,6 +713,14 @@ export class Replicator {
     if (alive[0] !== this.options.self) return;
     this.options.logger.info('founding the system group', { members: alive.length });
     await this.openReplica(SYSTEM_GROUP, 'found');
+  }
+
+  /** System leader: gives the system group its identity (its first leader's replica id) if it has none yet. */
+  private async nameSystemGroup(sys: Replica): Promise<void> {
+    if ((sys.machine as SystemMachine).clusterId() !== undefined) return;
+    await sys.group
+      .propose({ op: 'cluster-id', id: sys.group.id }, this.options.writeTimeoutMs)
+      .catch((err: unknown) => this.options.logger.debug('naming the system group failed', { err: err as Error }));
   }
 
   private async placeSystem(group: ReplicaGroup): Promise<void> {
@@ -798,7 +848,9 @@ export class Replicator {
   private async prepareReplica(group: ReplicaGroup, node: string, members: string[]): Promise<string | undefined> {
     try {
       // a slow board (a Pi Zero) may need a while to ask the system leader and open the replica
-      const reply = await this.rpc.call(node, 'group-prepare', { group: group.name, members }, Math.max(RPC_TIMEOUT_MS, this.options.writeTimeoutMs));
+      const cluster = this.clusterId();
+      const request = { group: group.name, members, ...(cluster ? { cluster } : {}) };
+      const reply = await this.rpc.call(node, 'group-prepare', request, Math.max(RPC_TIMEOUT_MS, this.options.writeTimeoutMs));
       // checked: a peer's answer, whatever the table says
       const replica: unknown = reply?.replica;
       if (typeof replica === 'string' && nodeOfReplica(replica) === node && !members.includes(replica)) return replica;
@@ -819,7 +871,7 @@ export class Replicator {
   private systemBoards(): string[] {
     return this.view
       .members()
-      .filter((m) => m.meta.sys === '1' && (m.state === 'alive' || m.state === 'suspect'))
+      .filter((m) => m.meta.sys === '1' && (m.state === 'alive' || m.state === 'suspect') && !this.view.isForeign(m.id))
       .map((m) => m.id)
       .sort();
   }
@@ -858,6 +910,7 @@ export class Replicator {
   private readonly systemQueries = new Map<string, (machine: SystemMachine, args: Record<string, unknown>) => unknown>([
     ['databases', (m) => m.databases()],
     ['removed-nodes', (m) => m.removed()],
+    ['cluster-id', (m) => m.clusterId() ?? null],
   ]);
 
   registerSystemQuery(name: string, fn: (machine: SystemMachine, args: Record<string, unknown>) => unknown): void {
@@ -1048,6 +1101,7 @@ export class Replicator {
   }
 
   async execute(name: string, command: ExecuteCommand, options: { redundancy?: number } = {}): Promise<ExecuteResult[]> {
+    this.refuseSplit(name);
     await this.ensureDatabase(name, options.redundancy);
     const group = dbGroup(name);
     const timeoutMs = this.options.writeTimeoutMs;
@@ -1059,6 +1113,18 @@ export class Replicator {
       timeoutMs,
       this.dbCandidates(name),
       false,
+    );
+  }
+
+  /** A database both of two system groups hold under one name takes no writes: two groups would take them. */
+  private refuseSplit(name: string): void {
+    if (!this.split.collides(name)) return;
+    throw new GandalfError(
+      'split_cluster',
+      `database ${name} exists in two system groups that run under one cluster name (${this.split
+        .report()!
+        .others.map((o) => o.cluster)
+        .join(', ')} besides ${this.clusterId() ?? 'this one'}); writes to it are refused until an operator resolves it (README "Two system groups")`,
     );
   }
 
@@ -1108,6 +1174,7 @@ export class Replicator {
    * Creates the database if it does not exist.
    */
   async load(name: string, bytes: Uint8Array, options: { redundancy?: number } = {}): Promise<{ bytes: number }> {
+    this.refuseSplit(name);
     await this.ensureDatabase(name, options.redundancy);
     const group = dbGroup(name);
     const timeoutMs = Math.max(this.options.writeTimeoutMs, LOAD_TIMEOUT_MS);
@@ -1222,8 +1289,14 @@ export class Replicator {
         return fn(this.leaderHandle(r), args, timeoutMs);
       });
     });
-    rpc.handle('db-exec', (_from, { db, command, timeoutMs }) => this.forward.asLeader(dbGroup(db), (r) => this.executeLocal(r, command, timeoutMs)));
-    rpc.handle('db-load', (_from, { db, bytes, timeoutMs }) => this.forward.asLeader(dbGroup(db), (r) => this.loadLocal(r, bytes, timeoutMs)));
+    rpc.handle('db-exec', (_from, { db, command, timeoutMs }) => {
+      this.refuseSplit(db);
+      return this.forward.asLeader(dbGroup(db), (r) => this.executeLocal(r, command, timeoutMs));
+    });
+    rpc.handle('db-load', (_from, { db, bytes, timeoutMs }) => {
+      this.refuseSplit(db);
+      return this.forward.asLeader(dbGroup(db), (r) => this.loadLocal(r, bytes, timeoutMs));
+    });
     rpc.handle('db-read', (_from, { db, what, args, level, timeoutMs }) =>
       this.forward.asLeader(dbGroup(db), async (r) => {
         await (level === 'strong' ? r.group.readBarrier(timeoutMs) : r.group.leaderReady(timeoutMs));
@@ -1247,7 +1320,12 @@ export class Replicator {
       return { ok: true as const };
     });
     // A group's leader is about to add this board: open an empty replica under a fresh id and say which.
-    rpc.handle('group-prepare', async (_from, { group, members }) => {
+    rpc.handle('group-prepare', async (_from, { group, members, cluster }) => {
+      // A leader of another system group under this cluster name never takes this board's replicas (see split-watch.ts).
+      const ours = this.clusterId();
+      if (cluster !== undefined && ours !== undefined && cluster !== ours) {
+        throw new GandalfError('split_cluster', `this board belongs to system group ${ours}, not ${cluster}: two system groups run under one cluster name`);
+      }
       // Only a committed placement that names this node creates a database replica (the system group's own configuration is
       // its placement); a non-voting board holds a learner replica of every database.
       if (group !== SYSTEM_GROUP && this.options.voter !== false) await this.placementNaming(group);

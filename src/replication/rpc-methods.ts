@@ -35,7 +35,8 @@ export interface RpcMethods {
   'db-read-local': { req: { db: string; what: ReadWhat; args: Record<string, unknown> }; res: unknown };
   'group-members': { req: { group: string }; res: GroupMembers };
   'group-open': { req: { group: string }; res: { ok: true } };
-  'group-prepare': { req: { group: string; members: string[] }; res: { replica: string } };
+  /** `cluster`: the asking leader's system group (absent from older boards). */
+  'group-prepare': { req: { group: string; members: string[]; cluster?: string }; res: { replica: string } };
 }
 
 export type Method = keyof RpcMethods;
@@ -120,7 +121,8 @@ const PARSERS: { [M in Method]: (method: M, o: Fields) => Req<M> } = {
   'group-prepare': (m, o) => {
     const members = o.members;
     if (!Array.isArray(members) || !members.every((x) => typeof x === 'string')) bad(m, 'members must be a list of replica ids');
-    return { group: group(m, o), members: members as string[] };
+    if (o.cluster !== undefined && typeof o.cluster !== 'string') bad(m, 'cluster must be a string');
+    return { group: group(m, o), members: members as string[], ...(typeof o.cluster === 'string' ? { cluster: o.cluster } : {}) };
   },
 };
 

@@ -14,6 +14,8 @@ export type SystemCommand =
   | { op: 'db-founded'; name: string }
   /** A database never founded whose founder left the placement (gone past --replace-after): another board founds it. */
   | { op: 'db-founder'; name: string; founder: string }
+  /** The system group's identity, set once (by its first leader; later ones change nothing): two system groups that meet tell each other apart by it. */
+  | { op: 'cluster-id'; id: string }
   | { op: 'db-drop'; name: string }
   | { op: 'session-open'; id: string; node: string; ttlMs: number }
   | { op: 'session-close'; id: string; reason: 'closed' | 'expired' | 'node-dead' }
@@ -78,6 +80,8 @@ export const MAX_TTL_MS = 3_600_000;
 const NAME_RE = /^[A-Za-z0-9_.-]{1,128}$/;
 /** Session ids are made by this code (hex); node ids follow the one node-id rule. */
 const SESSION_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+/** A replica id (`node~generation`) names a system group. */
+const CLUSTER_ID_RE = /^[A-Za-z0-9_.~-]{1,160}$/;
 const MAX_REDUNDANCY = 64;
 const MAX_VOTERS = 64;
 
@@ -187,6 +191,12 @@ export function parseCommand(cmd: unknown): SystemCommand {
     case 'db-founder': {
       const o = fields(cmd, ['op', 'name', 'founder']);
       return { op, name: name(o, 'name'), founder: nodeId(o, 'founder') };
+    }
+    case 'cluster-id': {
+      const o = fields(cmd, ['op', 'id']);
+      const v = o.id;
+      if (typeof v !== 'string' || !CLUSTER_ID_RE.test(v)) throw new Invalid('id must be 1-160 characters of A-Z a-z 0-9 _ . - ~');
+      return { op, id: v };
     }
     case 'session-open': {
       const o = fields(cmd, ['op', 'id', 'node', 'ttlMs']);

@@ -36,6 +36,8 @@ export interface DbRecordData {
 
 /** Everything a system state holds, as its snapshot carries it. */
 export interface SystemData {
+  /** Undefined until set (and in images from before it existed). */
+  clusterId: string | undefined;
   rev: number;
   lastToken: number;
   compactedThrough: number;
@@ -71,6 +73,8 @@ interface Image {
   events: [number, 0 | 1, string, string | null, number][];
   /** Absent in snapshots from before removal existed. */
   removed?: string[];
+  /** Absent until set, and in snapshots from before it existed. */
+  cluster?: string;
 }
 
 export function encodeImage(d: SystemData): Uint8Array {
@@ -97,6 +101,7 @@ export function encodeImage(d: SystemData): Uint8Array {
     }),
     events: d.events.map((e) => [e.revision, e.type === 'put' ? 0 : 1, e.key, e.value ?? null, e.modRevision]),
     removed: [...d.removed].sort(cmp),
+    ...(d.clusterId !== undefined ? { cluster: d.clusterId } : {}),
   };
   return new TextEncoder().encode(JSON.stringify(image));
 }
@@ -112,6 +117,7 @@ export function decodeImage(bytes: Uint8Array): SystemData {
   const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : bad('expected an array'));
   if (typeof image !== 'object' || image === null || image.format !== SNAPSHOT_FORMAT) bad('unknown format');
   const d: SystemData = {
+    clusterId: image.cluster === undefined ? undefined : str(image.cluster),
     rev: int(image.revision),
     lastToken: int(image.lastToken),
     compactedThrough: int(image.compactedThrough),

@@ -30,6 +30,10 @@ export class SystemStateMachine implements GroupMachine, SystemMachine {
     return this.current.removed();
   }
 
+  clusterId(): string | undefined {
+    return this.current.clusterId();
+  }
+
   database(name: string): DbRecord | undefined {
     return this.current.database(name);
   }

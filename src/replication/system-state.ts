@@ -119,6 +119,7 @@ export const DEFAULT_HISTORY_LIMIT = 10_000;
 export class SystemState {
   private readonly historyLimit: number;
   private rev = 0;
+  private cluster: string | undefined;
   /** The last fencing token handed out (any lock). */
   private lastToken = 0;
   /** The highest revision some of whose events were dropped from the history. */
@@ -154,6 +155,10 @@ export class SystemState {
       case 'db-create':
         if (this.dbs.has(c.name)) return fail('database_exists', `database ${c.name} exists`);
         this.dbs.set(c.name, { redundancy: c.redundancy, voters: c.voters, founder: c.voters[0] ?? '', founded: false });
+        return { ok: true, grants: [] };
+      case 'cluster-id':
+        if (this.cluster !== undefined) return { ok: true, grants: [], existing: true };
+        this.cluster = c.id;
         return { ok: true, grants: [] };
       case 'db-founded': {
         const db = this.dbs.get(c.name);
@@ -383,6 +388,11 @@ export class SystemState {
     return this.rev;
   }
 
+  /** The system group's identity (cluster-id), once set. */
+  clusterId(): string | undefined {
+    return this.cluster;
+  }
+
   database(dbName: string): DatabaseInfo | undefined {
     const db = this.dbs.get(dbName);
     return db ? { name: dbName, redundancy: db.redundancy, voters: db.voters.slice(), founder: db.founder, founded: db.founded } : undefined;
@@ -471,6 +481,7 @@ export class SystemState {
 
   snapshot(): Uint8Array {
     return encodeImage({
+      clusterId: this.cluster,
       rev: this.rev,
       lastToken: this.lastToken,
       compactedThrough: this.compactedThrough,
@@ -487,6 +498,7 @@ export class SystemState {
   static restore(bytes: Uint8Array, options: SystemStateOptions = {}): SystemState {
     const d = decodeImage(bytes);
     const st = new SystemState(options);
+    st.cluster = d.clusterId;
     st.rev = d.rev;
     st.lastToken = d.lastToken;
     st.compactedThrough = d.compactedThrough;

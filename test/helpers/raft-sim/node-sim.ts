@@ -57,6 +57,8 @@ export class SimBoard {
 }
 
 export interface NodeSimOptions {
+  /** Membership lists a board only once it was linked to it (as SWIM learns of members): sides cut apart from the start do not know each other. */
+  meetOnLink?: boolean;
   redundancy: number;
   replaceAfterMs: number;
   writeTimeoutMs: number;
@@ -89,6 +91,8 @@ export class NodeSim {
   private side = new Map<string, number>();
   private readonly unreachableSince = new Map<string, number>();
   private readonly lastDelivery = new Map<string, number>();
+  /** Observer>target pairs that were linked at some point. */
+  private readonly met = new Set<string>();
   private events = 0;
 
   constructor(
@@ -309,6 +313,7 @@ export class NodeSim {
         if (o === n) continue;
         const key = `${o}>${n}`;
         if (this.reachable(o, n)) {
+          this.met.add(key);
           this.unreachableSince.delete(key);
           continue;
         }
@@ -325,7 +330,8 @@ export class NodeSim {
 
   private membersSeenBy(observer: string): MemberInfo[] {
     const now = this.now();
-    return this.ids().map((id) => {
+    const known = this.ids().filter((id) => id === observer || !this.options.meetOnLink || this.met.has(`${observer}>${id}`));
+    return known.map((id) => {
       const meta = this.board(id).meta;
       if (id === observer) return { id, state: 'alive', meta };
       const since = this.unreachableSince.get(`${observer}>${id}`);

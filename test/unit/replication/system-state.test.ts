@@ -310,6 +310,17 @@ describe('SystemState: databases', () => {
     expect(r.snapshot()).toEqual(s.snapshot());
   });
 
+  it('takes its cluster identity once, keeps it through snapshots, and refuses a malformed one', () => {
+    const s = new SystemState();
+    expect(s.clusterId()).toBeUndefined();
+    expect(s.apply({ op: 'cluster-id', id: 'bad id' })).toMatchObject({ ok: false, code: 'invalid_command' });
+    ok(s.apply({ op: 'cluster-id', id: 'a~00c0ffee' }));
+    expect(s.apply({ op: 'cluster-id', id: 'b~12345678' })).toMatchObject({ ok: true, existing: true });
+    expect(s.clusterId()).toBe('a~00c0ffee');
+    expect(SystemState.restore(s.snapshot()).clusterId()).toBe('a~00c0ffee');
+    expect(SystemState.restore(new SystemState().snapshot()).clusterId()).toBeUndefined();
+  });
+
   it('an image from before founding was tracked restores its databases as founded', () => {
     const s = new SystemState();
     ok(s.apply({ op: 'db-create', name: 'old', redundancy: 3, voters: ['n1', 'n2', 'n3'] }));

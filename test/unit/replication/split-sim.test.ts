@@ -1,0 +1,97 @@
+/**
+ * Two system groups under one cluster name (whole replicators, simulated
+ * time): two sides cut apart from the start each found one; when they meet,
+ * each says so (the other group, its boards, the databases both hold), no
+ * side takes the other's boards or replicas, writes to a database both hold
+ * are refused with split_cluster, and every other database goes on.
+ */
+import { describe, expect, it } from 'vitest';
+import { loadSqlEngine } from '../../../src/store/sql-engine';
+import { NodeSim } from '../../helpers/raft-sim/node-sim';
+
+const IDS = ['a', 'b', 'c', 'd'];
+
+async function settle<T>(sim: NodeSim, op: Promise<T>, ms = 8_000): Promise<T | Error> {
+  let out: T | Error | undefined;
+  op.then(
+    (v) => (out = v),
+    (e: Error) => (out = e),
+  );
+  await sim.run(ms);
+  if (out === undefined) throw new Error(`did not settle within ${ms} ms of simulated time`);
+  return out;
+}
+
+describe('two system groups under one cluster name (simulated time)', () => {
+  for (const seed of [1, 2]) {
+    it(`seed ${seed}: they meet, say so, keep to themselves, and refuse writes only to the database both hold`, async () => {
+      const sim = new NodeSim(seed, IDS, await loadSqlEngine(), {
+        meetOnLink: true,
+        redundancy: 2,
+        replaceAfterMs: 20_000,
+        writeTimeoutMs: 4_000,
+        snapshotEntries: 1000,
+      });
+      sim.partition([
+        ['a', 'b'],
+        ['c', 'd'],
+      ]);
+      for (const id of IDS) await sim.start(id);
+      await sim.run(10_000);
+      const rep = (id: string) => sim.board(id).replicator!;
+      const exec = (id: string, db: string, sql: string) => rep(id).execute(db, { kind: 'execute', statements: [{ sql }], transaction: false });
+      for (const [via, db] of [
+        ['a', 'left'],
+        ['a', 'shared'],
+        ['c', 'right'],
+        ['c', 'shared'],
+      ] as const) {
+        expect(await settle(sim, exec(via, db, 'CREATE TABLE t(v)'), 10_000)).not.toBeInstanceOf(Error);
+        expect(await settle(sim, exec(via, db, `INSERT INTO t VALUES ('${via}')`))).not.toBeInstanceOf(Error);
+      }
+      const sysVoters = (id: string) =>
+        rep(id)
+          .status()
+          .find((r) => r.group === 'system')
+          ?.voters.slice()
+          .sort();
+      const left = sysVoters('a')!;
+      const right = sysVoters('c')!;
+      expect(left.every((v) => ['a', 'b'].includes(v))).toBe(true);
+      expect(right.every((v) => ['c', 'd'].includes(v))).toBe(true);
+      expect(rep('a').splitReport()).toBeUndefined();
+
+      sim.heal();
+      await sim.run(20_000);
+      for (const [id, other] of [
+        ['a', ['c', 'd']],
+        ['d', ['a', 'b']],
+      ] as const) {
+        const report = rep(id).splitReport();
+        expect(report?.others.map((o) => o.boards)).toEqual([other]);
+        expect(report?.collisions).toEqual(['shared']);
+      }
+      // nobody took the other side's boards or replicas
+      expect(sysVoters('a')).toEqual(left);
+      expect(sysVoters('c')).toEqual(right);
+      expect(
+        rep('a')
+          .databases()
+          .map((d) => d.name),
+      ).toEqual(['left', 'shared']);
+      expect(
+        rep('d')
+          .databases()
+          .map((d) => d.name),
+      ).toEqual(['right', 'shared']);
+      // the database both hold takes no writes, through any board; the others go on
+      expect(await settle(sim, exec('b', 'shared', "INSERT INTO t VALUES ('x')"))).toMatchObject({ code: 'split_cluster' });
+      expect(await settle(sim, exec('d', 'shared', "INSERT INTO t VALUES ('x')"))).toMatchObject({ code: 'split_cluster' });
+      expect(await settle(sim, exec('b', 'left', "INSERT INTO t VALUES ('b')"))).not.toBeInstanceOf(Error);
+      expect(await settle(sim, exec('d', 'right', "INSERT INTO t VALUES ('d')"))).not.toBeInstanceOf(Error);
+      const rows = await settle(sim, rep('a').query('left', [{ sql: 'SELECT v FROM t ORDER BY v' }], 'strong'));
+      if (rows instanceof Error) throw rows;
+      expect('values' in rows[0]! ? rows[0].values : []).toEqual([['a'], ['b']]);
+    }, 120_000);
+  }
+});
