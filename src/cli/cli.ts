@@ -475,13 +475,23 @@ async function getAndPrint(command: string, path: string, args: string[], io: Io
   return 0;
 }
 
+/** The status line for two system groups under one cluster name (README "Two system groups"); empty when there are not. */
+function splitWarning(split: { cluster: string | null; others: { cluster: string; boards: string[] }[]; collisions: string[] } | null | undefined): string {
+  if (!split) return '';
+  const others = split.others.map((o) => `${o.cluster} (${o.boards.join(', ')})`).join('; ');
+  const collisions = split.collisions.length ? `; writes refused to ${split.collisions.join(', ')} (held by both)` : '';
+  return `WARNING: another system group runs under this cluster name: ${others}; this board is in ${split.cluster ?? 'none yet'}${collisions}; see README "Two system groups"\n`;
+}
+
 function cmdStatus(args: string[], io: Io): Promise<number> {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- renders a reply's JSON as it came
   return getAndPrint('status', '/status', args, io, (s: Record<string, any>) => {
     const head =
       `node ${s.node_id} (${s.state}) version ${s.version} ${s.arch} node ${s.node_version}\n` +
       `uptime ${s.uptime_s} s, api ${s.http_bind}, mgmt ${s.mgmt_bind}, data ${s.data_dir}\n` +
-      `cluster ${s.cluster.name}${s.cluster.open ? ' (open)' : ''}: ${s.cluster.members} members, ${s.cluster.peers} linked over ${s.cluster.webrtc}\n\n`;
+      `cluster ${s.cluster.name}${s.cluster.open ? ' (open)' : ''}: ${s.cluster.members} members, ${s.cluster.peers} linked over ${s.cluster.webrtc}\n` +
+      splitWarning(s.split_cluster) +
+      '\n';
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above
     const rows = (s.replicas as Record<string, any>[]).map((r) => [
       r.group,

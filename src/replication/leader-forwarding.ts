@@ -92,9 +92,11 @@ export class LeaderForwarder<R extends { group: ReplicaGroup }> {
             `${group}: no leader, and only ${up.length} of its ${voters.length} voters are reachable (up: ${up.join(', ')}; down or suspected: ${voters.filter((v) => !up.includes(v)).join(', ')}); the request was not sent anywhere`,
           );
         }
-        // An election may be under way, or this replica is stale (the group went on without it): wait a little,
-        // then ask the other voters too, which answer with the leader they know.
         await sleep(clock, Math.min(50 + attempt * 20, 200, remaining));
+        // An election among these voters is under way: wait for it (asking a voter that just died would end as
+        // outcome_unknown). Unless placement names voters this replica's configuration lacks: then the group went
+        // on without it, and the placed voters are asked, who answer with the leader they know.
+        if (placed.every((p) => voters.includes(p))) continue;
         if (clock.monotonic() >= deadline) break;
       }
       // Membership's verdict first: a node it declared dead is not asked (a request to it could only end as outcome_unknown).

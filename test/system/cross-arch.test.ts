@@ -236,7 +236,10 @@ describe('single executables under qemu-user', () => {
     ).catch((err: Error) => {
       throw new Error(`${err.message}\nlast answer: ${answer}`);
     });
-    for (let i = 0; i < 20; i++) expect((await all[i % 3]!.post('/db/execute?db=mixed', [['INSERT INTO t VALUES(?)', i]])).status).toBe(200);
+    for (let i = 0; i < 20; i++) {
+      const r = await all[i % 3]!.post('/db/execute?db=mixed', [['INSERT INTO t VALUES(?)', i]]);
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+    }
     for (const n of all) {
       await until(
         `${n.url} to hold all rows`,
