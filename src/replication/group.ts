@@ -390,7 +390,8 @@ export class ReplicaGroup {
     while (this.running) await new Promise<void>((r) => this.options.clock.defer(r));
     await this.applyTail;
     await this.writeCheckpoint(); // one the loop did not get to
-    this.failAll(new GandalfError('stopping', 'the node is stopping'));
+    // These entries are in the log already and the other voters may still commit them: retrying one elsewhere could apply it twice.
+    this.failAll(new GandalfError('outcome_unknown', `${this.name}: this node stopped before the write committed here; it may or may not be applied`));
     // A final snapshot: the next start restores it instead of replaying the log.
     if (snapshot && !this.failure && this.applied > this.storage.snapshotIndex) {
       await this.captureSnapshot();

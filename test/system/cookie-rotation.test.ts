@@ -90,9 +90,14 @@ describe('cookie rotation', () => {
 
     stop = true;
     await writer;
-    expect(failures).toEqual([]);
+    // A write in flight on the leader that SIGTERM stops may end as outcome_unknown (it may or may not have
+    // applied; before, it was retried elsewhere and could apply twice); nothing else may fail.
+    const unknown = failures.filter((f) => f.startsWith('503 ') && f.includes('"outcome_unknown"'));
+    expect(failures.filter((f) => !unknown.includes(f))).toEqual([]);
+    expect(unknown.length).toBeLessThanOrEqual(2);
     expect(acked).toBeGreaterThan(20);
     const count = (await nodes[1]!.get('/db/query?level=strong&q=SELECT+count(*)+FROM+t')).body.results[0].values[0][0];
-    expect(count).toBe(acked);
+    expect(count).toBeGreaterThanOrEqual(acked);
+    expect(count).toBeLessThanOrEqual(acked + unknown.length);
   }, 240_000);
 });

@@ -134,4 +134,42 @@ describe('ReplicaGroup: three replicas, faulty network, crashes (GROUP_SEED=<n> 
   for (const seed of SEED) {
     it(`seed ${seed}`, () => run(seed), 30_000);
   }
+
+  it('a leader that stops with a write in its log but not committed answers outcome_unknown, never a retryable error', async () => {
+    const dirs = new Map(IDS.map((id) => [id, tempDir(`gandalf-group-close-${id}-`)]));
+    const live = new Map<string, ReplicaGroup>();
+    let cut = false;
+    const send = (m: RaftMessage) => {
+      if (!cut) setTimeout(() => live.get(m.to)?.step(structuredClone(m)), 0);
+    };
+    for (const id of IDS) {
+      live.set(
+        id,
+        await ReplicaGroup.open({
+          name: 'g',
+          self: id,
+          dir: dirs.get(id)!,
+          fs: nodeDataFs,
+          logger: silentLogger,
+          clock: systemClock,
+          random: mulberry32(id.charCodeAt(0)),
+          machine: new ListMachine(),
+          bootstrap: IDS,
+          send,
+          tickMs: 10,
+          raft: { electionTicks: 10 },
+          snapshotEntries: 1000,
+        }),
+      );
+    }
+    const deadline = Date.now() + 5000;
+    while (![...live.values()].some((g) => g.isLeaderReady()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const leader = [...live.values()].find((g) => g.isLeaderReady())!;
+    expect(leader).toBeDefined();
+    cut = true; // the write reaches the leader's log, and no follower acknowledges it
+    const write = leader.propose('x', 10_000);
+    await leader.close(0, false);
+    await expect(write).rejects.toMatchObject({ code: 'outcome_unknown' });
+    for (const g of live.values()) await g.close(0, false);
+  });
 });
