@@ -130,6 +130,18 @@ export class NodeSim {
     await drain();
   }
 
+  /** Runs the simulation for `ms` while `op` settles: its value, or the error it failed with (throws if it has not settled by then). */
+  async settle<T>(op: Promise<T>, ms = 6_000): Promise<T | Error> {
+    let out: T | Error | undefined;
+    op.then(
+      (v) => (out = v),
+      (e: Error) => (out = e),
+    );
+    await this.run(ms);
+    if (out === undefined) throw new Error(`did not settle within ${ms} ms of simulated time`);
+    return out;
+  }
+
   /** A timer of the simulation itself (clients, the nemesis), not of any board. */
   sleep(ms: number): Promise<void> {
     return new Promise((resolve) => this.clock.setTimeout(resolve, ms));

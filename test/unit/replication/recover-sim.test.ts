@@ -12,18 +12,6 @@ import { DEAD_MS, NodeSim } from '../../helpers/raft-sim/node-sim';
 const IDS = ['a', 'b', 'c'];
 const REPLACE_AFTER_MS = 20_000;
 
-/** Runs `op` on the simulation until it settles; its value, or the error it failed with. */
-async function settle<T>(sim: NodeSim, op: Promise<T>, ms = 6_000): Promise<T | Error> {
-  let out: T | Error | undefined;
-  op.then(
-    (v) => (out = v),
-    (e: Error) => (out = e),
-  );
-  await sim.run(ms);
-  if (out === undefined) throw new Error(`did not settle within ${ms} ms of simulated time`);
-  return out;
-}
-
 describe('recovering a group that lost its quorum for good', () => {
   for (const seed of [1, 2]) {
     it(`seed ${seed}: an R=2 database whose other voter died re-forms on the survivor and gets its redundancy back`, async () => {
@@ -38,9 +26,9 @@ describe('recovering a group that lost its quorum for good', () => {
       const rep = (id: string) => sim.board(id).replicator!;
       const exec = (id: string, sql: string, params?: number[]) =>
         rep(id).execute('main', { kind: 'execute', statements: [{ sql, ...(params ? { params } : {}) }], transaction: false });
-      expect(await settle(sim, exec('a', 'CREATE TABLE t(v)'), 10_000)).not.toBeInstanceOf(Error);
+      expect(await sim.settle(exec('a', 'CREATE TABLE t(v)'), 10_000)).not.toBeInstanceOf(Error);
       const acked: number[] = [];
-      for (let i = 0; i < 10; i++) if (!((await settle(sim, exec(IDS[i % 3]!, 'INSERT INTO t VALUES (?)', [i]), 2_000)) instanceof Error)) acked.push(i);
+      for (let i = 0; i < 10; i++) if (!((await sim.settle(exec(IDS[i % 3]!, 'INSERT INTO t VALUES (?)', [i]), 2_000)) instanceof Error)) acked.push(i);
       expect(acked).toHaveLength(10);
       const voters = rep('a')
         .databases()
@@ -50,18 +38,18 @@ describe('recovering a group that lost its quorum for good', () => {
       const third = IDS.find((id) => !voters.includes(id))!;
 
       // a healthy group is never re-formed
-      expect(await settle(sim, rep(survivor).recoverGroup('db.main'))).toMatchObject({ code: 'conflict' });
-      expect(await settle(sim, rep(third).recoverGroup('db.main'))).toMatchObject({ code: 'not_found' });
+      expect(await sim.settle(rep(survivor).recoverGroup('db.main'))).toMatchObject({ code: 'conflict' });
+      expect(await sim.settle(rep(third).recoverGroup('db.main'))).toMatchObject({ code: 'not_found' });
 
       sim.kill(victim); // for good: it never comes back
       await sim.run(DEAD_MS + 1_000);
-      expect(await settle(sim, exec(third, 'INSERT INTO t VALUES (100)'))).toMatchObject({
+      expect(await sim.settle(exec(third, 'INSERT INTO t VALUES (100)'))).toMatchObject({
         code: expect.stringMatching(/no_quorum|outcome_unknown|peer_unreachable/),
       });
 
-      const out = await settle(sim, rep(survivor).recoverGroup('db.main'));
+      const out = await sim.settle(rep(survivor).recoverGroup('db.main'));
       expect(out).toMatchObject({ group: 'db.main', voters: [survivor], lost: [victim] });
-      expect(await settle(sim, exec(third, 'INSERT INTO t VALUES (101)'))).not.toBeInstanceOf(Error);
+      expect(await sim.settle(exec(third, 'INSERT INTO t VALUES (101)'))).not.toBeInstanceOf(Error);
       acked.push(101);
 
       // past --replace-after the dead voter's seat goes to the third board, which gets the data
@@ -70,7 +58,7 @@ describe('recovering a group that lost its quorum for good', () => {
         .status()
         .find((r) => r.group === 'db.main');
       expect(group?.voters.sort()).toEqual([survivor, third].sort());
-      const rows = await settle(sim, rep(third).query('main', [{ sql: 'SELECT v FROM t ORDER BY v' }], 'strong'));
+      const rows = await sim.settle(rep(third).query('main', [{ sql: 'SELECT v FROM t ORDER BY v' }], 'strong'));
       if (rows instanceof Error) throw rows;
       const values = 'values' in rows[0]! ? rows[0].values.map((r) => r[0]) : [];
       expect(values).toEqual(expect.arrayContaining(acked));
@@ -87,9 +75,9 @@ describe('recovering a group that lost its quorum for good', () => {
     sim.kill('c');
     await sim.run(DEAD_MS + 1_000);
     const create = () => a.execute('other', { kind: 'execute', statements: [{ sql: 'CREATE TABLE t(v)' }], transaction: false });
-    expect(await settle(sim, create())).toBeInstanceOf(Error);
-    expect(await settle(sim, a.recoverGroup('system'))).toMatchObject({ voters: ['a'], lost: ['b', 'c'] });
+    expect(await sim.settle(create())).toBeInstanceOf(Error);
+    expect(await sim.settle(a.recoverGroup('system'))).toMatchObject({ voters: ['a'], lost: ['b', 'c'] });
     expect(a.systemLeader).toBe('a');
-    expect(await settle(sim, create(), 10_000)).not.toBeInstanceOf(Error);
+    expect(await sim.settle(create(), 10_000)).not.toBeInstanceOf(Error);
   }, 120_000);
 });

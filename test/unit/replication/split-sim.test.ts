@@ -11,17 +11,6 @@ import { NodeSim } from '../../helpers/raft-sim/node-sim';
 
 const IDS = ['a', 'b', 'c', 'd'];
 
-async function settle<T>(sim: NodeSim, op: Promise<T>, ms = 8_000): Promise<T | Error> {
-  let out: T | Error | undefined;
-  op.then(
-    (v) => (out = v),
-    (e: Error) => (out = e),
-  );
-  await sim.run(ms);
-  if (out === undefined) throw new Error(`did not settle within ${ms} ms of simulated time`);
-  return out;
-}
-
 describe('two system groups under one cluster name (simulated time)', () => {
   for (const seed of [1, 2]) {
     it(`seed ${seed}: they meet, say so, keep to themselves, and refuse writes only to the database both hold`, async () => {
@@ -46,8 +35,8 @@ describe('two system groups under one cluster name (simulated time)', () => {
         ['c', 'right'],
         ['c', 'shared'],
       ] as const) {
-        expect(await settle(sim, exec(via, db, 'CREATE TABLE t(v)'), 10_000)).not.toBeInstanceOf(Error);
-        expect(await settle(sim, exec(via, db, `INSERT INTO t VALUES ('${via}')`))).not.toBeInstanceOf(Error);
+        expect(await sim.settle(exec(via, db, 'CREATE TABLE t(v)'), 10_000)).not.toBeInstanceOf(Error);
+        expect(await sim.settle(exec(via, db, `INSERT INTO t VALUES ('${via}')`))).not.toBeInstanceOf(Error);
       }
       const sysVoters = (id: string) =>
         rep(id)
@@ -85,11 +74,11 @@ describe('two system groups under one cluster name (simulated time)', () => {
           .map((d) => d.name),
       ).toEqual(['right', 'shared']);
       // the database both hold takes no writes, through any board; the others go on
-      expect(await settle(sim, exec('b', 'shared', "INSERT INTO t VALUES ('x')"))).toMatchObject({ code: 'split_cluster' });
-      expect(await settle(sim, exec('d', 'shared', "INSERT INTO t VALUES ('x')"))).toMatchObject({ code: 'split_cluster' });
-      expect(await settle(sim, exec('b', 'left', "INSERT INTO t VALUES ('b')"))).not.toBeInstanceOf(Error);
-      expect(await settle(sim, exec('d', 'right', "INSERT INTO t VALUES ('d')"))).not.toBeInstanceOf(Error);
-      const rows = await settle(sim, rep('a').query('left', [{ sql: 'SELECT v FROM t ORDER BY v' }], 'strong'));
+      expect(await sim.settle(exec('b', 'shared', "INSERT INTO t VALUES ('x')"))).toMatchObject({ code: 'split_cluster' });
+      expect(await sim.settle(exec('d', 'shared', "INSERT INTO t VALUES ('x')"))).toMatchObject({ code: 'split_cluster' });
+      expect(await sim.settle(exec('b', 'left', "INSERT INTO t VALUES ('b')"))).not.toBeInstanceOf(Error);
+      expect(await sim.settle(exec('d', 'right', "INSERT INTO t VALUES ('d')"))).not.toBeInstanceOf(Error);
+      const rows = await sim.settle(rep('a').query('left', [{ sql: 'SELECT v FROM t ORDER BY v' }], 'strong'));
       if (rows instanceof Error) throw rows;
       expect('values' in rows[0]! ? rows[0].values : []).toEqual([['a'], ['b']]);
     }, 120_000);
