@@ -5,6 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { systemClock, type Clock } from '../core/clock';
+import { InboundQueue } from './inbound-queue';
 import { BaseConnection } from './rtc-connection';
 import { sdpFingerprint, type ChannelKind, type RtcChannel, type RtcConnection, type RtcFactory } from './rtc';
 
@@ -12,7 +13,7 @@ const registry = new Map<string, MemoryConnection>();
 
 class MemoryChannel implements RtcChannel {
   peer: MemoryChannel | undefined;
-  private readonly listeners: ((data: Uint8Array) => void)[] = [];
+  private readonly inbound = new InboundQueue();
   constructor(
     readonly kind: ChannelKind,
     private readonly owner: MemoryConnection,
@@ -22,7 +23,7 @@ class MemoryChannel implements RtcChannel {
     const copy = Uint8Array.from(data);
     const peer = this.peer!;
     setImmediate(() => {
-      if (!peer.owner.isClosed) for (const l of peer.listeners) l(copy);
+      if (!peer.owner.isClosed) peer.inbound.push(copy);
     });
   }
   bufferedAmount(): number {
@@ -30,7 +31,7 @@ class MemoryChannel implements RtcChannel {
   }
   onDrain(): void {}
   onMessage(listener: (data: Uint8Array) => void): void {
-    this.listeners.push(listener);
+    this.inbound.attach(listener);
   }
 }
 

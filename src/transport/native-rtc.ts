@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import type * as NdcModule from 'node-datachannel';
 import { systemClock, type Clock } from '../core/clock';
 import { runningSea } from '../core/sea';
+import { InboundQueue } from './inbound-queue';
 import { BaseConnection, withTimeout } from './rtc-connection';
 import { GATHER_TIMEOUT_MS, LOW_WATER, filterCandidates, type ChannelKind, type RtcChannel, type RtcFactory, type RtcOptions } from './rtc';
 
@@ -23,11 +24,16 @@ type NdcPeer = NdcModule.PeerConnection;
 type NdcChannel = NdcModule.DataChannel;
 
 class NativeChannel implements RtcChannel {
+  private readonly inbound = new InboundQueue();
   constructor(
     readonly kind: ChannelKind,
     private readonly dc: NdcChannel,
   ) {
     dc.setBufferedAmountLowThreshold(LOW_WATER);
+    dc.onMessage((msg) => {
+      if (typeof msg === 'string') this.inbound.push(Buffer.from(msg, 'utf8'));
+      else this.inbound.push(msg instanceof ArrayBuffer ? new Uint8Array(msg) : (msg as Uint8Array));
+    });
   }
   send(data: Uint8Array): void {
     this.dc.sendMessageBinary(data);
@@ -39,10 +45,7 @@ class NativeChannel implements RtcChannel {
     this.dc.onBufferedAmountLow(listener);
   }
   onMessage(listener: (data: Uint8Array) => void): void {
-    this.dc.onMessage((msg) => {
-      if (typeof msg === 'string') listener(Buffer.from(msg, 'utf8'));
-      else listener(msg instanceof ArrayBuffer ? new Uint8Array(msg) : (msg as Uint8Array));
-    });
+    this.inbound.attach(listener);
   }
 }
 
@@ -65,7 +68,9 @@ class NativeConnection extends BaseConnection {
     }
     dc.onClosed(() => this.closed(`${kind} channel closed`));
     dc.onError((err) => this.closed(`${kind} channel error: ${err}`));
-    const open = () => this.channelOpen(new NativeChannel(kind, dc));
+    // The channel listens from the moment it opens (messages are held until the link attaches).
+    const channel = new NativeChannel(kind, dc);
+    const open = () => this.channelOpen(channel);
     if (dc.isOpen()) open();
     else dc.onOpen(open);
   }

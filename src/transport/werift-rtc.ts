@@ -1,6 +1,7 @@
 /** WebRTC through werift: pure TypeScript, runs on every architecture. */
 import type * as WeriftModule from 'werift';
 import { systemClock, type Clock } from '../core/clock';
+import { InboundQueue } from './inbound-queue';
 import { BaseConnection, withTimeout } from './rtc-connection';
 import { GATHER_TIMEOUT_MS, LOW_WATER, filterCandidates, type ChannelKind, type RtcChannel, type RtcFactory, type RtcOptions } from './rtc';
 
@@ -9,11 +10,13 @@ type WPeer = WeriftModule.RTCPeerConnection;
 type WChannel = WeriftModule.RTCDataChannel;
 
 class WeriftChannel implements RtcChannel {
+  private readonly inbound = new InboundQueue();
   constructor(
     readonly kind: ChannelKind,
     private readonly dc: WChannel,
   ) {
     dc.bufferedAmountLowThreshold = LOW_WATER;
+    dc.onMessage.subscribe((msg) => this.inbound.push(typeof msg === 'string' ? Buffer.from(msg, 'utf8') : msg));
   }
   send(data: Uint8Array): void {
     this.dc.send(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
@@ -25,7 +28,7 @@ class WeriftChannel implements RtcChannel {
     this.dc.bufferedAmountLow.subscribe(() => listener());
   }
   onMessage(listener: (data: Uint8Array) => void): void {
-    this.dc.onMessage.subscribe((msg) => listener(typeof msg === 'string' ? Buffer.from(msg, 'utf8') : msg));
+    this.inbound.attach(listener);
   }
 }
 
@@ -46,11 +49,13 @@ class WeriftConnection extends BaseConnection {
       dc.close();
       return;
     }
+    // The channel listens from the start (messages are held until the link attaches).
+    const channel = new WeriftChannel(kind, dc);
     dc.stateChanged.subscribe((state) => {
-      if (state === 'open') this.channelOpen(new WeriftChannel(kind, dc));
+      if (state === 'open') this.channelOpen(channel);
       if (state === 'closed') this.closed(`${kind} channel closed`);
     });
-    if (dc.readyState === 'open') this.channelOpen(new WeriftChannel(kind, dc));
+    if (dc.readyState === 'open') this.channelOpen(channel);
   }
   remoteFingerprint(): string | undefined {
     // werift checks the peer's DTLS certificate against the remote SDP's fingerprint itself.

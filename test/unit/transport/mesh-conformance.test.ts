@@ -128,6 +128,34 @@ for (const [left, right] of PAIRS) {
       expect(got[1]!.body).toBe('after');
     });
 
+    it('keeps what the dialer sends before the other side attached its listener, in order', async () => {
+      // A peer may send the moment its side is open; the accepting side adopts
+      // its channels a little later (seen: a fuzzer's whole burst lost).
+      const options = { iceAddresses: ['127.0.0.1'], iceServers: [] };
+      const dialer = await factories[left]!();
+      const acceptor = await factories[right]!();
+      const offered = await dialer.offer(options);
+      const answered = await acceptor.answer(options, offered.sdp);
+      try {
+        await dialer.complete(offered.connection, answered.sdp);
+        const mine = await offered.connection.ready;
+        for (let i = 0; i < 50; i++) mine.reliable.send(Uint8Array.of(i));
+        const theirs = await answered.connection.ready;
+        await new Promise((r) => setTimeout(r, 300));
+        const got: number[] = [];
+        theirs.reliable.onMessage((data) => got.push(data[0]!));
+        expect(() => theirs.reliable.onMessage(() => {})).toThrow(/one message listener/);
+        await until(() => got.length === 50, 5_000, 'the early messages');
+        expect(got).toEqual(Array.from({ length: 50 }, (_, i) => i));
+        mine.reliable.send(Uint8Array.of(99));
+        await until(() => got.length === 51, 5_000, 'a later message');
+        expect(got[50]).toBe(99);
+      } finally {
+        offered.connection.close();
+        answered.connection.close();
+      }
+    });
+
     it('drops malformed frames and disconnects a peer that keeps sending them', async () => {
       const a = await makeMesh({ id: 'a', impl: left });
       const b = await makeMesh({ id: 'b', impl: right });
