@@ -31,11 +31,11 @@ interface Record_ {
 }
 
 interface SnapshotFile {
+  data: unknown;
   /** First log record to replay on top of this snapshot. */
   replayFrom: number;
   voters: string[];
   learners: string[];
-  data: unknown;
 }
 
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
@@ -164,7 +164,8 @@ export class RaftDiskStorage {
       { index: replayFrom, term: 0, data: { hs: hard, base: snapshot.index, entries: tail.filter((e) => e.index > snapshot.index) } },
     ]);
     this.hard = hard;
-    const file: SnapshotFile = { replayFrom, voters: snapshot.voters, learners: snapshot.learners, data: snapshot.data };
+    // The image first: its bytes then sit at the same offsets in every snapshot, so a delta holds only what changed.
+    const file: SnapshotFile = { data: snapshot.data, replayFrom, voters: snapshot.voters, learners: snapshot.learners };
     await this.snapshots.save({ index: snapshot.index, term: snapshot.term, image: cbor.encode(file) as Uint8Array });
     this.snapIndex = snapshot.index;
     // The older retained snapshot still needs the log from where it starts.

@@ -4,7 +4,7 @@
  * fsyncs and closing (the multi-voter behaviour is in the system tests and the
  * simulations).
  */
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FaultyFs } from '../../helpers/faulty-fs';
@@ -49,6 +49,28 @@ describe('ReplicaGroup (one voter, real files)', () => {
     expect(readdirSync(path.join(dir, 'log')).length).toBeLessThanOrEqual(3);
     const again = await openSolo(dir, { snapshotEntries: 10 });
     expect(again.rows('SELECT * FROM t')).toEqual(expected);
+    await again.group.close();
+  });
+
+  it('a snapshot of a large database that changed a little writes the changed pages, not the database', async () => {
+    const dir = tempDir();
+    const db = await openSolo(dir, { snapshotEntries: 20 });
+    await db.exec('CREATE TABLE big(v)', 'CREATE TABLE t(v)');
+    for (let i = 0; i < 8; i++) await db.exec({ sql: 'INSERT INTO big VALUES(randomblob(262144))', params: [] }); // 2 MiB
+    for (let i = 0; i < 70; i++) await db.exec({ sql: 'INSERT INTO t VALUES(?)', params: [i] });
+    const snapshots = path.join(dir, 'snapshots');
+    const files = readdirSync(snapshots).sort();
+    const sizes = files.map((f) => statSync(path.join(snapshots, f)).size);
+    const full = sizes[files.findIndex((f) => f.endsWith('.snap'))]!;
+    expect(full).toBeGreaterThan(2 * 1024 * 1024);
+    const deltas = files.filter((f) => f.endsWith('.delta'));
+    expect(deltas.length).toBeGreaterThanOrEqual(2);
+    for (const d of deltas) expect(statSync(path.join(snapshots, d)).size).toBeLessThan(full / 20);
+    const expected = db.rows('SELECT count(*), sum(length(v)) FROM big UNION ALL SELECT count(*), sum(v) FROM t');
+    await db.group.close();
+    const again = await openSolo(dir, { snapshotEntries: 20 });
+    expect(again.rows('SELECT count(*), sum(length(v)) FROM big UNION ALL SELECT count(*), sum(v) FROM t')).toEqual(expected);
+    expect(again.rows('SELECT count(*) FROM t')).toEqual([[70]]);
     await again.group.close();
   });
 
