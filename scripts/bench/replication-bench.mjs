@@ -8,7 +8,8 @@
 // directory under os.tmpdir() is removed.
 // Usage: node scripts/bench/replication-bench.mjs [--quick]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -31,10 +32,12 @@ const LIMITS = {
   lockSeq: [300, 15_000],
   lockContended: [200, 20_000],
   failover: [60_000], // give up waiting for the first write after this long
+  wear: [20_000, 30_000],
+  wearWarmup: [9_000, 20_000], // past one --snapshot-entries interval (8192)
 };
 // --quick: a smoke run with a tenth of the operations and time per line.
 if (process.argv.includes('--quick')) {
-  for (const k of ['seq', 'inflight', 'lockSeq', 'lockContended']) LIMITS[k] = LIMITS[k].map((v) => Math.ceil(v / 10));
+  for (const k of ['seq', 'inflight', 'lockSeq', 'lockContended', 'wear', 'wearWarmup']) LIMITS[k] = LIMITS[k].map((v) => Math.ceil(v / 10));
 }
 const INFLIGHT = 64;
 const FAILOVER_CLIENT_TIMEOUT_MS = 250;
@@ -188,6 +191,17 @@ function rssKiB(pid) {
   try {
     const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Bytes this process caused to be written to storage (dirtied pages, less those cancelled by truncation or deletion). */
+function writtenBytes(pid) {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+    const field = (name) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? NaN);
+    return field('write_bytes') - field('cancelled_write_bytes');
   } catch {
     return NaN;
   }
@@ -365,6 +379,13 @@ const gandalf = {
     if (r.body?.results?.[0]?.error) throw new Error(`statement error: ${r.body.results[0].error}`);
     return true;
   },
+  async exec(node, db, statements, timeoutMs = 30_000) {
+    const r = await request(gandalfAgent, node.http, 'POST', `/db/execute?db=${db}`, statements, timeoutMs);
+    if (r.status !== 200) throw new Error(`HTTP ${r.status} ${r.body?.code ?? r.text.slice(0, 120)}`);
+    const failed = r.body?.results?.find((x) => x.error);
+    if (failed) throw new Error(`statement error: ${failed.error}`);
+    return true;
+  },
   async insertBatch(node, rows) {
     const sql = `INSERT INTO r(v) VALUES ${Array.from({ length: rows }, () => '(?)').join(',')}`;
     const stmt = [sql];
@@ -471,6 +492,11 @@ const etcd = {
   },
   async put(m, timeoutMs = 15_000) {
     const r = await request(etcdAgent, m.client, 'POST', '/v3/kv/put', { key: b64(`k/${valueCounter}`), value: b64(value()) }, timeoutMs);
+    if (r.status !== 200 || r.body?.error) throw new Error(`put: HTTP ${r.status} ${r.text.slice(0, 120)}`);
+    return true;
+  },
+  async putKey(m, key, text, timeoutMs = 30_000) {
+    const r = await request(etcdAgent, m.client, 'POST', '/v3/kv/put', { key: b64(key), value: b64(text) }, timeoutMs);
     if (r.status !== 200 || r.body?.error) throw new Error(`put: HTTP ${r.status} ${r.text.slice(0, 120)}`);
     return true;
   },
@@ -589,6 +615,87 @@ async function loadRows(sys, from, target, batch) {
   const rss = procs.map((p) => rssKiB(p.proc.pid));
   log(`${sys}: ${target} rows loaded (+${target - from} in ${(loadMs / 1000).toFixed(1)} s), RSS KiB ${rss.join(' / ')}`);
   return { rss, loadMs };
+}
+
+/** A distinct, incompressible text of `bytes` bytes (a large row or value). */
+function bulk(bytes) {
+  return randomBytes(Math.ceil((bytes * 3) / 4))
+    .toString('base64')
+    .slice(0, bytes);
+}
+
+/**
+ * Card wear: grows a database (gandalf: db "wear"; etcd: keys "wear/big/*")
+ * with 1 MiB rows to `mib` MiB, then runs small writes (64 in flight) and
+ * divides the bytes all three members wrote to storage meanwhile by the
+ * writes acknowledged. Snapshots are taken at the members' defaults, so the
+ * run holds at least two snapshot intervals of gandalf's (--snapshot-entries).
+ */
+async function wear(sys, fromMib, mib) {
+  const procs = sys === 'gandalf' ? gandalf.nodes : etcd.members;
+  const leaderNode = sys === 'gandalf' ? await gandalf.leaderOf(gandalf.wearReady ? 'db.wear' : 'system') : await etcd.leader();
+  let target = leaderNode;
+  if (sys === 'gandalf' && !gandalf.wearReady) {
+    await waitFor(
+      'gandalf db wear',
+      () =>
+        gandalf
+          .exec(target, 'wear', [['CREATE TABLE IF NOT EXISTS big(v TEXT)'], ['CREATE TABLE IF NOT EXISTS w(id INTEGER PRIMARY KEY, v TEXT)']])
+          .catch(() => false),
+      60_000,
+      500,
+    );
+    await waitFor('gandalf db.wear leader', async () => (target = await gandalf.leaderOf('db.wear')), 30_000, 250);
+    gandalf.wearReady = true;
+  }
+  for (let i = fromMib; i < mib; i++) {
+    let done = false;
+    for (let attempt = 0; attempt < 5 && !done; attempt++) {
+      try {
+        done =
+          sys === 'gandalf'
+            ? await gandalf.exec(target, 'wear', [['INSERT INTO big(v) VALUES(?)', bulk(1024 * 1024)]])
+            : await etcd.putKey(target, `wear/big/${i}`, bulk(1024 * 1024));
+      } catch (e) {
+        log(`${sys}: loading 1 MiB row ${i} failed (${e.message}); retrying`);
+        await sleep(500);
+      }
+    }
+    if (!done) throw new BenchFailure(`${sys}: loading the wear database keeps failing at ${i} MiB`);
+  }
+  const small = () =>
+    sys === 'gandalf'
+      ? gandalf.exec(target, 'wear', [['INSERT INTO w(v) VALUES(?)', value()]], 15_000)
+      : etcd.putKey(target, `wear/k/${valueCounter}`, value(), 15_000);
+  // Warm-up, the same for both: the first small writes after the large rows still rewrite pages the
+  // large rows share (etcd's B+tree leaf), and gandalf's first snapshot interval after them still holds them.
+  await runLoad(`${sys} warm-up on a ${mib} MiB database`, { concurrency: INFLIGHT, maxOps: LIMITS.wearWarmup[0], maxMs: LIMITS.wearWarmup[1], op: small });
+  await sleep(2000);
+  const before = procs.map((p) => writtenBytes(p.proc.pid));
+  const r = await runLoad(`${sys} small writes on a ${mib} MiB database, ${INFLIGHT} in flight`, {
+    concurrency: INFLIGHT,
+    maxOps: LIMITS.wear[0],
+    maxMs: LIMITS.wear[1],
+    op: small,
+  });
+  await sleep(2000);
+  const after = procs.map((p) => writtenBytes(p.proc.pid));
+  const total = after.reduce((n, b, i) => n + b - before[i], 0);
+  const perWrite = total / Math.max(1, r.ok);
+  log(
+    `${sys}: ${mib} MiB database: ${(total / 2 ** 20).toFixed(1)} MiB written by 3 members for ${r.ok} writes -> ${(perWrite / 1024).toFixed(2)} KiB per write`,
+  );
+  if (sys === 'gandalf') {
+    if (r.perSec < 500) for (const n of gandalf.nodes) log(`gandalf ${n.id}: slow writes; last output:\n${n.lines.slice(-15).join('\n')}`);
+    for (const n of gandalf.nodes) {
+      const dir = path.join(n.dir, 'raft', 'db.wear', 'snapshots');
+      const files = existsSync(dir)
+        ? readdirSync(dir).map((f) => `${f.replace(/^snap-0*/, '')} ${(statSync(path.join(dir, f)).size / 2 ** 20).toFixed(1)} MiB`)
+        : [];
+      log(`gandalf ${n.id}: db.wear snapshots on disk: ${files.join(', ') || 'none'}`);
+    }
+  }
+  return { perWrite, total, ok: r.ok };
 }
 
 /**
@@ -802,6 +909,13 @@ async function main() {
   const g100 = await loadRows('gandalf', 10_000, 100_000, 500);
   const e100 = await loadRows('etcd', 10_000, 100_000, 100);
 
+  // 7. card wear: bytes written to storage per acknowledged write (after the RSS lines, which it would skew;
+  // before the kill, so all three members are alive)
+  const gWear10 = await wear('gandalf', 0, 10);
+  const eWear10 = await wear('etcd', 0, 10);
+  const gWear100 = await wear('gandalf', 10, 100);
+  const eWear100 = await wear('etcd', 10, 100);
+
   // 5. SIGKILL of the leader -> first successful write through a survivor
   const gFail = await failover('gandalf');
   const eFail = await failover('etcd');
@@ -814,6 +928,13 @@ async function main() {
   addRow('6. RSS per node after 10k rows (3 nodes)', rssCell(g10), rssCell(e10), { higher: false });
   addRow('6. RSS per node after 100k rows (3 nodes)', rssCell(g100), rssCell(e100), { higher: false });
   addRow('6. time to load the next 90k rows', g100.loadMs / 1000, e100.loadMs / 1000, { unit: ' s', digits: 1, higher: false });
+
+  addRow('7. bytes written per write, 10 MiB database (3 nodes)', gWear10.perWrite / 1024, eWear10.perWrite / 1024, { unit: ' KiB', digits: 2, higher: false });
+  addRow('7. bytes written per write, 100 MiB database (3 nodes)', gWear100.perWrite / 1024, eWear100.perWrite / 1024, {
+    unit: ' KiB',
+    digits: 2,
+    higher: false,
+  });
 
   const totalS = (now() - T_START) / 1000;
   console.log('');

@@ -12,7 +12,18 @@
  * other, so chunks of two never interleave; a chunk of a new message discards
  * an incomplete earlier one (the link was replaced). Every chunk carries its
  * CRC-32C: a damaged one drops the message (Raft and RPC callers retry).
+ *
+ * Resuming: a large message's first chunk names it (`r`: its length and the
+ * CRC-32C of its first and last chunk) and its last chunk carries the
+ * SHA-256 of the whole message (`d`). A receiver keeps the chunks of a
+ * message cut off by a dropped link; when the same message starts again (a
+ * resent snapshot), it keeps them and answers `{s: [id, have]}`, and the
+ * sender goes on from chunk `have`. The digest, checked over the kept and the
+ * new chunks alike, makes sure a message is never pieced together from two
+ * that merely share the name: such a message is dropped, the next one starts
+ * afresh.
  */
+import { createHash, type Hash } from 'node:crypto';
 import { Encoder } from 'cbor-x';
 import type { Clock, TimerHandle } from '../core/clock';
 import { checkCbor } from '../core/cbor-guard';
@@ -43,15 +54,33 @@ export interface MeshPort {
   backlog?(to: string): number | undefined;
 }
 
-/** `k`: CRC-32C of `b` (absent from nodes before it existed). */
-type Chunk = { c: [id: number, seq: number, count: number]; b: Uint8Array; k?: number };
-/** `done`: told once whether the last chunk reached the link (true) or the message was dropped (false). */
-type Outgoing = { id: number; bytes: Uint8Array; seq: number; count: number; done: ((sent: boolean) => void) | undefined };
+/**
+ * `k`: CRC-32C of `b`; `r` (first chunk): the message's resume key; `d` (last
+ * chunk): SHA-256 of the whole message. Each is absent from nodes before it existed.
+ */
+type Chunk = { c: [id: number, seq: number, count: number]; b: Uint8Array; k?: number; r?: string; d?: Uint8Array };
+/** A receiver that kept chunks 0..have-1 of message `id` from an earlier try: `{s: [id, have]}`. */
+type Skip = { s: [id: number, have: number] };
+/**
+ * `done`: told once whether the last chunk reached the link (true) or the message was dropped (false).
+ * `hash` covers the first `hashed` bytes (chunks skipped on a resume are hashed before the last chunk leaves).
+ */
+type Outgoing = { id: number; bytes: Uint8Array; seq: number; count: number; done: ((sent: boolean) => void) | undefined; hash: Hash; hashed: number };
+type Partial_ = { id: number; key: string | undefined; parts: Uint8Array[]; bytes: number; hash: Hash; count: number; skipBelow: number };
 export type SendDone = (sent: boolean) => void;
+/** Bytes of skipped chunks a sender hashes per turn of the event loop. */
+const HASH_SLICE = 1024 * 1024;
+
+function resumeKey(bytes: Uint8Array): string {
+  const last = Math.floor((bytes.length - 1) / CHUNK_BYTES) * CHUNK_BYTES;
+  return `${bytes.length}:${crc32c(bytes.subarray(0, CHUNK_BYTES))}:${crc32c(bytes.subarray(last))}`;
+}
 
 export class Wire {
   private nextId = 1;
-  private readonly partial = new Map<string, { id: number; parts: Uint8Array[]; bytes: number }>();
+  private readonly partial = new Map<string, Partial_>();
+  /** Chunks skipped because the receiver held them from an earlier try (for tests and metrics). */
+  resumedChunks = 0;
   private readonly handlers: ((from: string, message: unknown) => void)[] = [];
   private bad = 0;
   /** Large messages per peer, the first one leaving. */
@@ -88,7 +117,15 @@ export class Wire {
       return sent;
     };
     if (bytes.length <= CHUNK_BYTES) return settle(this.mesh.send(to, bytes));
-    const out: Outgoing = { id: this.nextId++, bytes, seq: 0, count: Math.ceil(bytes.length / CHUNK_BYTES), done: undefined };
+    const out: Outgoing = {
+      id: this.nextId++,
+      bytes,
+      seq: 0,
+      count: Math.ceil(bytes.length / CHUNK_BYTES),
+      done: undefined,
+      hash: createHash('sha256'),
+      hashed: 0,
+    };
     if (!this.mesh.backlog || !this.clock) {
       while (out.seq < out.count) if (!this.sendChunk(to, out)) return settle(false);
       return settle(true);
@@ -108,10 +145,29 @@ export class Wire {
   }
 
   private sendChunk(to: string, out: Outgoing): boolean {
+    this.hashUpTo(out, out.seq * CHUNK_BYTES);
     const b = out.bytes.subarray(out.seq * CHUNK_BYTES, (out.seq + 1) * CHUNK_BYTES);
     const chunk: Chunk = { c: [out.id, out.seq, out.count], b, k: crc32c(b) };
+    if (out.seq === 0) chunk.r = resumeKey(out.bytes);
+    out.hash.update(b);
+    out.hashed += b.length;
+    if (out.seq === out.count - 1) chunk.d = out.hash.digest();
     out.seq++;
     return this.mesh.send(to, chunk);
+  }
+
+  private hashUpTo(out: Outgoing, end: number): void {
+    if (out.hashed >= end) return;
+    out.hash.update(out.bytes.subarray(out.hashed, end));
+    out.hashed = end;
+  }
+
+  /** The receiver holds chunks below `have` of message `id` already: go on from there. */
+  private skip(from: string, [id, have]: Skip['s']): void {
+    const out = this.outgoing.get(from)?.[0];
+    if (!out || out.id !== id || have <= out.seq || have >= out.count) return;
+    this.resumedChunks += have - out.seq;
+    out.seq = have;
   }
 
   /** Sends chunks while the link has room; looks again shortly when it has none. A link that went away drops the queue. */
@@ -128,6 +184,14 @@ export class Wire {
         return;
       }
       const head = queue[0]!;
+      if (head.hashed < head.seq * CHUNK_BYTES) {
+        // chunks skipped on a resume still count towards the digest: hashed a slice per turn
+        this.hashUpTo(head, Math.min(head.seq * CHUNK_BYTES, head.hashed + HASH_SLICE));
+        const timer = this.clock!.setTimeout(() => this.pump(to), 0);
+        timer.unref?.();
+        this.pumps.set(to, timer);
+        return;
+      }
       if (!this.sendChunk(to, head)) break;
       if (head.seq === head.count) {
         queue.shift();
@@ -141,6 +205,11 @@ export class Wire {
 
   private receive(from: string, body: unknown): void {
     if (body instanceof Uint8Array) return this.deliver(from, body);
+    const skip = (body as Partial<Skip> | null)?.s;
+    if (Array.isArray(skip)) {
+      if (skip.length === 2 && skip.every((n) => Number.isSafeInteger(n) && n >= 0)) return this.skip(from, skip as Skip['s']);
+      return this.dropped(from, 'malformed resume answer');
+    }
     const chunk = body as Partial<Chunk> | null;
     const c = chunk?.c;
     if (!Array.isArray(c) || c.length !== 3 || !(chunk!.b instanceof Uint8Array) || !c.every((n) => Number.isSafeInteger(n) && n >= 0)) {
@@ -154,17 +223,28 @@ export class Wire {
     }
     let p = this.partial.get(from);
     if (seq === 0) {
-      p = { id, parts: [], bytes: 0 };
+      const key = typeof chunk!.r === 'string' ? chunk!.r : undefined;
+      if (p && key !== undefined && p.key === key && p.count === count && p.parts.length > 1 && p.parts.length < count) {
+        // The message cut off earlier starts again: keep what arrived, ask for the rest.
+        p.id = id;
+        p.skipBelow = p.parts.length;
+        this.mesh.send(from, { s: [id, p.parts.length] } satisfies Skip);
+        return;
+      }
+      p = { id, key, parts: [], bytes: 0, hash: createHash('sha256'), count, skipBelow: 0 };
       this.partial.set(from, p);
     }
+    if (p && p.id === id && seq < p.skipBelow) return; // sent before the sender heard that these were kept
     if (!p || p.id !== id || p.parts.length !== seq) {
       this.partial.delete(from);
       return this.dropped(from, 'chunk out of sequence');
     }
     p.parts.push(chunk!.b!);
     p.bytes += chunk!.b!.length;
+    p.hash.update(chunk!.b!);
     if (p.parts.length === count) {
       this.partial.delete(from);
+      if (chunk!.d instanceof Uint8Array && !Buffer.from(chunk!.d).equals(p.hash.digest())) return this.dropped(from, 'message digest mismatch');
       this.deliver(from, Buffer.concat(p.parts, p.bytes));
     }
   }
