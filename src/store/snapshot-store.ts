@@ -224,11 +224,6 @@ export class SnapshotStore {
       if (name.endsWith('.tmp')) await this.fs.unlink(path.join(this.dir, name));
     }
   }
-
-  /** Indexes of the snapshots on disk, newest first. */
-  async list(): Promise<number[]> {
-    return (await this.files()).map((f) => f.index).reverse();
-  }
 }
 
 function decodeFull(buf: Buffer, expectedIndex: number): Snapshot | string {
