@@ -2,13 +2,6 @@
  * A soak, not part of `npm test` (memory-heavy: four nodes holding 200 MiB
  * each, in up to three copies): `npm run soak:large`.
  *
- * Known to fail today (issue 9): the new voter does get the 200 MiB snapshot
- * (installed about 2.5 min after it was added, on a loaded 2-core machine),
- * but with --snapshot-entries 20 and writes going on the leader has compacted
- * its log past that snapshot again by then, so the learner needs another one
- * and never catches up. Leaders must keep a log tail behind their snapshot
- * for followers that are streaming one (etcd keeps 5000 entries).
- *
  * A large database heals: 4 nodes, a 200 MiB database on 3 of them, its log
  * compacted into a snapshot; a voter is SIGKILLed and its replacement gets the
  * whole database as a snapshot streamed over the mesh (paced by the link's
