@@ -46,3 +46,8 @@ export function effectiveRedundancy(requested: number, size: number): number {
   const r = requested > 0 ? requested : 3;
   return Math.max(1, Math.min(r, size));
 }
+
+/** The Raft group of database `name`. */
+export function dbGroup(name: string): string {
+  return `db.${name}`;
+}

@@ -18,7 +18,8 @@ import type { DataFs } from '../store/data-fs';
 import { mayRunLong, onlyShrinks } from '../store/statement-guard';
 import type { ExecuteCommand, ExecuteResult, LogEntry, QueryResult, Statement } from '../store/sql-state-machine';
 import { ReplicaGroup, type GroupMachine, type GroupObserver, type ReplicaStatus } from './group';
-import { desiredVoters, effectiveRedundancy, rendezvous, systemVoterCount } from './placement';
+import { dbGroup, effectiveRedundancy, rendezvous } from './placement';
+import { PlacementController } from './placement-controller';
 import type { Entry, RaftConfig } from './raft';
 import { newReplicaId, nodeOfReplica } from './replica-id';
 import type { BackupFormat, DatabaseMachine, DatabaseMachineFactory, QueryBounds } from './database-machine';
@@ -26,6 +27,7 @@ import { isGroupName, queryStatements, RPC_TIMEOUT_MS, ReplicationRpc, SYSTEM_GR
 import type { Rpc, Wire } from './wire';
 
 export { SYSTEM_GROUP, isGroupName, type ReadLevel } from './rpc-methods';
+export { dbGroup } from './placement';
 
 export interface DbRecord {
   name: string;
@@ -122,10 +124,6 @@ const GONE_NOTICE_MS = 1_000;
 /** Tombstone of a replica this node held and gave up: it is never re-created from a bootstrap. */
 const REMOVED_SUFFIX = '.removed';
 
-export function dbGroup(name: string): string {
-  return `db.${name}`;
-}
-
 /** A database read on a local replica: its voter count, or one result per SQL statement of the query. */
 async function readLocal(
   r: Replica,
@@ -152,6 +150,7 @@ export class Replicator {
   private readonly rpc: ReplicationRpc;
   private readonly forward: LeaderForwarder<Replica>;
   private readonly split: SplitWatch;
+  private readonly placer: PlacementController;
   /** The system group's identity as a placement refresh learned it (boards without a system replica). */
   private learnedClusterId: string | undefined;
   private publishedClusterId: string | undefined;
@@ -165,7 +164,6 @@ export class Replicator {
   private reconcileTimer: TimerHandle | undefined;
   private reconciling = false;
   private lastGc = 0;
-  private lastRebalance = 0;
   private lastMembershipChange: number;
   /** Who is present and who has a system replica, as last seen: founding waits until it holds still. */
   private membershipSignature = '';
@@ -214,6 +212,18 @@ export class Replicator {
             : method === 'db-read'
               ? this.readBoundMs('what' in body && body.what === 'backup' ? 'backup' : 'query')
               : 0,
+    });
+    this.placer = new PlacementController({
+      clock: options.clock,
+      logger: options.logger,
+      view: this.view,
+      rpc: this.rpc,
+      writeTimeoutMs: options.writeTimeoutMs,
+      rebalanceMs: options.rebalanceMs ?? 60_000,
+      isGone: (group, replica) => this.isGone(group, replica),
+      replicaLive: (group, replica) => this.replicaLive(group, replica),
+      clusterId: () => this.clusterId(),
+      lastMembershipChange: () => this.lastMembershipChange,
     });
     options.wire.onMessage((from, message) => this.onWire(from, message));
     this.registerRpc();
@@ -597,12 +607,14 @@ export class Replicator {
         this.view.trackMissing([...r.group.voters(), ...r.group.learners()].map(nodeOfReplica));
         if (name === SYSTEM_GROUP) {
           await this.nameSystemGroup(r);
-          await this.placeSystem(r.group);
-          await this.placeDatabases(r);
+          await this.placer.placeSystem(r.group);
+          await this.placer.placeDatabases((r.machine as SystemMachine).databases(), (name, voters) =>
+            r.group.propose({ op: 'db-place', name, voters }, this.options.writeTimeoutMs),
+          );
           this.foundForgotten(r);
         } else {
           const rec = this.placement.get(name);
-          if (rec) await this.moveMembers(r.group, rec.voters, this.view.observerIds());
+          if (rec) await this.placer.moveMembers(r.group, rec.voters, this.view.observerIds());
         }
       }
     } catch (err) {
@@ -721,144 +733,6 @@ export class Replicator {
     await sys.group
       .propose({ op: 'cluster-id', id: sys.group.id }, this.options.writeTimeoutMs)
       .catch((err: unknown) => this.options.logger.debug('naming the system group failed', { err: err as Error }));
-  }
-
-  private async placeSystem(group: ReplicaGroup): Promise<void> {
-    const alive = this.view.aliveIds();
-    const keep = unique(
-      group
-        .voters()
-        .filter((v) => !this.isGone(group.name, v))
-        .map(nodeOfReplica),
-    ).filter((v) => this.view.usable(v));
-    const pool = unique([...keep, ...alive]);
-    // Live voters are never dropped just because the target shrank: only unusable ones go.
-    const count = Math.min(5, Math.max(systemVoterCount(pool.length), keep.filter((v) => this.view.isAlive(v)).length));
-    await this.moveMembers(group, desiredVoters(SYSTEM_GROUP, keep, alive, count));
-  }
-
-  /**
-   * System leader: keeps each database's desired voters on usable boards (one
-   * database per pass: gradual), then rebalances: once the members have held
-   * still for `rebalanceMs`, at most one voter of one database moves toward
-   * the rendezvous choice over the live boards, once per `rebalanceMs`.
-   */
-  private async placeDatabases(sys: Replica): Promise<void> {
-    const alive = this.view.aliveIds();
-    const records = (sys.machine as SystemMachine).databases();
-    const place = async (name: string, from: string[], to: string[], why: string) => {
-      this.options.logger.info(why, { db: name, from, to });
-      await sys.group
-        .propose({ op: 'db-place', name, voters: to }, this.options.writeTimeoutMs)
-        .catch((err: unknown) => this.options.logger.debug('re-placing failed', { db: name, err: err as Error }));
-    };
-    for (const rec of records) {
-      this.view.trackMissing(rec.voters);
-      const keep = rec.voters.filter((v) => this.view.usable(v));
-      const pool = [...new Set([...keep, ...alive])];
-      const desired = desiredVoters(dbGroup(rec.name), keep, alive, effectiveRedundancy(rec.redundancy, pool.length));
-      if (desired.length === 0 || (desired.length === rec.voters.length && desired.every((v, i) => v === rec.voters[i]))) continue;
-      return place(rec.name, rec.voters, desired, 're-placing a database');
-    }
-    const now = this.options.clock.monotonic();
-    const rebalanceMs = this.options.rebalanceMs ?? 60_000;
-    if (now - this.lastMembershipChange < rebalanceMs || now - this.lastRebalance < rebalanceMs) return;
-    for (const rec of records) {
-      const count = effectiveRedundancy(rec.redundancy, alive.length);
-      if (rec.voters.length !== count || !rec.voters.every((v) => this.view.isAlive(v))) continue;
-      const ideal = rendezvous(dbGroup(rec.name), alive, count);
-      const leaving = rec.voters.filter((v) => !ideal.includes(v));
-      const coming = ideal.filter((v) => !rec.voters.includes(v));
-      if (leaving.length === 0 || coming.length === 0) continue;
-      // The worst-ranked voter makes way for the best-ranked board that lacks the database.
-      const worst = leaving[leaving.length - 1]!;
-      this.lastRebalance = now;
-      return place(
-        rec.name,
-        rec.voters,
-        rec.voters.map((v) => (v === worst ? coming[0]! : v)),
-        'rebalancing a database',
-      );
-    }
-  }
-
-  /**
-   * Leader of a group: one membership change toward `desired` voters (boards).
-   * Order: drop a learner nobody wants, promote a caught-up learner, add a
-   * missing board as a learner (under the fresh replica id it prepares), then
-   * remove voters placement no longer wants, or whose board said they are gone,
-   * only once every desired board votes.
-   */
-  private async moveMembers(group: ReplicaGroup, desired: string[], observers: string[] = []): Promise<void> {
-    // one change at a time: nothing to do (and no replica to prepare) until the last one committed
-    if (group.confChangeBlocked) return;
-    const voters = group.voters();
-    const learners = group.learners();
-    const want = new Set(desired);
-    // non-voting boards keep a learner replica, never promoted
-    const watching = new Set(observers.filter((o) => !want.has(o)));
-    const observer = (replica: string) => watching.has(nodeOfReplica(replica));
-    const timeout = this.options.writeTimeoutMs;
-    const quiet = (err: unknown) => this.options.logger.debug('membership change not made', { group: group.name, err: err as Error });
-    const live = (replica: string) => this.replicaLive(group.name, replica);
-    const gone = (replica: string) => this.isGone(group.name, replica);
-    // A single-server change takes effect at once: the new configuration must still have a live quorum.
-    const liveQuorum = (config: string[]) => config.filter(live).length >= Math.floor(config.length / 2) + 1;
-    for (const l of learners) {
-      if ((!want.has(nodeOfReplica(l)) && !observer(l)) || gone(l)) return void (await group.changeConf({ type: 'remove', node: l }, timeout).catch(quiet));
-      if (observer(l)) continue;
-      const match = group.matchIndex(l) ?? 0;
-      if (match > 0 && match >= group.commitIndex - 64 && live(l) && liveQuorum([...voters, l])) {
-        this.options.logger.info('promoting a caught-up learner', { group: group.name, replica: l });
-        return void (await group.changeConf({ type: 'promote', node: l }, timeout).catch(quiet));
-      }
-    }
-    const present = new Set([...voters, ...learners].filter((r) => !gone(r)).map(nodeOfReplica));
-    const missing = desired.filter((d) => !present.has(d) && this.view.isAlive(d));
-    const pending = learners.filter((l) => !observer(l));
-    // a board gets a fresh replica id of its own, which joins as a learner
-    const addLearner = async (node: string, what: string): Promise<void> => {
-      const replica = await this.prepareReplica(group, node, [...voters, ...learners]);
-      if (!replica) return;
-      this.options.logger.info(what, { group: group.name, node, replica });
-      await group.changeConf({ type: 'add-learner', node: replica }, timeout).catch(quiet);
-    };
-    if (missing.length > 0 && pending.length === 0) return addLearner(missing[0]!, 'adding a replica');
-    if (!desired.every((d) => voters.some((v) => nodeOfReplica(v) === d && live(v)) || !this.view.isAlive(d))) return;
-    const unwatched = [...watching].filter((o) => !present.has(o));
-    if (unwatched.length > 0 && pending.length === 0) return addLearner(unwatched[0]!, 'adding a non-voting replica');
-    const extra = voters.filter((v) => !want.has(nodeOfReplica(v)) || gone(v));
-    if (extra.length === 0) return;
-    // Never below the target while a desired board's seat waits (it is down for less than --replace-after, or
-    // its replica is still being added): one more loss would then leave no quorum for good.
-    if (voters.length - 1 < desired.length && !extra.some((v) => gone(v))) return;
-    // Dead ones first; never a removal that leaves no live quorum.
-    const victim = extra.find((v) => v !== group.id && !live(v)) ?? extra.find((v) => v !== group.id) ?? extra[0]!;
-    if (!liveQuorum(voters.filter((v) => v !== victim))) return;
-    if (victim === group.id) {
-      const to = voters.find((v) => v !== group.id && want.has(nodeOfReplica(v)) && live(v));
-      if (to) group.transferLeadership(to);
-      return;
-    }
-    this.options.logger.info('removing a replica', { group: group.name, replica: victim, alive: live(victim) });
-    await group.changeConf({ type: 'remove', node: victim }, timeout).catch(quiet);
-  }
-
-  /** Asks `node` to open an empty replica of the group under a fresh id (it checks that placement names it); undefined on failure. */
-  private async prepareReplica(group: ReplicaGroup, node: string, members: string[]): Promise<string | undefined> {
-    try {
-      // a slow board (a Pi Zero) may need a while to ask the system leader and open the replica
-      const cluster = this.clusterId();
-      const request = { group: group.name, members, ...(cluster ? { cluster } : {}) };
-      const reply = await this.rpc.call(node, 'group-prepare', request, Math.max(RPC_TIMEOUT_MS, this.options.writeTimeoutMs));
-      // checked: a peer's answer, whatever the table says
-      const replica: unknown = reply?.replica;
-      if (typeof replica === 'string' && nodeOfReplica(replica) === node && !members.includes(replica)) return replica;
-      this.options.logger.warn('a board answered group-prepare with an unusable replica id', { group: group.name, node, replica: String(replica) });
-    } catch (err) {
-      this.options.logger.debug('a board did not prepare a replica', { group: group.name, node, err: err as Error });
-    }
-    return undefined;
   }
 
   private systemCandidates(): string[] {
