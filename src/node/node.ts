@@ -328,7 +328,6 @@ export class GandalfNode {
       clock: systemClock,
       logger: logger.child({ part: 'coordination' }),
       random32,
-      members: () => swim.members(),
       timeoutMs: config.writeTimeoutMs,
     });
     this.coordination = coordination;

@@ -2,14 +2,15 @@
  * Sessions, the cluster mutex and the key/value container, on the system
  * group. The state lives in SystemState (replicated, deterministic); what is
  * about time lives on the system leader only: session deadlines (reset to a
- * full TTL whenever leadership moves, so a session never expires early) and
- * the clients waiting for a lock or for watch events.
+ * full TTL whenever leadership moves, so a session never expires early; only
+ * its TTL ends it, not a membership verdict) and the clients waiting for a
+ * lock or for watch events.
  */
 import type { Clock, TimerHandle } from '../core/clock';
 import { GandalfError, type ErrorCode } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { Entry } from './raft';
-import type { MemberInfo, Replicator, SystemLeader } from './replicator';
+import type { Replicator, SystemLeader } from './replicator';
 import type { KvEntry, KvEvent, LockGrant, LockInfo, SessionInfo, SystemResult } from './system-state';
 import type { SystemStateMachine } from './system-machine';
 
@@ -26,7 +27,6 @@ export interface CoordinationOptions {
   clock: Clock;
   logger: Logger;
   random32: () => number;
-  members: () => MemberInfo[];
   timeoutMs: number;
 }
 
@@ -287,21 +287,16 @@ export class Coordination {
         this.deadlines.clear();
         this.wasLeader = true;
       }
-      const members = new Map(this.options.members().map((m) => [m.id, m]));
-      const deadNodes = new Set<string>();
+      // Only the TTL ends a session, never a membership verdict: a board that the others call
+      // dead may be cut off, not gone, and its clients may still rely on their lease (a
+      // keepalive confirmed less than a TTL ago) while they hold a lock.
       for (const s of machine.state.sessions()) {
         if (!this.deadlines.has(s.id)) this.deadlines.set(s.id, now + s.ttlMs);
-        const owner = members.get(s.node);
-        if (s.node !== this.options.self && owner && (owner.state === 'dead' || owner.state === 'left')) deadNodes.add(s.node);
-        else if (this.deadlines.get(s.id)! <= now) {
+        if (this.deadlines.get(s.id)! <= now) {
           this.options.logger.info('session expired', { session: s.id, node: s.node, ttlMs: s.ttlMs });
           await this.options.replicator.systemPropose({ op: 'session-close', id: s.id, reason: 'expired' }, this.options.timeoutMs).catch(() => undefined);
           this.deadlines.delete(s.id);
         }
-      }
-      for (const node of deadNodes) {
-        this.options.logger.info('closing the sessions of a dead node', { node });
-        await this.options.replicator.systemPropose({ op: 'sessions-of-node-close', node }, this.options.timeoutMs).catch(() => undefined);
       }
       const live = new Set(machine.state.sessions().map((s) => s.id));
       for (const id of this.deadlines.keys()) if (!live.has(id)) this.deadlines.delete(id);

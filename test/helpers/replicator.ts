@@ -55,7 +55,6 @@ export async function startSingleNode(
     clock: systemClock,
     logger: silentLogger,
     random32: seededRandom32(5),
-    members: () => [{ id: 'solo', state: 'alive', meta: {} }],
     timeoutMs: options.writeTimeoutMs ?? 5_000,
   });
   await replicator.start();

@@ -143,4 +143,32 @@ describe('lock lease on the client side', () => {
       c.proc.kill('SIGCONT');
     }
   }, 120_000);
+
+  it('a board the others call dead keeps its sessions, and the locks they hold, to the end of their TTL', async () => {
+    // A board called dead may only be cut off, with clients that still rely on their lease.
+    const { a, c } = await cluster();
+    const session = (await c.post('/session?ttl=20s', undefined)).body.session as string;
+    expect((await c.post(`/lock/held/acquire?session=${session}`, undefined)).status).toBe(200);
+    const keptAt = Date.now();
+    expect((await c.post(`/session/${session}/keepalive`, undefined)).status).toBe(200);
+    const lease = keptAt + 20_000; // what the holder may rely on
+    c.proc.kill('SIGSTOP');
+    try {
+      await until(
+        'the stopped board to be called dead',
+        async () => ((await a.get('/cluster/nodes')).body.nodes as { state: string }[]).some((m) => m.state === 'dead'),
+        15_000,
+      );
+      const deadAt = Date.now();
+      expect(deadAt, 'the verdict must come well inside the TTL for this test to mean anything').toBeLessThan(lease - 5_000);
+      const got = await a.post('/lock/held/acquire?timeout=40s&ttl=60s', undefined);
+      const grantedAt = Date.now();
+      expect(got.status, JSON.stringify(got.body)).toBe(200);
+      expect(grantedAt, `granted ${grantedAt - deadAt} ms after the verdict, ${lease - grantedAt} ms before the holder's lease ended`).toBeGreaterThanOrEqual(
+        lease,
+      );
+    } finally {
+      c.proc.kill('SIGCONT');
+    }
+  }, 120_000);
 });
