@@ -21,9 +21,15 @@ const SWEEP_MS = 250;
 /** Longest wait of one watch poll; the stream polls again. */
 export const WATCH_POLL_MS = 15_000;
 
+/** What coordination uses of the replicator. */
+export type CoordinationReplicator = Pick<
+  Replicator,
+  'systemPropose' | 'systemCall' | 'systemRead' | 'registerSystemQuery' | 'registerSystemCall' | 'systemLeaderMachine' | 'systemLeaderTerm'
+>;
+
 export interface CoordinationOptions {
   self: string;
-  replicator: Replicator;
+  replicator: CoordinationReplicator;
   clock: Clock;
   logger: Logger;
   random32: () => number;
@@ -45,7 +51,8 @@ function stateOf(leader: SystemLeader) {
 export class Coordination {
   /** System leader only: session id -> monotonic deadline. */
   private readonly deadlines = new Map<string, number>();
-  private wasLeader = false;
+  /** The system group's term in which this node leads and keeps `deadlines` (undefined: not the leader). */
+  private leaderTerm: number | undefined;
   private readonly lockWaiters = new Map<string, Waiter>();
   private readonly changeWaiters = new Set<() => void>();
   private sweepTimer: TimerHandle | undefined;
@@ -272,21 +279,19 @@ export class Coordination {
   }
 
   private async sweep(): Promise<void> {
-    const machine = this.options.replicator.systemLeaderMachine() as SystemStateMachine | undefined;
-    if (!machine) {
-      this.wasLeader = false;
+    const term = this.options.replicator.systemLeaderTerm();
+    if (term !== this.leaderTerm) {
+      // Leadership moved here (or away): nobody's keepalives reached this leader yet, every session gets a full TTL.
       this.deadlines.clear();
-      return;
+      this.leaderTerm = term;
     }
-    if (this.sweeping) return;
+    // Not the leader, or a leader not ready this moment (applying what it committed, checking
+    // its quorum): the deadlines stay, or a busy leader would give every session a new TTL.
+    const machine = this.options.replicator.systemLeaderMachine() as SystemStateMachine | undefined;
+    if (!machine || this.sweeping) return;
     this.sweeping = true;
     try {
       const now = this.options.clock.monotonic();
-      if (!this.wasLeader) {
-        // New leader: nobody's keepalives reached us yet; every session gets a full TTL.
-        this.deadlines.clear();
-        this.wasLeader = true;
-      }
       // Only the TTL ends a session, never a membership verdict: a board that the others call
       // dead may be cut off, not gone, and its clients may still rely on their lease (a
       // keepalive confirmed less than a TTL ago) while they hold a lock.
@@ -294,8 +299,8 @@ export class Coordination {
         if (!this.deadlines.has(s.id)) this.deadlines.set(s.id, now + s.ttlMs);
         if (this.deadlines.get(s.id)! <= now) {
           this.options.logger.info('session expired', { session: s.id, node: s.node, ttlMs: s.ttlMs });
+          // a close that failed is tried again at the next sweep (the deadline stays)
           await this.options.replicator.systemPropose({ op: 'session-close', id: s.id, reason: 'expired' }, this.options.timeoutMs).catch(() => undefined);
-          this.deadlines.delete(s.id);
         }
       }
       const live = new Set(machine.state.sessions().map((s) => s.id));

@@ -226,6 +226,10 @@ export class ReplicaGroup {
   get isLeader(): boolean {
     return this.node.state === 'leader';
   }
+  /** The term this replica leads in (undefined: it is not the leader). */
+  get leaderTerm(): number | undefined {
+    return this.isLeader ? this.node.term : undefined;
+  }
   get appliedIndex(): number {
     return this.applied;
   }

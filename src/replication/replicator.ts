@@ -842,6 +842,11 @@ export class Replicator {
     return r?.group.isLeaderReady() ? (r.machine as SystemMachine) : undefined;
   }
 
+  /** The term this node's system replica leads in, ready to serve or not (undefined: not the leader). */
+  systemLeaderTerm(): number | undefined {
+    return this.replicas.get(SYSTEM_GROUP)?.group.leaderTerm;
+  }
+
   get systemLeader(): string | null {
     return this.replicas.get(SYSTEM_GROUP)?.group.leader ?? null;
   }
