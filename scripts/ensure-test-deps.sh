@@ -3,7 +3,8 @@
 #  - Debian packages: python3 (sd_notify listener), mount (tmpfs), iproute2
 #    (network namespaces), avahi-utils + avahi-daemon + dbus (a real mDNS client),
 #    prometheus (a real server scrapes a cluster's /metrics), chromium (the
-#    dashboard is tested in a real browser, with playwright-core);
+#    dashboard is tested in a real browser, with playwright-core), libfaketime
+#    (the nemesis jumps one board's wall clock);
 #  - a minimal Debian root file system with Debian's own Node 18 (the runtime of
 #    ARMv6 and x86 boards), to prove the bundle runs on Node 18.20.
 set -euo pipefail
@@ -19,6 +20,7 @@ command -v avahi-daemon >/dev/null || need+=(avahi-daemon)
 command -v dbus-daemon >/dev/null || need+=(dbus)
 command -v prometheus >/dev/null || need+=(prometheus)
 command -v chromium >/dev/null || need+=(chromium)
+ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || need+=(libfaketime)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ensure-test-deps: installing ${need[*]}"
   apt-get update -qq

@@ -54,37 +54,58 @@ export type KvOutput =
   | { kind: 'del'; deleted: number }
   | { kind: 'get'; value: string | null; rev: number };
 export type KvOperation = Operation<KvInput, KvOutput>;
-/** One key: its value (null: absent) and modRevision (0 when absent). */
+/**
+ * One key: its value (null: absent) and modRevision (0 when absent). rev -1: written by an
+ * operation whose answer was lost, at a revision not known yet but above `floor`; the next
+ * answer that shows it (a get, a CAS's outcome) pins it.
+ */
 export interface KvRegister {
   value: string | null;
   rev: number;
+  floor?: number;
 }
+
+const UNKNOWN = -1;
+/** The register's revision as `rev` if that is consistent with what is known of it, else undefined. */
+function pin(state: KvRegister, rev: number): KvRegister | undefined {
+  if (state.rev !== UNKNOWN) return state.rev === rev ? state : undefined;
+  return rev > state.floor! ? { value: state.value, rev } : undefined;
+}
+const below = (state: KvRegister): number => (state.rev === UNKNOWN ? state.floor! : state.rev);
 
 /**
  * One key as a register with etcd revisions: a write's revision is above the key's current one
  * (revisions are global and follow the log order); a CAS succeeds iff `prev` is the current
- * modRevision (0: absent); a get returns the current value and modRevision.
+ * modRevision (0: absent); a get returns the current value and modRevision. A put or CAS whose
+ * answer never came took effect at a revision above the current one (a CAS only where its
+ * revision matched: elsewhere it failed), or never (the checker places it after everything).
  */
 export const kvRegisterModel: Model<KvRegister, KvInput, KvOutput> = {
   init: () => ({ value: null, rev: 0 }),
   step(state, input, output) {
-    if (output === undefined) return input.kind === 'get' ? state : undefined;
+    if (output === undefined) {
+      if (input.kind === 'get') return state;
+      if (input.kind === 'put') return { value: input.value, rev: UNKNOWN, floor: below(state) };
+      // it found another revision and failed, or (as late as the checker places it) took effect
+      if (input.kind === 'cas') return pin(state, input.prev) ? { value: input.value, rev: UNKNOWN, floor: input.prev } : state;
+      return undefined;
+    }
     switch (input.kind) {
       case 'put':
-        return output.kind === 'put' && output.rev > state.rev ? { value: input.value, rev: output.rev } : undefined;
+        return output.kind === 'put' && output.rev > below(state) ? { value: input.value, rev: output.rev } : undefined;
       case 'cas':
         if (output.kind !== 'cas') return undefined;
-        if (output.ok) return state.rev === input.prev && output.rev > state.rev ? { value: input.value, rev: output.rev } : undefined;
-        return state.rev === output.current && output.current !== input.prev ? state : undefined;
+        if (output.ok) return pin(state, input.prev) && output.rev > input.prev ? { value: input.value, rev: output.rev } : undefined;
+        return output.current !== input.prev ? pin(state, output.current) : undefined;
       case 'del':
         if (output.kind !== 'del') return undefined;
         if (output.deleted === 1) return state.value !== null ? { value: null, rev: 0 } : undefined;
         return output.deleted === 0 && state.value === null ? state : undefined;
       case 'get':
-        return output.kind === 'get' && output.value === state.value && output.rev === state.rev ? state : undefined;
+        return output.kind === 'get' && output.value === state.value ? pin(state, output.rev) : undefined;
     }
   },
-  key: (s) => `${s.rev}:${s.value ?? ''}`,
+  key: (s) => `${s.rev}:${s.floor ?? ''}:${s.value ?? ''}`,
 };
 
 /** Partitions the history by key and checks each key's history against the register model. */

@@ -121,6 +121,41 @@ describe('system simulation checkers', () => {
     expect(checkKvHistory([put('a', 'x', 5, 1, 2), put('a', 'y', 3, 3, 4)]).ok).toBe(false);
   });
 
+  it('KV checker: a CAS or put whose answer was lost may have taken effect at a revision an answer shows later, or never', () => {
+    const get = (value: string | null, rev: number, call: number, ret: number): KvOperation => ({
+      input: { kind: 'get', key: 'a' },
+      output: { kind: 'get', value, rev },
+      call,
+      ret,
+    });
+    const lost = (prev: number, value: string, call: number): KvOperation => ({
+      input: { kind: 'cas', key: 'a', prev, value },
+      output: undefined,
+      call,
+      ret: Infinity,
+    });
+    const cas = (prev: number, value: string, o: { ok: true; rev: number } | { ok: false; current: number }, call: number, ret: number): KvOperation => ({
+      input: { kind: 'cas', key: 'a', prev, value },
+      output: { kind: 'cas', ...o },
+      call,
+      ret,
+    });
+    // the lost CAS took effect: a get shows its value, at a revision nobody was told
+    expect(checkKvHistory([get(null, 0, 1, 2), lost(0, 'x', 3), get('x', 7, 4, 5), cas(7, 'y', { ok: true, rev: 9 }, 6, 7)])).toEqual({ ok: true });
+    // it took effect and only a failed CAS's current revision shows it
+    expect(checkKvHistory([get(null, 0, 1, 2), lost(0, 'x', 3), cas(0, 'z', { ok: false, current: 4 }, 4, 5)])).toEqual({ ok: true });
+    // it never took effect
+    expect(checkKvHistory([get(null, 0, 1, 2), lost(0, 'x', 3), get(null, 0, 4, 5)])).toEqual({ ok: true });
+    // it was too late: the key had moved on, so it failed
+    expect(checkKvHistory([get(null, 0, 1, 2), cas(0, 'w', { ok: true, rev: 2 }, 3, 4), lost(0, 'x', 5), get('w', 2, 6, 7)])).toEqual({ ok: true });
+    // a lost CAS against a revision the key no longer had cannot be what a get shows
+    expect(checkKvHistory([get('w', 2, 1, 2), lost(1, 'x', 3), get('x', 7, 4, 5)]).ok).toBe(false);
+    // nor can its revision be below the one it replaced
+    expect(checkKvHistory([get('w', 5, 1, 2), lost(5, 'x', 3), get('x', 4, 4, 5)]).ok).toBe(false);
+    // once a get showed it, a later get cannot see the value it replaced
+    expect(checkKvHistory([get('w', 5, 1, 2), lost(5, 'x', 3), get('x', 8, 4, 5), get('w', 5, 6, 7)]).ok).toBe(false);
+  });
+
   it('the simulation catches reads served without ReadIndex and clients that take a queued answer for a grant', () => {
     const caught = (bug: 'local-reads' | 'queued-is-granted', pattern: RegExp): number => {
       let n = 0;
