@@ -6,6 +6,19 @@
  */
 import { createHash } from 'node:crypto';
 
+/** A database's placement, as the system group records it. */
+export interface DbRecord {
+  name: string;
+  /** 0: automatic, min(3, cluster size). */
+  redundancy: number;
+  /** Desired voters, maintained by the system group's leader. */
+  voters: string[];
+  /** The one board that may found the group. */
+  founder: string;
+  /** The founder reported the group open. */
+  founded: boolean;
+}
+
 export function score(group: string, node: string): bigint {
   return createHash('sha256').update(group).update('\0').update(node).digest().readBigUInt64BE(0);
 }

@@ -15,41 +15,23 @@ import { sleep, type Clock, type TimerHandle } from '../core/clock';
 import { GandalfError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import type { DataFs } from '../store/data-fs';
-import { mayRunLong, onlyShrinks } from '../store/statement-guard';
-import type { ExecuteCommand, ExecuteResult, LogEntry, QueryResult, Statement } from '../store/sql-state-machine';
+import type { ExecuteCommand, ExecuteResult, QueryResult, Statement } from '../store/sql-state-machine';
 import { ReplicaGroup, type GroupMachine, type GroupObserver, type ReplicaStatus } from './group';
-import { dbGroup, effectiveRedundancy, rendezvous } from './placement';
+import { dbGroup, effectiveRedundancy, rendezvous, type DbRecord } from './placement';
 import { PlacementController } from './placement-controller';
+import { SystemClient, type SystemCall, type SystemMachine, type SystemQuery } from './system-client';
+import { DatabaseClient } from './database-client';
 import type { Entry, RaftConfig } from './raft';
 import { newReplicaId, nodeOfReplica } from './replica-id';
-import type { BackupFormat, DatabaseMachine, DatabaseMachineFactory, QueryBounds } from './database-machine';
-import { isGroupName, queryStatements, RPC_TIMEOUT_MS, ReplicationRpc, SYSTEM_GROUP, type ReadLevel, type ReadWhat } from './rpc-methods';
+import type { BackupFormat, DatabaseMachine, DatabaseMachineFactory } from './database-machine';
+import { isGroupName, RPC_TIMEOUT_MS, ReplicationRpc, SYSTEM_GROUP, type ReadLevel } from './rpc-methods';
 import type { Rpc, Wire } from './wire';
 
 export { SYSTEM_GROUP, isGroupName, type ReadLevel } from './rpc-methods';
 export { dbGroup } from './placement';
 
-export interface DbRecord {
-  name: string;
-  /** 0: automatic, min(3, cluster size). */
-  redundancy: number;
-  /** Desired voters, maintained by the system group's leader. */
-  voters: string[];
-  /** The one board that may found the group. */
-  founder: string;
-  /** The founder reported the group open. */
-  founded: boolean;
-}
-
-/** What the replicator needs from the system group's state machine. */
-export interface SystemMachine extends GroupMachine {
-  databases(): DbRecord[];
-  /** Boards removed from the cluster for good. */
-  removed(): string[];
-  /** The system group's identity, once its first leader set it. */
-  clusterId(): string | undefined;
-  database(name: string): DbRecord | undefined;
-}
+export type { DbRecord } from './placement';
+export type { SystemCall, SystemLeader, SystemMachine } from './system-client';
 
 export type { MemberInfo, MembershipPort } from './membership-view';
 
@@ -96,15 +78,6 @@ export interface ReplicatorOptions {
   reconcileMs?: number;
 }
 
-/** What a system call gets on the system leader. */
-export interface SystemLeader {
-  machine: SystemMachine;
-  propose(command: Record<string, unknown>, timeoutMs: number): Promise<unknown>;
-  readBarrier(timeoutMs: number): Promise<void>;
-  isLeader(): boolean;
-}
-export type SystemCall = (leader: SystemLeader, args: Record<string, unknown>, timeoutMs: number) => Promise<unknown>;
-
 /** `db`: the machine again, as a database's (undefined for the system group). */
 type Replica = { group: ReplicaGroup; machine: GroupMachine; db: DatabaseMachine | undefined; lastTs: number };
 /** A Raft message for replica `m.to` of group `g`, or a board's word that it holds no replica `gone` of `g`. */
@@ -113,29 +86,11 @@ type RaftEnvelope = { g: string; m: unknown } | { g: string; gone: string };
 type OpenMode = 'disk' | 'found' | 'join';
 
 const RAFT_DEFAULTS: Partial<RaftConfig> = { electionTicks: 10, heartbeatTicks: 1, maxEntriesPerMessage: 512, maxInflight: 32 };
-/** A backup, and the check of what a load was given, run on a reader up to this long (at least --query-timeout). */
-const BACKUP_TIMEOUT_MS = 10 * 60_000;
-/** A load's image goes through the log to every voter: it may take longer than --write-timeout. */
-const LOAD_TIMEOUT_MS = 5 * 60_000;
-
 const GC_INTERVAL_MS = 10_000;
 /** A board repeats "no such replica" to one sender at most this often. */
 const GONE_NOTICE_MS = 1_000;
 /** Tombstone of a replica this node held and gave up: it is never re-created from a bootstrap. */
 const REMOVED_SUFFIX = '.removed';
-
-/** A database read on a local replica: its voter count, or one result per SQL statement of the query. */
-async function readLocal(
-  r: Replica,
-  what: ReadWhat,
-  args: Record<string, unknown>,
-  bounds: QueryBounds,
-): Promise<number | QueryResult[] | Uint8Array | string> {
-  if (what === 'voters') return r.group.voters().length;
-  if (!r.db) throw new GandalfError('invalid_request', `${r.group.name} is not a database`);
-  if (what === 'backup') return r.db.backup(args.format === 'sql' ? 'sql' : 'sqlite', bounds);
-  return r.db.queryAll(queryStatements(args), bounds);
-}
 
 function unique(ids: string[]): string[] {
   return [...new Set(ids)];
@@ -151,6 +106,8 @@ export class Replicator {
   private readonly forward: LeaderForwarder<Replica>;
   private readonly split: SplitWatch;
   private readonly placer: PlacementController;
+  private readonly system: SystemClient<Replica>;
+  private readonly dbs: DatabaseClient<Replica>;
   /** The system group's identity as a placement refresh learned it (boards without a system replica). */
   private learnedClusterId: string | undefined;
   private publishedClusterId: string | undefined;
@@ -208,10 +165,33 @@ export class Replicator {
         'timeoutMs' in body && method === 'db-exec'
           ? body.timeoutMs + options.queryTimeoutMs
           : 'timeoutMs' in body && method === 'db-load'
-            ? body.timeoutMs + this.readBoundMs('backup')
+            ? body.timeoutMs + this.dbs.readBoundMs('backup')
             : method === 'db-read'
-              ? this.readBoundMs('what' in body && body.what === 'backup' ? 'backup' : 'query')
+              ? this.dbs.readBoundMs('what' in body && body.what === 'backup' ? 'backup' : 'query')
               : 0,
+    });
+    this.system = new SystemClient<Replica>({
+      forward: this.forward,
+      replica: () => this.replicas.get(SYSTEM_GROUP),
+      member: () => this.member(SYSTEM_GROUP),
+      candidates: () => this.systemCandidates(),
+      writeTimeoutMs: options.writeTimeoutMs,
+    });
+    this.dbs = new DatabaseClient<Replica>({
+      forward: this.forward,
+      rpc: this.rpc,
+      view: this.view,
+      split: this.split,
+      clock: options.clock,
+      random32: options.random32,
+      writeTimeoutMs: options.writeTimeoutMs,
+      queryTimeoutMs: options.queryTimeoutMs,
+      ...(options.maxDatabaseBytes !== undefined ? { maxDatabaseBytes: options.maxDatabaseBytes } : {}),
+      member: (group) => this.member(group),
+      database: (name) => this.database(name),
+      refreshPlacement: () => this.refreshPlacement(),
+      ensureDatabase: (name, redundancy) => this.ensureDatabase(name, redundancy),
+      clusterId: () => this.clusterId(),
     });
     this.placer = new PlacementController({
       clock: options.clock,
@@ -751,100 +731,34 @@ export class Replicator {
   }
 
   /** Commits a system command on the system leader; resolves with its result. */
-  systemPropose<T = unknown>(command: Record<string, unknown>, timeoutMs = this.options.writeTimeoutMs): Promise<T> {
-    return this.forward.onLeader<T>(
-      SYSTEM_GROUP,
-      'sys-propose',
-      { command, timeoutMs },
-      (r) => r.group.propose(command, timeoutMs) as Promise<T>,
-      timeoutMs,
-      () => this.systemCandidates(),
-      false,
-    );
+  systemPropose<T = unknown>(command: Record<string, unknown>, timeoutMs?: number): Promise<T> {
+    return this.system.propose<T>(command, timeoutMs);
   }
 
   /** Reads from the system state: `none` from any replica, `weak` from the leader, `strong` after ReadIndex. */
-  systemRead<T = unknown>(query: string, args: Record<string, unknown>, level: ReadLevel, timeoutMs = this.options.writeTimeoutMs): Promise<T> {
-    const local = this.member(SYSTEM_GROUP);
-    if (level === 'none' && local) return Promise.resolve(this.runSystemQuery(local, query, args) as T);
-    return this.forward.onLeader<T>(
-      SYSTEM_GROUP,
-      'sys-read',
-      { query, args, level, timeoutMs },
-      async (r) => {
-        await (level === 'strong' ? r.group.readBarrier(timeoutMs) : r.group.leaderReady(timeoutMs));
-        return this.runSystemQuery(r, query, args) as T;
-      },
-      timeoutMs,
-      () => this.systemCandidates(),
-    );
+  systemRead<T = unknown>(query: string, args: Record<string, unknown>, level: ReadLevel, timeoutMs?: number): Promise<T> {
+    return this.system.read<T>(query, args, level, timeoutMs);
   }
 
-  /** Registered by the coordination layer: named read-only queries of the system state. */
-  private readonly systemQueries = new Map<string, (machine: SystemMachine, args: Record<string, unknown>) => unknown>([
-    ['databases', (m) => m.databases()],
-    ['removed-nodes', (m) => m.removed()],
-    ['cluster-id', (m) => m.clusterId() ?? null],
-  ]);
-
-  registerSystemQuery(name: string, fn: (machine: SystemMachine, args: Record<string, unknown>) => unknown): void {
-    if (this.systemQueries.has(name)) throw new Error(`system query ${name} already has a handler`);
-    this.systemQueries.set(name, fn);
+  registerSystemQuery(name: string, fn: SystemQuery): void {
+    this.system.registerQuery(name, fn);
   }
 
-  private runSystemQuery(r: Replica, query: string, args: Record<string, unknown>): unknown {
-    const fn = this.systemQueries.get(query);
-    if (!fn) throw new GandalfError('invalid_request', `unknown system query ${query}`);
-    return fn(r.machine as SystemMachine, args);
-  }
-
-  private readonly systemCalls = new Map<string, SystemCall>();
-
-  /**
-   * Registers an operation that runs on the system leader (it may propose,
-   * wait for applied entries, read the state). `systemCall` runs it there from
-   * any node.
-   */
   registerSystemCall(name: string, fn: SystemCall): void {
-    if (this.systemCalls.has(name)) throw new Error(`system call ${name} already has a handler`);
-    this.systemCalls.set(name, fn);
+    this.system.registerCall(name, fn);
   }
 
   systemCall<T = unknown>(name: string, args: Record<string, unknown>, timeoutMs: number, idempotent = false): Promise<T> {
-    const fn = this.systemCalls.get(name);
-    if (!fn) return Promise.reject(new GandalfError('internal', `no system call ${name}`));
-    return this.forward.onLeader<T>(
-      SYSTEM_GROUP,
-      'sys-call',
-      { name, args, timeoutMs },
-      async (r) => {
-        await r.group.leaderReady(timeoutMs);
-        return (await fn(this.leaderHandle(r), args, timeoutMs)) as T;
-      },
-      timeoutMs,
-      () => this.systemCandidates(),
-      idempotent,
-    );
-  }
-
-  private leaderHandle(r: Replica): SystemLeader {
-    return {
-      machine: r.machine as SystemMachine,
-      propose: (command, timeoutMs) => r.group.propose(command, timeoutMs),
-      readBarrier: (timeoutMs) => r.group.readBarrier(timeoutMs),
-      isLeader: () => r.group.isLeader && this.replicas.get(SYSTEM_GROUP) === r,
-    };
+    return this.system.call<T>(name, args, timeoutMs, idempotent);
   }
 
   /** The local system replica when this node leads the system group. */
   systemLeaderMachine(): SystemMachine | undefined {
-    const r = this.replicas.get(SYSTEM_GROUP);
-    return r?.group.isLeaderReady() ? (r.machine as SystemMachine) : undefined;
+    return this.system.leaderMachine();
   }
 
-  /** The term this node's system replica leads in, ready to serve or not (undefined: not the leader). */
   systemLeaderTerm(): number | undefined {
-    return this.replicas.get(SYSTEM_GROUP)?.group.leaderTerm;
+    return this.system.leaderTerm();
   }
 
   get systemLeader(): string | null {
@@ -968,165 +882,31 @@ export class Replicator {
   private async waitForVoters(name: string, count: number, timeoutMs: number): Promise<void> {
     const deadline = this.options.clock.monotonic() + timeoutMs;
     while (this.options.clock.monotonic() < deadline) {
-      const n = await this.dbRead<number>(name, 'voters', {}, 'weak', Math.max(100, deadline - this.options.clock.monotonic())).catch(() => 0);
+      const n = await this.dbs.read<number>(name, 'voters', {}, 'weak', Math.max(100, deadline - this.options.clock.monotonic())).catch(() => 0);
       if (n >= count) return;
       await sleep(this.options.clock, 100);
     }
     this.options.logger.warn('a new database has fewer voters than placed so far', { db: name, want: count });
   }
 
-  private dbCandidates(name: string): () => string[] {
-    return () => this.database(name)?.voters ?? [];
-  }
-
-  async execute(name: string, command: ExecuteCommand, options: { redundancy?: number } = {}): Promise<ExecuteResult[]> {
-    this.refuseSplit(name);
-    await this.ensureDatabase(name, options.redundancy);
-    const group = dbGroup(name);
-    const timeoutMs = this.options.writeTimeoutMs;
-    return this.forward.onLeader<ExecuteResult[]>(
-      group,
-      'db-exec',
-      { db: name, command, timeoutMs },
-      (r) => this.executeLocal(r, command, timeoutMs),
-      timeoutMs,
-      this.dbCandidates(name),
-      false,
-    );
-  }
-
-  /** A database both of two system groups hold under one name takes no writes: two groups would take them. */
-  private refuseSplit(name: string): void {
-    if (!this.split.collides(name)) return;
-    throw new GandalfError(
-      'split_cluster',
-      `database ${name} exists in two system groups that run under one cluster name (${this.split
-        .report()!
-        .others.map((o) => o.cluster)
-        .join(', ')} besides ${this.clusterId() ?? 'this one'}); writes to it are refused until an operator resolves it (README "Two system groups")`,
-    );
-  }
-
-  private async executeLocal(r: Replica, command: ExecuteCommand, timeoutMs: number): Promise<ExecuteResult[]> {
-    if (!r.db) throw new GandalfError('invalid_request', `${r.group.name} is not a database`);
-    const max = this.options.maxDatabaseBytes;
-    if (max !== undefined && r.db.sizeBytes() >= max && !command.statements.every((s) => onlyShrinks(s.sql))) {
-      const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
-      throw new GandalfError(
-        'database_too_large',
-        `${r.group.name.slice(3)} holds ${mib(r.db.sizeBytes())}, at its limit of ${mib(max)} (--max-database-bytes): only DELETE, DROP and VACUUM are taken until it shrinks`,
-      );
-    }
-    const ts = Math.max(this.options.clock.now(), r.lastTs, r.db.lastTs);
-    r.lastTs = ts;
-    const entry: LogEntry = { ts, seed: this.options.random32() >>> 0, command };
-    // A write that could run long is tried first (and rolled back) on the reader: one past --query-timeout never enters the log, where every replica would replay it.
-    if (r.db.hasTriggers || command.statements.some((s) => mayRunLong(s.sql))) await r.db.trial(entry, { timeoutMs: this.options.queryTimeoutMs });
-    const result = await r.group.propose(entry, timeoutMs);
-    if (!Array.isArray(result)) throw new GandalfError('internal', `the database refused the entry: ${JSON.stringify(result)}`);
-    return result as ExecuteResult[];
+  /** A write (creates the database on its first one), through the database's leader. */
+  execute(name: string, command: ExecuteCommand, options: { redundancy?: number } = {}): Promise<ExecuteResult[]> {
+    return this.dbs.execute(name, command, options);
   }
 
   /** `signal`: the client went away (the statement is stopped). Every read is bounded by `--query-timeout` where it runs. */
-  async query(name: string, statements: Statement[], level: ReadLevel, signal?: AbortSignal): Promise<QueryResult[]> {
-    if (!this.database(name)) await this.refreshPlacement();
-    if (!this.database(name)) throw new GandalfError('unknown_database', `database "${name}" does not exist (a database is created by its first write)`);
-    return this.dbRead<QueryResult[]>(name, 'query', { statements }, level, this.options.writeTimeoutMs, signal);
+  query(name: string, statements: Statement[], level: ReadLevel, signal?: AbortSignal): Promise<QueryResult[]> {
+    return this.dbs.query(name, statements, level, signal);
   }
 
-  /**
-   * The database as an SQLite file or SQL text (GET /db/backup), read like a
-   * query at `level`: consistent as of one point of its log.
-   */
-  async backup(name: string, format: BackupFormat, level: ReadLevel, signal?: AbortSignal): Promise<Uint8Array | string> {
-    if (!this.database(name)) await this.refreshPlacement();
-    if (!this.database(name)) throw new GandalfError('unknown_database', `database "${name}" does not exist`);
-    const got = await this.dbRead<unknown>(name, 'backup', { format }, level, this.options.writeTimeoutMs, signal);
-    if (!(got instanceof Uint8Array) && typeof got !== 'string') throw new GandalfError('internal', 'a backup came back in no known form');
-    return got;
+  /** The database as an SQLite file or SQL text, read like a query at `level`. */
+  backup(name: string, format: BackupFormat, level: ReadLevel, signal?: AbortSignal): Promise<Uint8Array | string> {
+    return this.dbs.backup(name, format, level, signal);
   }
 
-  /**
-   * Replaces a database's contents with an SQLite file or SQL text (POST
-   * /db/load), replicated like a write: the leader checks the bytes on a
-   * reader and proposes the image; every replica applies it in log order.
-   * Creates the database if it does not exist.
-   */
-  async load(name: string, bytes: Uint8Array, options: { redundancy?: number } = {}): Promise<{ bytes: number }> {
-    this.refuseSplit(name);
-    await this.ensureDatabase(name, options.redundancy);
-    const group = dbGroup(name);
-    const timeoutMs = Math.max(this.options.writeTimeoutMs, LOAD_TIMEOUT_MS);
-    return this.forward.onLeader<{ bytes: number }>(
-      group,
-      'db-load',
-      { db: name, bytes, timeoutMs },
-      (r) => this.loadLocal(r, bytes, timeoutMs),
-      timeoutMs,
-      this.dbCandidates(name),
-      false,
-    );
-  }
-
-  private async loadLocal(r: Replica, bytes: Uint8Array, timeoutMs: number): Promise<{ bytes: number }> {
-    if (!r.db) throw new GandalfError('invalid_request', `${r.group.name} is not a database`);
-    const image = await r.db.prepareLoad(bytes, { timeoutMs: this.readBoundMs('backup') });
-    const max = this.options.maxDatabaseBytes;
-    if (max !== undefined && image.length > max) {
-      throw new GandalfError(
-        'database_too_large',
-        `the loaded database would hold ${image.length} bytes, over the limit of ${max} (--max-database-bytes); nothing was loaded`,
-      );
-    }
-    const ts = Math.max(this.options.clock.now(), r.lastTs, r.db.lastTs);
-    r.lastTs = ts;
-    const entry: LogEntry = { ts, seed: this.options.random32() >>> 0, command: { kind: 'load', image } };
-    const result = await r.group.propose(entry, timeoutMs);
-    if (!Array.isArray(result)) throw new GandalfError('internal', `the database refused the load: ${JSON.stringify(result)}`);
-    return { bytes: image.length };
-  }
-
-  /** How long a read of this kind may run where it runs. */
-  private readBoundMs(what: ReadWhat): number {
-    return what === 'backup' ? Math.max(this.options.queryTimeoutMs, BACKUP_TIMEOUT_MS) : this.options.queryTimeoutMs;
-  }
-
-  private bounds(signal?: AbortSignal, what: ReadWhat = 'query'): QueryBounds {
-    return { timeoutMs: this.readBoundMs(what), ...(signal ? { signal } : {}) };
-  }
-
-  private async dbRead<T>(name: string, what: ReadWhat, args: Record<string, unknown>, level: ReadLevel, timeoutMs: number, signal?: AbortSignal): Promise<T> {
-    const group = dbGroup(name);
-    const run = async (r: Replica): Promise<T> => (await readLocal(r, what, args, this.bounds(signal, what))) as T;
-    const local = this.member(group);
-    if (level === 'none') {
-      if (local) return run(local);
-      const voters = this.dbCandidates(name)();
-      let last: Error | undefined;
-      for (const v of voters.filter((x) => this.view.isAlive(x))) {
-        try {
-          // the far side bounds the statement by its own --query-timeout
-          return (await this.rpc.call(v, 'db-read-local', { db: name, what, args }, Math.min(timeoutMs, RPC_TIMEOUT_MS) + this.readBoundMs(what), signal)) as T;
-        } catch (err) {
-          if (signal?.aborted) throw err;
-          last = err as Error;
-        }
-      }
-      throw new GandalfError('no_quorum', `database ${name}: no replica reachable for a level=none read${last ? ` (${last.message})` : ''}`);
-    }
-    return this.forward.onLeader<T>(
-      group,
-      'db-read',
-      { db: name, what, args, level, timeoutMs },
-      async (r) => {
-        await (level === 'strong' ? r.group.readBarrier(timeoutMs) : r.group.leaderReady(timeoutMs));
-        return run(r);
-      },
-      timeoutMs,
-      this.dbCandidates(name),
-      true,
-      signal,
-    );
+  /** Replaces a database's contents with an SQLite file or SQL text, replicated like a write. */
+  load(name: string, bytes: Uint8Array, options: { redundancy?: number } = {}): Promise<{ bytes: number }> {
+    return this.dbs.load(name, bytes, options);
   }
 
   /**
@@ -1153,40 +933,8 @@ export class Replicator {
 
   private registerRpc(): void {
     const { rpc } = this;
-    rpc.handle('sys-propose', (_from, { command, timeoutMs }) => this.forward.asLeader(SYSTEM_GROUP, (r) => r.group.propose(command, timeoutMs)));
-    rpc.handle('sys-read', (_from, { query, args, level, timeoutMs }) =>
-      this.forward.asLeader(SYSTEM_GROUP, async (r) => {
-        await (level === 'strong' ? r.group.readBarrier(timeoutMs) : r.group.leaderReady(timeoutMs));
-        return this.runSystemQuery(r, query, args);
-      }),
-    );
-    rpc.handle('sys-call', (_from, { name, args, timeoutMs }) => {
-      const fn = this.systemCalls.get(name);
-      if (!fn) throw new GandalfError('invalid_request', `unknown system call ${name}`);
-      return this.forward.asLeader(SYSTEM_GROUP, async (r) => {
-        await r.group.leaderReady(timeoutMs);
-        return fn(this.leaderHandle(r), args, timeoutMs);
-      });
-    });
-    rpc.handle('db-exec', (_from, { db, command, timeoutMs }) => {
-      this.refuseSplit(db);
-      return this.forward.asLeader(dbGroup(db), (r) => this.executeLocal(r, command, timeoutMs));
-    });
-    rpc.handle('db-load', (_from, { db, bytes, timeoutMs }) => {
-      this.refuseSplit(db);
-      return this.forward.asLeader(dbGroup(db), (r) => this.loadLocal(r, bytes, timeoutMs));
-    });
-    rpc.handle('db-read', (_from, { db, what, args, level, timeoutMs }) =>
-      this.forward.asLeader(dbGroup(db), async (r) => {
-        await (level === 'strong' ? r.group.readBarrier(timeoutMs) : r.group.leaderReady(timeoutMs));
-        return readLocal(r, what, args, this.bounds(undefined, what));
-      }),
-    );
-    rpc.handle('db-read-local', (_from, { db, what, args }) => {
-      const r = this.member(dbGroup(db));
-      if (!r) throw new GandalfError('unknown_database', `no replica of ${db} on this node`);
-      return readLocal(r, what, args, this.bounds(undefined, what));
-    });
+    this.system.registerRpc(rpc);
+    this.dbs.registerRpc(rpc);
     rpc.handle('group-members', (_from, { group }) => this.forward.asLeader(group, async (r) => r.group.members()));
     // Founding a database's group: only the founder committed placement names, and only before the founding is recorded.
     rpc.handle('group-open', async (_from, { group }) => {
