@@ -4,7 +4,7 @@
  *   POST /session/ID/keepalive            keep it alive         -> {session, ttl_ms}
  *   GET /session/ID, DELETE /session/ID
  *   POST /lock/NAME/acquire?timeout=30s&session=ID   (timeout=0: try once)
- *   POST /lock/NAME/release?session=ID
+ *   POST /lock/NAME/release?session=ID[&token=N]
  *   GET  /lock/NAME
  *   GET /kv/KEY, GET /kv/PREFIX?prefix, GET /kv/KEY?watch[&prefix][&from=REV] (server-sent events)
  *   PUT /kv/KEY {"value": "...", "session"?: ID, "prev_revision"?: N}
@@ -103,7 +103,7 @@ export function coordinationRoutes(coordination: () => Coordination, clock: Cloc
       const name = requireName(m[1]!, 'lock');
       const c = coordination();
       if (m[2] === 'release') {
-        await c.release(name, session(req));
+        await c.release(name, session(req), intParam(req.url.searchParams.get('token'), 'token'));
         return { status: 200, body: { lock: name, released: true } };
       }
       const timeout = durationParam(req, 'timeout', DEFAULT_LOCK_TIMEOUT_MS, MAX_LOCK_TIMEOUT_MS);

@@ -60,6 +60,7 @@ const STATUS_OF: Record<ErrorCode, number> = {
   not_leader: 503,
   no_quorum: 503,
   split_cluster: 503,
+  merging: 503,
   outcome_unknown: 503,
   leader_changed: 503,
   conflict: 409,

@@ -5,7 +5,8 @@
 import { spawn } from 'node:child_process';
 import { parseDuration } from '../config/settings';
 import { systemClock, type TimerHandle } from '../core/clock';
-import { openRequest, request, type ApiReply, type ClientTarget } from './api-client';
+import { request, type ApiReply, type ClientTarget } from './api-client';
+import { readSse } from './sse-client';
 import { CommandFailed, UsageError } from './errors';
 import { renderTable } from './table';
 
@@ -130,7 +131,7 @@ export async function runLocked(bind: ClientTarget, name: string, command: strin
     if (lost) {
       signalGroup('SIGTERM');
     } else {
-      const released = await request(bind, 'POST', `/lock/${encodeURIComponent(name)}/release?session=${session}`);
+      const released = await request(bind, 'POST', `/lock/${encodeURIComponent(name)}/release?session=${session}&token=${token}`);
       if (released.status !== 200) io.err(`gandalf-node: releasing lock ${name}: ${JSON.stringify(released.body)}\n`);
     }
     return lost ? Math.max(code, 1) : code;
@@ -216,57 +217,22 @@ export async function runKv(
 async function watch(bind: ClientTarget, path: string, json: boolean, io: CliIo): Promise<number> {
   let lastId: string | undefined;
   for (;;) {
-    const result = await new Promise<{ retry: boolean; error?: string }>((resolve) => {
-      const req = openRequest(
-        bind,
-        {
-          method: 'GET',
-          path,
-          headers: { ...(lastId ? { 'last-event-id': lastId } : {}), ...(bind.authorization ? { authorization: bind.authorization } : {}) },
-        },
-        (res) => {
-          if (res.statusCode !== 200) {
-            let text = '';
-            res.on('data', (c: Buffer) => (text += c.toString('utf8')));
-            res.on('end', () => resolve({ retry: false, error: `${res.statusCode}: ${text}` }));
-            return;
-          }
-          let buf = '';
-          res.on('data', (c: Buffer) => {
-            buf += c.toString('utf8');
-            let cut: number;
-            while ((cut = buf.indexOf('\n\n')) >= 0) {
-              const block = buf.slice(0, cut);
-              buf = buf.slice(cut + 2);
-              const start = /^: watching .* after revision (\d+)/.exec(block);
-              if (start && lastId === undefined) lastId = start[1];
-              const fields: Record<string, string> = {};
-              for (const line of block.split('\n')) {
-                if (line.startsWith(':')) continue;
-                const i = line.indexOf(':');
-                if (i > 0) fields[line.slice(0, i)] = line.slice(i + 1).trimStart();
-              }
-              if (!fields.event) continue;
-              if (fields.event === 'error') {
-                io.err(`gandalf-node: watch: ${fields.data}\n`);
-                if (/"compacted"/.test(fields.data ?? '')) return resolve({ retry: false, error: 'history compacted' });
-                continue;
-              }
-              if (fields.id) lastId = fields.id;
-              const ev = JSON.parse(fields.data ?? '{}') as { key: string; value: string | null; revision: number };
-              io.out(
-                json || !io.isTTY
-                  ? JSON.stringify({ type: fields.event, ...ev }) + '\n'
-                  : `${fields.event} ${ev.key}${ev.value !== null ? ` = ${ev.value}` : ''} (revision ${ev.revision})\n`,
-              );
-            }
-          });
-          res.on('end', () => resolve({ retry: true }));
-          res.on('error', () => resolve({ retry: true }));
-        },
+    const result = await readSse(bind, path, lastId, (block) => {
+      const start = /^watching .* after revision (\d+)/.exec(block.comments[0] ?? '');
+      if (start && lastId === undefined) lastId = start[1];
+      if (!block.event) return;
+      if (block.event === 'error') {
+        io.err(`gandalf-node: watch: ${block.data}\n`);
+        if (/"compacted"/.test(block.data ?? '')) return { retry: false, error: 'history compacted' };
+        return;
+      }
+      if (block.id) lastId = block.id;
+      const ev = JSON.parse(block.data ?? '{}') as { key: string; value: string | null; revision: number };
+      io.out(
+        json || !io.isTTY
+          ? JSON.stringify({ type: block.event, ...ev }) + '\n'
+          : `${block.event} ${ev.key}${ev.value !== null ? ` = ${ev.value}` : ''} (revision ${ev.revision})\n`,
       );
-      req.on('error', (err) => resolve({ retry: true, error: err.message }));
-      req.end();
     });
     if (!result.retry) {
       io.err(`gandalf-node: watch: ${result.error}\n`);

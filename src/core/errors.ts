@@ -24,6 +24,8 @@ export type ErrorCode =
   | 'no_quorum'
   /** Two system groups met under one cluster name, and this database exists in both. */
   | 'split_cluster'
+  /** This board's system group is merging into another one that met it: sessions, locks and keys resume once it is done. */
+  | 'merging'
   | 'outcome_unknown'
   | 'leader_changed'
   | 'conflict'

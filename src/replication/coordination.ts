@@ -24,7 +24,14 @@ export const WATCH_POLL_MS = 15_000;
 /** What coordination uses of the replicator. */
 export type CoordinationReplicator = Pick<
   Replicator,
-  'systemPropose' | 'systemCall' | 'systemRead' | 'registerSystemQuery' | 'registerSystemCall' | 'systemLeaderMachine' | 'systemLeaderTerm'
+  | 'systemPropose'
+  | 'systemProposeAsLeader'
+  | 'systemCall'
+  | 'systemRead'
+  | 'registerSystemQuery'
+  | 'registerSystemCall'
+  | 'systemLeaderMachine'
+  | 'systemLeaderTerm'
 >;
 
 export interface CoordinationOptions {
@@ -75,9 +82,25 @@ export class Coordination {
       kvs: (m as SystemStateMachine).state.kvList(String(a.prefix)),
       revision: (m as SystemStateMachine).state.revision,
     }));
-    r.registerSystemCall('session-keepalive', async (leader, a) => {
+    r.registerSystemCall('session-keepalive', async (leader, a, timeoutMs) => {
+      // A deposed leader that has not noticed yet must not extend a lease: the new leader started every session's TTL
+      // when it took over, and would end this one before the client's lease. A quorum confirms this leader first (ReadIndex),
+      // so any newer leader took over after the client sent this keepalive (found by the nemesis: two holders for 64 ms).
+      await leader.readBarrier(timeoutMs);
       const s = stateOf(leader).session(String(a.id));
       if (!s) throw new GandalfError('unknown_session', `session ${String(a.id)} does not exist (expired or closed)`);
+      // Past its deadline the session is over here, though its close may not be committed yet (the sweep proposes it,
+      // and a slow commit lands after this answer): a keepalive now would promise a lease the close then breaks.
+      this.followTerm();
+      const deadline = this.deadlines.get(s.id);
+      if (deadline !== undefined && deadline <= this.options.clock.monotonic()) {
+        throw new GandalfError('unknown_session', `session ${s.id} expired (its TTL of ${s.ttlMs} ms passed without a keepalive); open a new one`);
+      }
+      // a system group merging into another lets its sessions run out (system-merge.ts): no lease outlives it
+      const merge = leader.machine.mergeState();
+      if (merge.into !== undefined) {
+        throw new GandalfError('merging', `this system group is merging into ${merge.into}: sessions end by their TTL; open a new one once it is done`);
+      }
       this.deadlines.set(s.id, this.options.clock.monotonic() + s.ttlMs);
       return { session: s.id, ttl_ms: s.ttlMs };
     });
@@ -150,8 +173,9 @@ export class Coordination {
     return this.options.replicator.systemCall<number>('lock-acquire', { name, session, waitMs }, waitMs + this.options.timeoutMs);
   }
 
-  async release(name: string, session: string): Promise<void> {
-    const result = await this.options.replicator.systemPropose<SystemResult>({ op: 'lock-release', name, session });
+  /** `token`: only the hold with this fencing token (a release that arrives late never ends a later hold of the session). */
+  async release(name: string, session: string, token?: number): Promise<void> {
+    const result = await this.options.replicator.systemPropose<SystemResult>({ op: 'lock-release', name, session, ...(token !== undefined ? { token } : {}) });
     if (!result.ok) fail(result);
   }
 
@@ -171,6 +195,7 @@ export class Coordination {
     };
     if (!result.ok) fail(result);
     if (result.granted) return result.token!;
+    const attempt = result.attempt;
     const current = stateOf(leader).lock(name);
     if (current?.holder?.session === session) return current.holder.token;
     const timer = this.options.clock.setTimeout(() => {
@@ -182,8 +207,10 @@ export class Coordination {
     const token = await grant;
     if (token >= 0) return token;
     // Timed out: leave the queue (through whoever leads now). If the grant raced the timeout, the cancel releases it again.
+    // It names this attempt: a cancel committed late (its proposal timed out, the client asked again
+    // meanwhile and got the lock) must not take the later attempt's lock away.
     await this.options.replicator
-      .systemPropose({ op: 'lock-cancel', name, session }, timeoutMs)
+      .systemPropose({ op: 'lock-cancel', name, session, ...(attempt !== undefined ? { attempt } : {}) }, timeoutMs)
       .catch((err: unknown) =>
         this.options.logger.warn('could not leave a lock queue; the session stays queued until it ends', { lock: name, session, err: err as Error }),
       );
@@ -278,29 +305,39 @@ export class Coordination {
     this.sweepTimer.unref?.();
   }
 
-  private async sweep(): Promise<void> {
+  /** Leadership moved here (or away): nobody's keepalives reached this leader yet, every session gets a full TTL. */
+  private followTerm(): void {
     const term = this.options.replicator.systemLeaderTerm();
-    if (term !== this.leaderTerm) {
-      // Leadership moved here (or away): nobody's keepalives reached this leader yet, every session gets a full TTL.
-      this.deadlines.clear();
-      this.leaderTerm = term;
-    }
+    if (term === this.leaderTerm) return;
+    this.deadlines.clear();
+    this.leaderTerm = term;
+  }
+
+  private async sweep(): Promise<void> {
+    this.followTerm();
+    const term = this.leaderTerm;
     // Not the leader, or a leader not ready this moment (applying what it committed, checking
     // its quorum): the deadlines stay, or a busy leader would give every session a new TTL.
     const machine = this.options.replicator.systemLeaderMachine() as SystemStateMachine | undefined;
-    if (!machine || this.sweeping) return;
+    if (!machine || term === undefined || this.sweeping) return;
     this.sweeping = true;
     try {
-      const now = this.options.clock.monotonic();
       // Only the TTL ends a session, never a membership verdict: a board that the others call
       // dead may be cut off, not gone, and its clients may still rely on their lease (a
       // keepalive confirmed less than a TTL ago) while they hold a lock.
       for (const s of machine.state.sessions()) {
+        // These deadlines are this term's: once leadership moved (and maybe came back) while a close
+        // was being committed, they say nothing (the nemesis saw a leader resumed from SIGSTOP end
+        // sessions another leader had kept alive meanwhile, their closes forwarded to the new leader).
+        if (this.options.replicator.systemLeaderTerm() !== term) break;
+        const now = this.options.clock.monotonic();
         if (!this.deadlines.has(s.id)) this.deadlines.set(s.id, now + s.ttlMs);
         if (this.deadlines.get(s.id)! <= now) {
           this.options.logger.info('session expired', { session: s.id, node: s.node, ttlMs: s.ttlMs });
-          // a close that failed is tried again at the next sweep (the deadline stays)
-          await this.options.replicator.systemPropose({ op: 'session-close', id: s.id, reason: 'expired' }, this.options.timeoutMs).catch(() => undefined);
+          // Proposed here in this term only, never forwarded. A close that failed is tried again at the next sweep (the deadline stays).
+          await this.options.replicator
+            .systemProposeAsLeader(term, { op: 'session-close', id: s.id, reason: 'expired' }, this.options.timeoutMs)
+            .catch(() => undefined);
         }
       }
       const live = new Set(machine.state.sessions().map((s) => s.id));

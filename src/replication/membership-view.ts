@@ -128,6 +128,12 @@ export class MembershipView {
     return [...by.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([cluster, boards]) => ({ cluster, boards: boards.sort() }));
   }
 
+  /** A board of `cluster` that saw it merge into another system group says which (SWIM meta `merged` = old, `sysid` = new). */
+  mergedInto(cluster: string): string | undefined {
+    const m = this.members().find((x) => x.id !== this.options.self && present(x) && x.meta.merged === cluster && !!x.meta.sysid && x.meta.sysid !== cluster);
+    return m?.meta.sysid;
+  }
+
   isRemoved(id: string): boolean {
     return this.removedSet.has(id);
   }

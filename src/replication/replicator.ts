@@ -9,6 +9,7 @@
  */
 import { LeaderForwarder } from './leader-forwarding';
 import { SplitWatch, type SplitReport } from './split-watch';
+import { MERGE_EXPORT_QUERY, SystemMerge, type MergeReport } from './system-merge';
 import { MembershipView, type MembershipPort } from './membership-view';
 import * as path from 'node:path';
 import { sleep, type Clock, type TimerHandle } from '../core/clock';
@@ -21,11 +22,11 @@ import { dbGroup, effectiveRedundancy, rendezvous, type DbRecord } from './place
 import { PlacementController } from './placement-controller';
 import { SystemClient, type SystemCall, type SystemMachine, type SystemQuery } from './system-client';
 import { DatabaseClient } from './database-client';
-import type { Entry, RaftConfig } from './raft';
+import type { Entry, RaftConfig, RaftMessage } from './raft';
 import { newReplicaId, nodeOfReplica } from './replica-id';
 import type { BackupFormat, DatabaseMachine, DatabaseMachineFactory } from './database-machine';
 import { isGroupName, RPC_TIMEOUT_MS, ReplicationRpc, SYSTEM_GROUP, type ReadLevel } from './rpc-methods';
-import type { Rpc, Wire } from './wire';
+import type { Rpc, SendDone, Wire } from './wire';
 
 export { SYSTEM_GROUP, isGroupName, type ReadLevel } from './rpc-methods';
 export { dbGroup } from './placement';
@@ -105,6 +106,7 @@ export class Replicator {
   private readonly rpc: ReplicationRpc;
   private readonly forward: LeaderForwarder<Replica>;
   private readonly split: SplitWatch;
+  private readonly merger: SystemMerge;
   private readonly placer: PlacementController;
   private readonly system: SystemClient<Replica>;
   private readonly dbs: DatabaseClient<Replica>;
@@ -154,6 +156,7 @@ export class Replicator {
       cluster: () => this.clusterId(),
       databases: () => [...this.placement.values()].map((d) => d.name),
     });
+    this.merger = new SystemMerge({ rpc: this.rpc, view: this.view, clock: options.clock, logger: options.logger, writeTimeoutMs: options.writeTimeoutMs });
     this.forward = new LeaderForwarder<Replica>({
       self: options.self,
       clock: options.clock,
@@ -207,6 +210,7 @@ export class Replicator {
     });
     options.wire.onMessage((from, message) => this.onWire(from, message));
     this.registerRpc();
+    this.system.registerQuery(MERGE_EXPORT_QUERY, (m) => m.mergeExport());
   }
 
   private get raftDir(): string {
@@ -304,7 +308,7 @@ export class Replicator {
       random,
       machine,
       bootstrap: mode === 'found' ? [replicaId] : [],
-      send: (m, done) => void this.options.wire.send(nodeOfReplica(m.to), { g: group, m } satisfies RaftEnvelope, done),
+      send: (m, done) => this.sendRaft(group, m, done),
       tickMs: this.tickMs,
       raft: { ...RAFT_DEFAULTS, ...this.options.raft },
       snapshotEntries: this.options.snapshotEntries,
@@ -363,6 +367,17 @@ export class Replicator {
     if (!this.started || this.opening.has(env.g) || nodeOfReplica(m.to) !== this.options.self) return;
     this.tellGone(from, env.g, m.to);
     if (!replica && env.g !== SYSTEM_GROUP && !this.placement.has(env.g)) void this.refreshPlacement();
+  }
+
+  /** A snapshot's image streams from the snapshot itself (never encoded into one more buffer of its size). */
+  private sendRaft(group: string, m: RaftMessage, done?: SendDone): void {
+    const to = nodeOfReplica(m.to);
+    if (m.type === 'snapshot' && m.snapshot.data instanceof Uint8Array) {
+      const image = m.snapshot.data;
+      this.options.wire.sendWithBody(to, image, (body) => ({ g: group, m: { ...m, snapshot: { ...m.snapshot, data: body } } }) satisfies RaftEnvelope, done);
+      return;
+    }
+    this.options.wire.send(to, { g: group, m } satisfies RaftEnvelope, done);
   }
 
   private tellGone(to: string, group: string, replica: string): void {
@@ -427,8 +442,30 @@ export class Replicator {
   }
 
   /** Two system groups in sight (see split-watch.ts), or undefined. */
-  splitReport(): SplitReport | undefined {
-    return this.split.report();
+  splitReport(): (SplitReport & { merge: MergeReport | null }) | undefined {
+    const r = this.split.report();
+    return r ? { ...r, merge: this.merger.report() ?? null } : undefined;
+  }
+
+  /**
+   * This board's system group merged into another one (system-merge.ts): its
+   * own replica applied `merge-done`, or a board of its group that did says so.
+   * It drops its system replica (a tombstone keeps it from founding one),
+   * advertises the new group and waits to be added to it like a new board.
+   */
+  private async followMerge(): Promise<void> {
+    const ours = this.clusterId();
+    if (ours === undefined) return;
+    const sys = this.replicas.get(SYSTEM_GROUP);
+    const own = sys?.group.isMember ? (sys.machine as SystemMachine).mergeState() : undefined;
+    const into = own?.done ? own.into : this.view.mergedInto(ours);
+    if (into === undefined) return;
+    this.options.logger.warn("this board's system group merged into another one; the board joins it", { from: ours, into });
+    this.learnedClusterId = into;
+    this.options.membership.publish('merged', ours);
+    this.publishClusterId(into);
+    if (sys) await this.dropReplica(SYSTEM_GROUP, sys, { voters: sys.group.voters() });
+    this.placementFetched = 0;
   }
 
   /** Boards removed for good (as committed in the system group): never alive, never placed; the node bans them from the mesh. */
@@ -575,6 +612,7 @@ export class Replicator {
     this.reconciling = true;
     try {
       this.noteMembership();
+      await this.followMerge();
       await this.maybeBootstrap();
       await this.dropRemoved();
       await this.collectRemoved();
@@ -586,11 +624,16 @@ export class Replicator {
         if (!r.group.isLeader) continue;
         this.view.trackMissing([...r.group.voters(), ...r.group.learners()].map(nodeOfReplica));
         if (name === SYSTEM_GROUP) {
+          const machine = r.machine as SystemMachine;
           await this.nameSystemGroup(r);
+          this.merger.step({ machine, propose: (c, t) => r.group.propose(c, t) }, machine.clusterId());
           await this.placer.placeSystem(r.group);
-          await this.placer.placeDatabases((r.machine as SystemMachine).databases(), (name, voters) =>
-            r.group.propose({ op: 'db-place', name, voters }, this.options.writeTimeoutMs),
-          );
+          // a group merging into another keeps its placement still until it is handed over
+          if (machine.mergeState().into === undefined) {
+            await this.placer.placeDatabases(machine.databases(), (name, voters) =>
+              r.group.propose({ op: 'db-place', name, voters }, this.options.writeTimeoutMs),
+            );
+          }
           this.foundForgotten(r);
         } else {
           const rec = this.placement.get(name);
@@ -761,6 +804,11 @@ export class Replicator {
     return this.system.leaderTerm();
   }
 
+  /** Commits a system command here, only while this node leads in `term` (SystemClient.proposeAsLeader). */
+  systemProposeAsLeader<T = unknown>(term: number, command: Record<string, unknown>, timeoutMs?: number): Promise<T> {
+    return this.system.proposeAsLeader<T>(term, command, timeoutMs);
+  }
+
   get systemLeader(): string | null {
     return this.replicas.get(SYSTEM_GROUP)?.group.leader ?? null;
   }
@@ -799,7 +847,9 @@ export class Replicator {
     const r = redundancy ?? this.options.redundancy;
     const voters = rendezvous(dbGroup(name), alive, effectiveRedundancy(r, alive.length));
     const result = await this.systemPropose<{ ok: boolean; code?: string; message?: string }>({ op: 'db-create', name, redundancy: r, voters });
-    if (!result.ok && result.code !== 'database_exists') throw new GandalfError('invalid_request', result.message ?? `database ${name} could not be created`);
+    if (!result.ok && result.code !== 'database_exists') {
+      throw new GandalfError(result.code === 'merging' ? 'merging' : 'invalid_request', result.message ?? `database ${name} could not be created`);
+    }
     if (result.ok) {
       // as committed: the first voter founds the group alone; its leader adds the others
       await this.foundDatabase({ name, redundancy: r, voters, founder: voters[0]!, founded: false });

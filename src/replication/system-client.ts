@@ -8,7 +8,7 @@
  * registered here. The query and call registries refuse a second handler.
  */
 import { GandalfError } from '../core/errors';
-import type { GroupMachine, ReplicaGroup } from './group';
+import { NotLeaderError, type GroupMachine, type ReplicaGroup } from './group';
 import type { LeaderForwarder } from './leader-forwarding';
 import type { DbRecord } from './placement';
 import { SYSTEM_GROUP, type ReadLevel, type ReplicationRpc } from './rpc-methods';
@@ -21,6 +21,17 @@ export interface SystemMachine extends GroupMachine {
   /** The system group's identity, once its first leader set it. */
   clusterId(): string | undefined;
   database(name: string): DbRecord | undefined;
+  /** A merge of this group into another one (`into`; finished once `done`), see system-merge.ts. */
+  mergeState(): { into: string | undefined; done: boolean };
+  /** What a merge hands over: the databases, the keys not bound to a session, the last fencing token and the open sessions' count. */
+  mergeExport(): MergeExport;
+}
+
+export interface MergeExport {
+  databases: DbRecord[];
+  kv: { key: string; value: string }[];
+  token: number;
+  sessions: number;
 }
 
 /** What a system call gets on the system leader. */
@@ -123,6 +134,17 @@ export class SystemClient<R extends SystemReplica> {
   /** The term this node's system replica leads in, ready to serve or not (undefined: not the leader). */
   leaderTerm(): number | undefined {
     return this.options.replica()?.group.leaderTerm;
+  }
+
+  /**
+   * Commits `command` on this node's system replica while it leads in `term`; never forwarded or
+   * retried elsewhere: what a leader decided by its own clock and term (a session expired) is
+   * not another leader's to commit.
+   */
+  proposeAsLeader<T = unknown>(term: number, command: Record<string, unknown>, timeoutMs = this.options.writeTimeoutMs): Promise<T> {
+    const r = this.options.replica();
+    if (!r || r.group.leaderTerm !== term) return Promise.reject(new NotLeaderError(SYSTEM_GROUP, r?.group.leader ?? null));
+    return r.group.propose(command, timeoutMs) as Promise<T>;
   }
 
   /** The far side of propose, read and call: served here only as the leader. */

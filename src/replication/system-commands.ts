@@ -21,17 +21,56 @@ export type SystemCommand =
   | { op: 'session-close'; id: string; reason: 'closed' | 'expired' | 'node-dead' }
   | { op: 'sessions-of-node-close'; node: string }
   | { op: 'lock-acquire'; name: string; session: string; wait: boolean }
-  | { op: 'lock-release'; name: string; session: string }
-  | { op: 'lock-cancel'; name: string; session: string }
+  /** `token`: only the hold with this fencing token; without it, whatever the session holds. */
+  | { op: 'lock-release'; name: string; session: string; token?: number }
+  /** `attempt`: only the hold or queue place of the lock-acquire at that index (its `attempt`); without it, whichever the session has. */
+  | { op: 'lock-cancel'; name: string; session: string; attempt?: number }
   | { op: 'kv-put'; key: string; value: string; session?: string; prevRevision?: number }
   | { op: 'kv-delete'; key: string; prefix?: boolean; prevRevision?: number }
   /** A board taken out of the cluster for good (gandalf-node remove): never placed again, refused if it returns. */
   | { op: 'node-remove'; node: string }
   /** Fencing tokens continue above `token` (a cluster restored from a backup keeps them increasing). */
-  | { op: 'tokens-at-least'; token: number };
+  | { op: 'tokens-at-least'; token: number }
+  /**
+   * Merging two system groups (see system-merge.ts). On the side that gives
+   * itself up: `merge-begin` freezes it (no new databases, placements,
+   * sessions, locks or keys; sessions run out by their TTL), `merge-abort`
+   * thaws it, `merge-done` closes it for good once the other side took its
+   * state. On the side that stays: `merge-import` takes the other's databases
+   * and keys in one command, or nothing if any of them collides.
+   */
+  | { op: 'merge-begin'; into: string }
+  | { op: 'merge-abort'; into: string }
+  | { op: 'merge-done'; into: string }
+  | { op: 'merge-import'; from: string; databases: MergedDatabase[]; kv: MergedKey[]; token: number };
+
+/** A database record as the merging side hands it over. */
+export interface MergedDatabase {
+  name: string;
+  redundancy: number;
+  voters: string[];
+  founder: string;
+  founded: boolean;
+}
+
+export interface MergedKey {
+  key: string;
+  value: string;
+}
 
 export type SystemErrorCode =
-  'invalid_command' | 'database_exists' | 'unknown_database' | 'unknown_session' | 'lock_busy' | 'not_holder' | 'revision_mismatch' | 'key_not_found';
+  | 'invalid_command'
+  | 'database_exists'
+  | 'unknown_database'
+  | 'unknown_session'
+  | 'lock_busy'
+  | 'not_holder'
+  | 'revision_mismatch'
+  | 'key_not_found'
+  /** This system group is merging into another one (or has): it takes no new state. */
+  | 'merging'
+  /** merge-import: a database or key of the merging side exists here too. */
+  | 'merge_conflict';
 
 export interface LockGrant {
   lock: string;
@@ -49,6 +88,8 @@ export interface SystemOk {
   token?: number;
   since?: number;
   position?: number;
+  /** lock-acquire: this command's index, which a lock-cancel of this attempt names. */
+  attempt?: number;
   /** lock-cancel: whether the session was waiting or holding. */
   cancelled?: boolean;
   /** session-open repeated with the same id, node and ttl: nothing changed. */
@@ -69,6 +110,8 @@ export interface SystemError {
   current?: number;
   /** lock_busy: the current holder. */
   holder?: string;
+  /** merge_conflict: the databases (`db:NAME`) and keys (`kv:KEY`) both sides hold. */
+  collisions?: string[];
 }
 
 export type SystemResult = SystemOk | SystemError;
@@ -84,6 +127,9 @@ const SESSION_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 const CLUSTER_ID_RE = /^[A-Za-z0-9_.~-]{1,160}$/;
 const MAX_REDUNDANCY = 64;
 const MAX_VOTERS = 64;
+/** A merge hands over at most this many databases and keys in its one command. */
+export const MAX_MERGED_DATABASES = 10_000;
+export const MAX_MERGED_KEYS = 100_000;
 
 /** A command that does not validate; its message says why. */
 export class Invalid extends Error {}
@@ -148,6 +194,60 @@ function ids(o: Fields, f: string): string[] {
   return v.slice() as string[];
 }
 
+function clusterId(o: Fields, f: string): string {
+  const v = o[f];
+  if (typeof v !== 'string' || !CLUSTER_ID_RE.test(v)) throw new Invalid(`${f} must be 1-160 characters of A-Z a-z 0-9 _ . - ~`);
+  return v;
+}
+
+function value(o: Fields, f: string): string {
+  const v = o[f];
+  if (typeof v !== 'string') throw new Invalid(`${f} must be a string`);
+  const n = utf8Length(v);
+  if (n < 0) throw new Invalid(`${f} is not well-formed UTF-16`);
+  if (n > MAX_VALUE_BYTES) throw new Invalid(`${f} longer than ${MAX_VALUE_BYTES} bytes`);
+  return v;
+}
+
+function list(o: Fields, f: string, max: number): unknown[] {
+  const v = o[f];
+  if (!Array.isArray(v) || v.length > max) throw new Invalid(`${f} must be an array of at most ${max} entries`);
+  return v;
+}
+
+function object(v: unknown, what: string, allowed: readonly string[]): Fields {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) throw new Invalid(`${what} must be an object`);
+  return fields(v, allowed);
+}
+
+function mergedDatabases(o: Fields): MergedDatabase[] {
+  const seen = new Set<string>();
+  return list(o, 'databases', MAX_MERGED_DATABASES).map((d, i) => {
+    const r = object(d, `databases[${i}]`, ['name', 'redundancy', 'voters', 'founder', 'founded']);
+    const db: MergedDatabase = {
+      name: name(r, 'name'),
+      redundancy: count(r, 'redundancy', 0, MAX_REDUNDANCY, false)!,
+      voters: ids(r, 'voters'),
+      founder: nodeId(r, 'founder'),
+      founded: bool(r, 'founded', false)!,
+    };
+    if (seen.has(db.name)) throw new Invalid(`databases holds ${db.name} twice`);
+    seen.add(db.name);
+    return db;
+  });
+}
+
+function mergedKeys(o: Fields): MergedKey[] {
+  const seen = new Set<string>();
+  return list(o, 'kv', MAX_MERGED_KEYS).map((e, i) => {
+    const r = object(e, `kv[${i}]`, ['key', 'value']);
+    const k = { key: key(r, 'key'), value: value(r, 'value') };
+    if (seen.has(k.key)) throw new Invalid(`kv holds ${JSON.stringify(k.key.slice(0, 40))} twice`);
+    seen.add(k.key);
+    return k;
+  });
+}
+
 function key(o: Fields, f: string): string {
   const v = o[f];
   if (typeof v !== 'string' || v.length === 0) throw new Invalid(`${f} must be a non-empty string`);
@@ -194,9 +294,23 @@ export function parseCommand(cmd: unknown): SystemCommand {
     }
     case 'cluster-id': {
       const o = fields(cmd, ['op', 'id']);
-      const v = o.id;
-      if (typeof v !== 'string' || !CLUSTER_ID_RE.test(v)) throw new Invalid('id must be 1-160 characters of A-Z a-z 0-9 _ . - ~');
-      return { op, id: v };
+      return { op, id: clusterId(o, 'id') };
+    }
+    case 'merge-begin':
+    case 'merge-abort':
+    case 'merge-done': {
+      const o = fields(cmd, ['op', 'into']);
+      return { op, into: clusterId(o, 'into') };
+    }
+    case 'merge-import': {
+      const o = fields(cmd, ['op', 'from', 'databases', 'kv', 'token']);
+      return {
+        op,
+        from: clusterId(o, 'from'),
+        databases: mergedDatabases(o),
+        kv: mergedKeys(o),
+        token: count(o, 'token', 0, Number.MAX_SAFE_INTEGER, false)!,
+      };
     }
     case 'session-open': {
       const o = fields(cmd, ['op', 'id', 'node', 'ttlMs']);
@@ -216,19 +330,19 @@ export function parseCommand(cmd: unknown): SystemCommand {
       const o = fields(cmd, ['op', 'name', 'session', 'wait']);
       return { op, name: name(o, 'name'), session: id(o, 'session'), wait: bool(o, 'wait', false)! };
     }
-    case 'lock-release':
+    case 'lock-release': {
+      const o = fields(cmd, ['op', 'name', 'session', 'token']);
+      const token = count(o, 'token', 1, Number.MAX_SAFE_INTEGER, true);
+      return { op, name: name(o, 'name'), session: id(o, 'session'), ...(token !== undefined ? { token } : {}) };
+    }
     case 'lock-cancel': {
-      const o = fields(cmd, ['op', 'name', 'session']);
-      return { op, name: name(o, 'name'), session: id(o, 'session') };
+      const o = fields(cmd, ['op', 'name', 'session', 'attempt']);
+      const attempt = count(o, 'attempt', 0, Number.MAX_SAFE_INTEGER, true);
+      return { op, name: name(o, 'name'), session: id(o, 'session'), ...(attempt !== undefined ? { attempt } : {}) };
     }
     case 'kv-put': {
       const o = fields(cmd, ['op', 'key', 'value', 'session', 'prevRevision']);
-      const value = o.value;
-      if (typeof value !== 'string') throw new Invalid('value must be a string');
-      const n = utf8Length(value);
-      if (n < 0) throw new Invalid('value is not well-formed UTF-16');
-      if (n > MAX_VALUE_BYTES) throw new Invalid(`value longer than ${MAX_VALUE_BYTES} bytes`);
-      const c: Extract<SystemCommand, { op: 'kv-put' }> = { op, key: key(o, 'key'), value };
+      const c: Extract<SystemCommand, { op: 'kv-put' }> = { op, key: key(o, 'key'), value: value(o, 'value') };
       if (o.session !== undefined) c.session = id(o, 'session');
       const prev = count(o, 'prevRevision', 0, Number.MAX_SAFE_INTEGER, true);
       if (prev !== undefined) c.prevRevision = prev;

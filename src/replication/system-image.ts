@@ -13,9 +13,13 @@ export interface Session {
   openedAt: number;
 }
 
+/**
+ * `attempt`: the index of the session's latest lock-acquire for this lock, so
+ * a cancel from an earlier attempt that timed out leaves a later one alone.
+ */
 export interface Lock {
-  holder: { session: string; token: number; since: number } | undefined;
-  waiters: string[];
+  holder: { session: string; token: number; since: number; attempt: number } | undefined;
+  waiters: { session: string; attempt: number }[];
   lastToken: number;
 }
 
@@ -34,6 +38,13 @@ export interface DbRecordData {
   founded: boolean;
 }
 
+/** A merge of this system group into another (`into`, finished once `done`), and the groups merged into this one. */
+export interface MergeState {
+  into: string | undefined;
+  done: boolean;
+  from: Set<string>;
+}
+
 /** Everything a system state holds, as its snapshot carries it. */
 export interface SystemData {
   /** Undefined until set (and in images from before it existed). */
@@ -47,6 +58,7 @@ export interface SystemData {
   locks: Map<string, Lock>;
   kv: Map<string, Kv>;
   events: KvEvent[];
+  merge: MergeState;
 }
 
 const SNAPSHOT_FORMAT = 1;
@@ -68,13 +80,15 @@ interface Image {
   /** name, redundancy, voters, founded (1/0), founder; older images have only the first three. */
   databases: [string, number, string[], number?, string?][];
   sessions: [string, string, number, number][];
-  locks: [string, [string, number, number] | null, string[], number][];
+  locks: [string, [string, number, number, number] | null, [string, number][], number][];
   kv: [string, string, number, number, number, string | null][];
   events: [number, 0 | 1, string, string | null, number][];
   /** Absent in snapshots from before removal existed. */
   removed?: string[];
   /** Absent until set, and in snapshots from before it existed. */
   cluster?: string;
+  /** Absent unless a merge began here or a group merged into this one. */
+  merge?: { into: string | null; done: number; from: string[] };
 }
 
 export function encodeImage(d: SystemData): Uint8Array {
@@ -93,7 +107,12 @@ export function encodeImage(d: SystemData): Uint8Array {
     }),
     locks: sortedKeys(d.locks).map((n) => {
       const l = d.locks.get(n)!;
-      return [n, l.holder ? [l.holder.session, l.holder.token, l.holder.since] : null, l.waiters.slice(), l.lastToken];
+      return [
+        n,
+        l.holder ? [l.holder.session, l.holder.token, l.holder.since, l.holder.attempt] : null,
+        l.waiters.map((w): [string, number] => [w.session, w.attempt]),
+        l.lastToken,
+      ];
     }),
     kv: sortedKeys(d.kv).map((k) => {
       const e = d.kv.get(k)!;
@@ -102,6 +121,9 @@ export function encodeImage(d: SystemData): Uint8Array {
     events: d.events.map((e) => [e.revision, e.type === 'put' ? 0 : 1, e.key, e.value ?? null, e.modRevision]),
     removed: [...d.removed].sort(cmp),
     ...(d.clusterId !== undefined ? { cluster: d.clusterId } : {}),
+    ...(d.merge.into !== undefined || d.merge.from.size > 0
+      ? { merge: { into: d.merge.into ?? null, done: d.merge.done ? 1 : 0, from: [...d.merge.from].sort(cmp) } }
+      : {}),
   };
   return new TextEncoder().encode(JSON.stringify(image));
 }
@@ -127,7 +149,15 @@ export function decodeImage(bytes: Uint8Array): SystemData {
     locks: new Map(),
     kv: new Map(),
     events: [],
+    merge: { into: undefined, done: false, from: new Set() },
   };
+  if (image.merge !== undefined) {
+    const m = image.merge as unknown;
+    if (typeof m !== 'object' || m === null) bad('merge must be an object');
+    const { into, done, from } = m as { into: unknown; done: unknown; from: unknown };
+    d.merge = { into: into === null ? undefined : str(into), done: int(done) === 1, from: new Set(arr(from).map(str)) };
+    if (d.merge.done && d.merge.into === undefined) bad('merge done without a target');
+  }
   for (const db of arr(image.databases)) {
     const [n, redundancy, voters, founded, founder] = arr(db);
     const list = arr(voters).map(str);
@@ -148,12 +178,14 @@ export function decodeImage(bytes: Uint8Array): SystemData {
     const lockName = str(n);
     let h: Lock['holder'];
     if (holder !== null) {
-      const [session, token, since] = arr(holder);
-      h = { session: str(session), token: int(token), since: int(since) };
+      // images before attempts: [session, token, since], the grant's index standing in for the attempt
+      const [session, token, since, attempt] = arr(holder);
+      h = { session: str(session), token: int(token), since: int(since), attempt: int(attempt ?? since) };
       if (!d.sessions.has(h.session)) bad(`lock ${lockName} held by unknown session`);
     }
-    const w = arr(waiters).map(str);
-    if (w.some((sid) => !d.sessions.has(sid))) bad(`lock ${lockName} awaited by unknown session`);
+    // images before attempts: a waiter is its session id alone
+    const w = arr(waiters).map((x) => (typeof x === 'string' ? { session: x, attempt: 0 } : { session: str(arr(x)[0]), attempt: int(arr(x)[1]) }));
+    if (w.some((x) => !d.sessions.has(x.session))) bad(`lock ${lockName} awaited by unknown session`);
     d.locks.set(lockName, { holder: h, waiters: w, lastToken: int(lastToken) });
   }
   for (const e of arr(image.kv)) {

@@ -1,6 +1,7 @@
 /** The system group's replicated state machine: SystemState behind GroupMachine, with the placement view the replicator reads. */
 import type { GroupMachine } from './group';
 import type { DbRecord, SystemMachine } from './replicator';
+import type { MergeExport } from './system-client';
 import { SystemState, type SystemResult } from './system-state';
 
 export class SystemStateMachine implements GroupMachine, SystemMachine {
@@ -36,5 +37,23 @@ export class SystemStateMachine implements GroupMachine, SystemMachine {
 
   database(name: string): DbRecord | undefined {
     return this.current.database(name);
+  }
+
+  mergeState(): { into: string | undefined; done: boolean } {
+    const m = this.current.mergeState();
+    return { into: m.into, done: m.done };
+  }
+
+  mergeExport(): MergeExport {
+    const st = this.current;
+    return {
+      databases: st.databases(),
+      kv: st
+        .kvList()
+        .filter((e) => e.session === undefined)
+        .map((e) => ({ key: e.key, value: e.value })),
+      token: st.lastTokenIssued(),
+      sessions: st.sessions().length,
+    };
   }
 }

@@ -35,11 +35,18 @@
  *   proposes `session-close` with reason 'expired'. Raft indexes are tracked by
  *   the driver; the optional `index` given to `apply` is only recorded (as a
  *   lock holder's `since` and a session's `openedAt`).
+ * - Merging (see system-merge.ts): once `merge-begin` is applied the group
+ *   takes no new databases, placements, sessions, lock acquisitions or keys
+ *   (`merging`); once `merge-done` is applied it takes nothing at all. A
+ *   `merge-import` applies whole or not at all: any database name or key
+ *   (with another value) both sides hold fails it with `merge_conflict`
+ *   naming them; one repeated from the same side changes nothing.
  * - `snapshot()` / `SystemState.restore()` round-trip exactly: state, watch
  *   history, token counter, FIFO order and revision. The encoding is canonical
  *   (sorted), so equal states give equal bytes.
  */
 import { fail, Invalid, parseCommand, type LockGrant, type SystemCommand, type SystemOk, type SystemResult } from './system-commands';
+import type { MergeState } from './system-image';
 import { cmp, decodeImage, encodeImage, sortedKeys, type DbRecordData, type Kv, type Lock, type Session } from './system-image';
 
 export {
@@ -130,6 +137,7 @@ export class SystemState {
   private locks = new Map<string, Lock>();
   private kv = new Map<string, Kv>();
   private events: KvEvent[] = [];
+  private merge: MergeState = { into: undefined, done: false, from: new Set() };
   // derived indexes (rebuilt on restore; only ever iterated in sorted order)
   private readonly sessionLocks = new Map<string, Set<string>>();
   private readonly sessionKeys = new Map<string, Set<string>>();
@@ -151,6 +159,8 @@ export class SystemState {
       return fail('invalid_command', err instanceof Invalid ? err.message : 'malformed command');
     }
     const at = Number.isSafeInteger(index) && index >= 0 ? index : 0;
+    const frozen = this.frozen(c);
+    if (frozen) return frozen;
     switch (c.op) {
       case 'db-create':
         if (this.dbs.has(c.name)) return fail('database_exists', `database ${c.name} exists`);
@@ -213,6 +223,9 @@ export class SystemState {
         if (!this.sessionMap.has(c.session)) return fail('unknown_session', `no open session ${c.session}`);
         const lock = this.locks.get(c.name);
         if (!lock || lock.holder?.session !== c.session) return fail('not_holder', `session ${c.session} does not hold ${c.name}`);
+        if (c.token !== undefined && lock.holder.token !== c.token) {
+          return fail('not_holder', `session ${c.session} holds ${c.name} with token ${lock.holder.token}, not ${c.token}`);
+        }
         const grants: LockGrant[] = [];
         this.release(c.name, lock, at, grants);
         return { ok: true, grants };
@@ -222,11 +235,13 @@ export class SystemState {
         const lock = this.locks.get(c.name);
         const grants: LockGrant[] = [];
         if (!lock) return { ok: true, grants, cancelled: false };
-        if (lock.holder?.session === c.session) {
+        // an attempt's cancel that lands after a later attempt of the same session took over changes nothing
+        const mine = (x: { session: string; attempt: number }) => x.session === c.session && (c.attempt === undefined || x.attempt === c.attempt);
+        if (lock.holder && mine(lock.holder)) {
           this.release(c.name, lock, at, grants);
           return { ok: true, grants, cancelled: true };
         }
-        const i = lock.waiters.indexOf(c.session);
+        const i = lock.waiters.findIndex(mine);
         if (i < 0) return { ok: true, grants, cancelled: false };
         lock.waiters.splice(i, 1);
         this.sessionLocks.get(c.session)?.delete(c.name);
@@ -236,36 +251,102 @@ export class SystemState {
         return this.put(c);
       case 'kv-delete':
         return this.del(c);
+      case 'merge-begin':
+        if (this.cluster === undefined || c.into === this.cluster)
+          return fail('invalid_command', `cannot merge ${this.cluster ?? 'an unnamed group'} into ${c.into}`);
+        if (this.merge.into !== undefined && this.merge.into !== c.into) return fail('merging', `merging into ${this.merge.into} already`);
+        this.merge.into = c.into;
+        return { ok: true, grants: [] };
+      case 'merge-abort':
+        if (this.merge.into !== c.into) return fail('merging', `not merging into ${c.into}`);
+        this.merge.into = undefined;
+        return { ok: true, grants: [] };
+      case 'merge-done':
+        if (this.merge.into !== c.into) return fail('merging', `not merging into ${c.into}`);
+        this.merge.done = true;
+        return { ok: true, grants: [] };
+      case 'merge-import':
+        return this.importMerged(c);
     }
+  }
+
+  /** While merging, only what runs the group down (closes, releases, founding) is taken; once merged, nothing. */
+  private frozen(c: SystemCommand): SystemResult | undefined {
+    if (this.merge.into === undefined) return undefined;
+    if (this.merge.done) return fail('merging', `this system group merged into ${this.merge.into}`);
+    switch (c.op) {
+      case 'db-create':
+      case 'db-place':
+      case 'db-drop':
+      case 'session-open':
+      case 'lock-acquire':
+      case 'kv-put':
+      case 'kv-delete':
+      case 'merge-import':
+        return fail('merging', `this system group is merging into ${this.merge.into}: it takes no new state; retry once the merge is done`);
+      default:
+        return undefined;
+    }
+  }
+
+  private importMerged(c: Extract<SystemCommand, { op: 'merge-import' }>): SystemResult {
+    if (c.from === this.cluster) return fail('invalid_command', 'a system group does not merge into itself');
+    if (this.merge.from.has(c.from)) return { ok: true, grants: [], existing: true, revision: this.rev };
+    const collisions = [
+      ...c.databases.filter((d) => this.dbs.has(d.name)).map((d) => `db:${d.name}`),
+      ...c.kv.filter((e) => this.kv.has(e.key) && this.kv.get(e.key)!.value !== e.value).map((e) => `kv:${e.key}`),
+    ].sort(cmp);
+    if (collisions.length > 0) {
+      return fail('merge_conflict', `both system groups hold ${collisions.slice(0, 10).join(', ')}${collisions.length > 10 ? ', …' : ''}`, { collisions });
+    }
+    for (const d of c.databases) this.dbs.set(d.name, { redundancy: d.redundancy, voters: d.voters.slice(), founder: d.founder, founded: d.founded });
+    const fresh = c.kv.filter((e) => !this.kv.has(e.key)).sort((a, b) => cmp(a.key, b.key));
+    // the keys arrive in one revision, like one multi-key transaction
+    if (fresh.length > 0) {
+      const rev = ++this.rev;
+      for (const e of fresh) {
+        this.kv.set(e.key, { value: e.value, createRevision: rev, modRevision: rev, version: 1, session: undefined });
+        this.events.push({ revision: rev, type: 'put', key: e.key, value: e.value, modRevision: rev });
+      }
+      this.trimHistory();
+    }
+    this.lastToken = Math.max(this.lastToken, c.token);
+    this.merge.from.add(c.from);
+    return { ok: true, grants: [], revision: this.rev };
   }
 
   private acquire(lockName: string, session: string, wait: boolean, at: number): SystemResult {
     const s = this.sessionMap.get(session);
     if (!s) return fail('unknown_session', `no open session ${session}`);
     let lock = this.locks.get(lockName);
+    // asked again: this attempt takes over the hold or the place in the queue
     if (lock?.holder?.session === session) {
-      return { ok: true, grants: [], granted: true, token: lock.holder.token, since: lock.holder.since };
+      lock.holder.attempt = at;
+      return { ok: true, grants: [], granted: true, token: lock.holder.token, since: lock.holder.since, attempt: at };
     }
     if (lock?.holder) {
-      const i = lock.waiters.indexOf(session);
-      if (i >= 0) return { ok: true, grants: [], granted: false, position: i + 1 };
+      const i = lock.waiters.findIndex((w) => w.session === session);
+      if (i >= 0) {
+        lock.waiters[i]!.attempt = at;
+        return { ok: true, grants: [], granted: false, position: i + 1, attempt: at };
+      }
       if (!wait) return fail('lock_busy', `${lockName} is held`, { holder: lock.holder.session });
-      lock.waiters.push(session);
+      lock.waiters.push({ session, attempt: at });
       this.index(this.sessionLocks, session).add(lockName);
-      return { ok: true, grants: [], granted: false, position: lock.waiters.length };
+      return { ok: true, grants: [], granted: false, position: lock.waiters.length, attempt: at };
     }
     if (!lock) {
       lock = { holder: undefined, waiters: [], lastToken: 0 };
       this.locks.set(lockName, lock);
     }
     const grants: LockGrant[] = [];
-    this.grant(lockName, lock, session, at, grants);
-    return { ok: true, grants, granted: true, token: lock.lastToken, since: at };
+    this.grant(lockName, lock, { session, attempt: at }, at, grants);
+    return { ok: true, grants, granted: true, token: lock.lastToken, since: at, attempt: at };
   }
 
-  private grant(lockName: string, lock: Lock, session: string, at: number, grants: LockGrant[]): void {
+  private grant(lockName: string, lock: Lock, { session, attempt }: { session: string; attempt: number }, at: number, grants: LockGrant[]): void {
     const token = ++this.lastToken;
-    lock.holder = { session, token, since: at };
+    lock.holder = { session, token, since: at, attempt };
     lock.lastToken = token;
     this.index(this.sessionLocks, session).add(lockName);
     grants.push({ lock: lockName, session, node: this.sessionMap.get(session)!.node, token });
@@ -289,7 +370,7 @@ export class SystemState {
     for (const sid of list) {
       for (const n of [...(this.sessionLocks.get(sid) ?? [])].sort(cmp)) {
         const lock = this.locks.get(n)!;
-        const i = lock.waiters.indexOf(sid);
+        const i = lock.waiters.findIndex((w) => w.session === sid);
         if (i >= 0) lock.waiters.splice(i, 1);
         if (lock.holder?.session === sid) held.push([sid, n]);
       }
@@ -405,12 +486,17 @@ export class SystemState {
   lock(lockName: string): LockInfo | undefined {
     const lock = this.locks.get(lockName);
     if (!lock) return undefined;
-    const info: LockInfo = { name: lockName, waiters: lock.waiters.slice(), lastToken: lock.lastToken };
+    const info: LockInfo = { name: lockName, waiters: lock.waiters.map((w) => w.session), lastToken: lock.lastToken };
     if (lock.holder) {
       const h = lock.holder;
       info.holder = { session: h.session, node: this.sessionMap.get(h.session)!.node, token: h.token, since: h.since };
     }
     return info;
+  }
+
+  /** Where this group merges (or merged) into another, and which groups merged into it. */
+  mergeState(): { into: string | undefined; done: boolean; from: string[] } {
+    return { into: this.merge.into, done: this.merge.done, from: [...this.merge.from].sort(cmp) };
   }
 
   /** The last fencing token handed out, by any lock. */
@@ -491,6 +577,7 @@ export class SystemState {
       locks: this.locks,
       kv: this.kv,
       events: this.events,
+      merge: this.merge,
     });
   }
 
@@ -508,9 +595,10 @@ export class SystemState {
     st.locks = d.locks;
     st.kv = d.kv;
     st.events = d.events;
+    st.merge = d.merge;
     for (const [lockName, l] of d.locks) {
       if (l.holder) st.index(st.sessionLocks, l.holder.session).add(lockName);
-      for (const sid of l.waiters) st.index(st.sessionLocks, sid).add(lockName);
+      for (const w of l.waiters) st.index(st.sessionLocks, w.session).add(lockName);
     }
     for (const [k, e] of d.kv) if (e.session !== undefined) st.index(st.sessionKeys, e.session).add(k);
     st.trimHistory();

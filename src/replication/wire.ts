@@ -22,6 +22,20 @@
  * new chunks alike, makes sure a message is never pieced together from two
  * that merely share the name: such a message is dropped, the next one starts
  * afresh.
+ *
+ * Spooling: a message above SPOOL_BYTES is written to the receiver's spool
+ * directory chunk by chunk as it arrives (spool.ts), never held in memory
+ * until it is complete. The receiver tells the sender how many chunks are on
+ * its disk (`{a: [id, written]}`), and the sender keeps at most WINDOW_BYTES
+ * of such a message ahead of that, so a disk slower than the network holds
+ * the sender back instead of filling the receiver's memory. A receiver that
+ * never answers (a node before spooling) gets the rest unwindowed after
+ * ACK_GRACE_MS. A kept partial message lives in its spool file too.
+ *
+ * A sender need not encode a large binary into one buffer either:
+ * `sendWithBody` streams a message whose one large field (the image of a
+ * snapshot) is sent from the caller's own buffer. The bytes on the wire are
+ * the CBOR of the whole message all the same, so a receiver cannot tell.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Encoder } from 'cbor-x';
@@ -30,6 +44,7 @@ import { checkCbor } from '../core/cbor-guard';
 import { GandalfError, type ErrorCode } from '../core/errors';
 import { crc32c } from '../core/crc32c';
 import type { Logger } from '../core/logger';
+import type { SpoolDir, SpoolFile } from './spool';
 
 export const REPLICATION_TOPIC = 'repl';
 /** Payload bytes per chunk: well inside one 64 KiB mesh frame with its envelope. */
@@ -42,6 +57,14 @@ export const PACE_BYTES = 2 * 1024 * 1024;
 export const MAX_QUEUED_BYTES = 640 * 1024 * 1024;
 /** How often a paced sender looks at a full link again. */
 const PACE_POLL_MS = 5;
+/** Messages larger than this go to the receiver's spool directory as they arrive. */
+export const SPOOL_BYTES = 4 * 1024 * 1024;
+/** Bytes of a message above SPOOL_BYTES sent ahead of what the receiver reports written. */
+export const WINDOW_BYTES = 8 * 1024 * 1024;
+/** A receiver that has not reported a written chunk this long after the window filled gets the rest unwindowed. */
+export const ACK_GRACE_MS = 5000;
+/** Stands for the body in a message sent with `sendWithBody` (a 16-byte CBOR byte string: 0x50 and these). */
+const BODY_MARKER = Buffer.from('gandalf:body:\x00\xff\x01', 'latin1');
 
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
 
@@ -61,19 +84,70 @@ export interface MeshPort {
 type Chunk = { c: [id: number, seq: number, count: number]; b: Uint8Array; k?: number; r?: string; d?: Uint8Array };
 /** A receiver that kept chunks 0..have-1 of message `id` from an earlier try: `{s: [id, have]}`. */
 type Skip = { s: [id: number, have: number] };
+/** A spooling receiver has chunks 0..written-1 of message `id` on its disk: `{a: [id, written]}`. */
+type Ack = { a: [id: number, written: number] };
 /**
  * `done`: told once whether the last chunk reached the link (true) or the message was dropped (false).
  * `hash` covers the first `hashed` bytes (chunks skipped on a resume are hashed before the last chunk leaves).
  */
-type Outgoing = { id: number; bytes: Uint8Array; seq: number; count: number; done: ((sent: boolean) => void) | undefined; hash: Hash; hashed: number };
-type Partial_ = { id: number; key: string | undefined; parts: Uint8Array[]; bytes: number; hash: Hash; count: number; skipBelow: number };
+type Outgoing = {
+  id: number;
+  /** The message's bytes: the parts, one after the other. */
+  parts: Uint8Array[];
+  length: number;
+  seq: number;
+  count: number;
+  done: ((sent: boolean) => void) | undefined;
+  hash: Hash;
+  hashed: number;
+  /** Held to WINDOW_BYTES ahead of `acked` (a message above SPOOL_BYTES, until its receiver proves silent). */
+  windowed: boolean;
+  /** Chunks the receiver reported written (undefined: no report yet). */
+  acked: number | undefined;
+  /** When the window first filled without a report. */
+  stalledSince: number | undefined;
+};
+/** An incoming large message: its chunks in memory (`parts`) or in a spool file. */
+type Partial_ = {
+  id: number;
+  key: string | undefined;
+  parts: Uint8Array[];
+  spool: SpoolFile | undefined;
+  received: number;
+  bytes: number;
+  hash: Hash;
+  count: number;
+  skipBelow: number;
+};
 export type SendDone = (sent: boolean) => void;
 /** Bytes of skipped chunks a sender hashes per turn of the event loop. */
 const HASH_SLICE = 1024 * 1024;
 
-function resumeKey(bytes: Uint8Array): string {
-  const last = Math.floor((bytes.length - 1) / CHUNK_BYTES) * CHUNK_BYTES;
-  return `${bytes.length}:${crc32c(bytes.subarray(0, CHUNK_BYTES))}:${crc32c(bytes.subarray(last))}`;
+/** Bytes `start`..`end` of a message held as parts (a view where they lie in one part). */
+function range(parts: readonly Uint8Array[], start: number, end: number): Uint8Array {
+  const pieces: Uint8Array[] = [];
+  let at = 0;
+  for (const part of parts) {
+    const from = Math.max(start, at);
+    const to = Math.min(end, at + part.length);
+    if (from < to) pieces.push(part.subarray(from - at, to - at));
+    at += part.length;
+    if (at >= end) break;
+  }
+  return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
+}
+
+function resumeKey(out: Outgoing): string {
+  const last = Math.floor((out.length - 1) / CHUNK_BYTES) * CHUNK_BYTES;
+  return `${out.length}:${crc32c(range(out.parts, 0, CHUNK_BYTES))}:${crc32c(range(out.parts, last, out.length))}`;
+}
+
+/** Where the marker's byte string lies in `encoded`, if exactly once. */
+function markerAt(encoded: Uint8Array): number {
+  const needle = Buffer.concat([Buffer.from([0x50]), BODY_MARKER]);
+  const view = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+  const at = view.indexOf(needle);
+  return at >= 0 && view.indexOf(needle, at + 1) < 0 ? at : -1;
 }
 
 export class Wire {
@@ -87,11 +161,12 @@ export class Wire {
   private readonly outgoing = new Map<string, Outgoing[]>();
   private readonly pumps = new Map<string, TimerHandle>();
 
-  /** `clock`: for pacing (with `mesh.backlog`). */
+  /** `clock`: for pacing (with `mesh.backlog`); `spool`: where messages above SPOOL_BYTES arrive (else in memory). */
   constructor(
     private readonly mesh: MeshPort,
     private readonly logger: Logger,
     private readonly clock?: Clock,
+    private readonly spool?: SpoolDir,
   ) {
     mesh.subscribe((from, body) => this.receive(from, body));
   }
@@ -110,21 +185,44 @@ export class Wire {
    * during this call) whether all of the message reached the link.
    */
   send(to: string, message: unknown, done?: SendDone): boolean {
-    const bytes = cbor.encode(message) as Uint8Array;
-    if (bytes.length > MAX_MESSAGE_BYTES) throw new GandalfError('invalid_request', `message of ${bytes.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+    return this.enqueue(to, [cbor.encode(message) as Uint8Array], done);
+  }
+
+  /**
+   * Like `send(to, build(placeholder))` with `body` in the placeholder's place,
+   * but streamed from `body` itself: the message is never encoded into one
+   * buffer. `build` must place the placeholder once, as a value.
+   */
+  sendWithBody(to: string, body: Uint8Array, build: (placeholder: Uint8Array) => unknown, done?: SendDone): boolean {
+    const header = cbor.encode(build(BODY_MARKER)) as Uint8Array;
+    const at = markerAt(header);
+    if (at < 0) throw new Error('sendWithBody: the message must hold the placeholder exactly once');
+    const length = Buffer.alloc(5);
+    length[0] = 0x5a; // a byte string, 32-bit length
+    length.writeUInt32BE(body.length, 1);
+    return this.enqueue(to, [header.subarray(0, at), length, body, header.subarray(at + 1 + BODY_MARKER.length)], done);
+  }
+
+  private enqueue(to: string, parts: Uint8Array[], done?: SendDone): boolean {
+    const length = parts.reduce((n, p) => n + p.length, 0);
+    if (length > MAX_MESSAGE_BYTES) throw new GandalfError('invalid_request', `message of ${length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
     const settle = (sent: boolean): boolean => {
       if (done) queueMicrotask(() => done(sent));
       return sent;
     };
-    if (bytes.length <= CHUNK_BYTES) return settle(this.mesh.send(to, bytes));
+    if (length <= CHUNK_BYTES) return settle(this.mesh.send(to, range(parts, 0, length)));
     const out: Outgoing = {
       id: this.nextId++,
-      bytes,
+      parts,
+      length,
       seq: 0,
-      count: Math.ceil(bytes.length / CHUNK_BYTES),
+      count: Math.ceil(length / CHUNK_BYTES),
       done: undefined,
       hash: createHash('sha256'),
       hashed: 0,
+      windowed: length > SPOOL_BYTES,
+      acked: undefined,
+      stalledSince: undefined,
     };
     if (!this.mesh.backlog || !this.clock) {
       while (out.seq < out.count) if (!this.sendChunk(to, out)) return settle(false);
@@ -132,9 +230,9 @@ export class Wire {
     }
     if (this.mesh.backlog(to) === undefined) return settle(false);
     const queue = this.outgoing.get(to) ?? [];
-    const queued = queue.reduce((n, o) => n + o.bytes.length - o.seq * CHUNK_BYTES, 0);
-    if (queue.length > 0 && queued + bytes.length > MAX_QUEUED_BYTES) {
-      this.logger.warn('a large message was refused: too much is queued for this peer already', { to, bytes: bytes.length, queued });
+    const queued = queue.reduce((n, o) => n + o.length - o.seq * CHUNK_BYTES, 0);
+    if (queue.length > 0 && queued + length > MAX_QUEUED_BYTES) {
+      this.logger.warn('a large message was refused: too much is queued for this peer already', { to, bytes: length, queued });
       return settle(false);
     }
     if (done) out.done = (sent) => queueMicrotask(() => done(sent));
@@ -146,9 +244,9 @@ export class Wire {
 
   private sendChunk(to: string, out: Outgoing): boolean {
     this.hashUpTo(out, out.seq * CHUNK_BYTES);
-    const b = out.bytes.subarray(out.seq * CHUNK_BYTES, (out.seq + 1) * CHUNK_BYTES);
+    const b = range(out.parts, out.seq * CHUNK_BYTES, Math.min(out.length, (out.seq + 1) * CHUNK_BYTES));
     const chunk: Chunk = { c: [out.id, out.seq, out.count], b, k: crc32c(b) };
-    if (out.seq === 0) chunk.r = resumeKey(out.bytes);
+    if (out.seq === 0) chunk.r = resumeKey(out);
     out.hash.update(b);
     out.hashed += b.length;
     if (out.seq === out.count - 1) chunk.d = out.hash.digest();
@@ -158,7 +256,13 @@ export class Wire {
 
   private hashUpTo(out: Outgoing, end: number): void {
     if (out.hashed >= end) return;
-    out.hash.update(out.bytes.subarray(out.hashed, end));
+    let at = 0;
+    for (const part of out.parts) {
+      const from = Math.max(out.hashed, at);
+      const to = Math.min(end, at + part.length);
+      if (from < to) out.hash.update(part.subarray(from - at, to - at));
+      at += part.length;
+    }
     out.hashed = end;
   }
 
@@ -168,6 +272,25 @@ export class Wire {
     if (!out || out.id !== id || have <= out.seq || have >= out.count) return;
     this.resumedChunks += have - out.seq;
     out.seq = have;
+    out.acked = Math.max(out.acked ?? 0, have);
+  }
+
+  /** The receiver has chunks below `written` of message `id` on its disk: the window moves on. */
+  private acked(from: string, [id, written]: Ack['a']): void {
+    const out = this.outgoing.get(from)?.find((o) => o.id === id);
+    if (out) out.acked = Math.max(out.acked ?? 0, Math.min(written, out.count));
+  }
+
+  /** Whether `out` must wait for its receiver's disk before its next chunk. */
+  private windowFull(to: string, out: Outgoing): boolean {
+    if (!out.windowed || (out.seq - (out.acked ?? 0)) * CHUNK_BYTES < WINDOW_BYTES) return false;
+    if (out.acked !== undefined) return true;
+    const now = this.clock!.monotonic();
+    out.stalledSince ??= now;
+    if (now - out.stalledSince < ACK_GRACE_MS) return true;
+    out.windowed = false;
+    this.logger.info('the receiver does not report what it wrote (an older node?): sending the rest unwindowed', { to, bytes: out.length });
+    return false;
   }
 
   /** Sends chunks while the link has room; looks again shortly when it has none. A link that went away drops the queue. */
@@ -177,7 +300,7 @@ export class Wire {
     while (queue && queue.length > 0) {
       const backlog = this.mesh.backlog!(to);
       if (backlog === undefined) break;
-      if (backlog > PACE_BYTES) {
+      if (backlog > PACE_BYTES || this.windowFull(to, queue[0]!)) {
         const timer = this.clock!.setTimeout(() => this.pump(to), PACE_POLL_MS);
         timer.unref?.();
         this.pumps.set(to, timer);
@@ -210,6 +333,11 @@ export class Wire {
       if (skip.length === 2 && skip.every((n) => Number.isSafeInteger(n) && n >= 0)) return this.skip(from, skip as Skip['s']);
       return this.dropped(from, 'malformed resume answer');
     }
+    const ack = (body as Partial<Ack> | null)?.a;
+    if (Array.isArray(ack)) {
+      if (ack.length === 2 && ack.every((n) => Number.isSafeInteger(n) && n >= 0)) return this.acked(from, ack as Ack['a']);
+      return this.dropped(from, 'malformed written report');
+    }
     const chunk = body as Partial<Chunk> | null;
     const c = chunk?.c;
     if (!Array.isArray(c) || c.length !== 3 || !(chunk!.b instanceof Uint8Array) || !c.every((n) => Number.isSafeInteger(n) && n >= 0)) {
@@ -218,35 +346,56 @@ export class Wire {
     const [id, seq, count] = c as [number, number, number];
     if (count * CHUNK_BYTES > MAX_MESSAGE_BYTES + CHUNK_BYTES || seq >= count) return this.dropped(from, 'chunk out of bounds');
     if (chunk!.k !== undefined && chunk!.k !== crc32c(chunk!.b!)) {
-      this.partial.delete(from);
+      this.forget(from);
       return this.dropped(from, 'chunk checksum mismatch');
     }
     let p = this.partial.get(from);
     if (seq === 0) {
       const key = typeof chunk!.r === 'string' ? chunk!.r : undefined;
-      if (p && key !== undefined && p.key === key && p.count === count && p.parts.length > 1 && p.parts.length < count) {
+      if (p && key !== undefined && p.key === key && p.count === count && p.received > 1 && p.received < count) {
         // The message cut off earlier starts again: keep what arrived, ask for the rest.
         p.id = id;
-        p.skipBelow = p.parts.length;
-        this.mesh.send(from, { s: [id, p.parts.length] } satisfies Skip);
+        p.skipBelow = p.received;
+        this.mesh.send(from, { s: [id, p.received] } satisfies Skip);
         return;
       }
-      p = { id, key, parts: [], bytes: 0, hash: createHash('sha256'), count, skipBelow: 0 };
+      this.forget(from);
+      p = { id, key, parts: [], spool: undefined, received: 0, bytes: 0, hash: createHash('sha256'), count, skipBelow: 0 };
+      if (this.spool && count * CHUNK_BYTES > SPOOL_BYTES) {
+        const spooling = p;
+        p.spool = this.spool.create((written) => this.mesh.send(from, { a: [spooling.id, written] } satisfies Ack));
+      }
       this.partial.set(from, p);
     }
     if (p && p.id === id && seq < p.skipBelow) return; // sent before the sender heard that these were kept
-    if (!p || p.id !== id || p.parts.length !== seq) {
-      this.partial.delete(from);
+    if (!p || p.id !== id || p.received !== seq) {
+      this.forget(from);
       return this.dropped(from, 'chunk out of sequence');
     }
-    p.parts.push(chunk!.b!);
-    p.bytes += chunk!.b!.length;
-    p.hash.update(chunk!.b!);
-    if (p.parts.length === count) {
+    const b = chunk!.b!;
+    if (p.spool) p.spool.write(b);
+    else p.parts.push(b);
+    p.received++;
+    p.bytes += b.length;
+    p.hash.update(b);
+    if (p.received === count) {
       this.partial.delete(from);
-      if (chunk!.d instanceof Uint8Array && !Buffer.from(chunk!.d).equals(p.hash.digest())) return this.dropped(from, 'message digest mismatch');
-      this.deliver(from, Buffer.concat(p.parts, p.bytes));
+      if (chunk!.d instanceof Uint8Array && !Buffer.from(chunk!.d).equals(p.hash.digest())) {
+        p.spool?.discard();
+        return this.dropped(from, 'message digest mismatch');
+      }
+      if (!p.spool) return this.deliver(from, Buffer.concat(p.parts, p.bytes));
+      p.spool.finish().then(
+        (bytes) => this.deliver(from, bytes),
+        (err: unknown) => this.logger.warn('a large message could not be spooled to disk and was dropped', { from, err: err as Error }),
+      );
     }
+  }
+
+  /** Drops the incomplete message from `from`, if any. */
+  private forget(from: string): void {
+    this.partial.get(from)?.spool?.discard();
+    this.partial.delete(from);
   }
 
   private deliver(from: string, bytes: Uint8Array): void {

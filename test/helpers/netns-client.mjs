@@ -136,7 +136,9 @@ async function mutex(lock, maxSeconds) {
           emit({ token: r.body.token, session, from, to: Math.min(now(), lease) });
         }
       } else if (r?.body.code === 'unknown_session') session = undefined;
-      if (r === undefined || r.status === 200) await call('POST', `/lock/${lock}/release?session=${session}`, undefined, 10_000).catch(() => undefined);
+      // the hold's own token when the grant's answer came; without one, whatever the session holds (the answer was lost)
+      const token = r?.status === 200 ? `&token=${r.body.token}` : '';
+      if (r === undefined || r.status === 200) await call('POST', `/lock/${lock}/release?session=${session}${token}`, undefined, 10_000).catch(() => undefined);
     } catch {
       await sleep(200);
     }

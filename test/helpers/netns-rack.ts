@@ -31,6 +31,8 @@ export interface Board {
 export interface RackOptions {
   cookie: string;
   redundancy: number;
+  /** 'mdns': the boards find each other with no flags (default: manual, every board joins the first). */
+  discovery?: 'manual' | 'mdns';
 }
 
 export type BoardStatus = { replicas: { group: string; state: string; leader: string | null; voters: string[] }[] };
@@ -62,7 +64,8 @@ export class Rack {
     const first = this.boards[0]!;
     const join = b === first ? [] : ['--join', `http://${first.address}:${MGMT_PORT}`];
     const args = [process.execPath, BUNDLE, 'start', '--node-id', b.id, '--data-dir', b.dir, '--http-bind', `127.0.0.1:${HTTP_PORT}`];
-    args.push('--mgmt-bind', `${b.address}:${MGMT_PORT}`, '--discovery', 'manual', ...join);
+    args.push('--mgmt-bind', `${b.address}:${MGMT_PORT}`);
+    if (this.options.discovery !== 'mdns') args.push('--discovery', 'manual', ...join);
     args.push('--cluster-cookie', this.options.cookie, '--redundancy', String(this.options.redundancy), '--log-format', 'json');
     b.proc = this.lab.spawn(b.ns, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...b.env } });
     b.proc.stderr!.pipe(createWriteStream(b.log, { flags: 'a' }));

@@ -9,6 +9,7 @@
  * the new voter holds every row and every byte, and every acknowledged write.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { startNode, type NodeProcess } from '../helpers/node-process';
 import { tempDir } from '../helpers/tmp';
 import { until } from '../helpers/until';
@@ -116,11 +117,16 @@ describe('a large database (real processes)', () => {
         );
       }
     };
+    const peakMib = (n: NodeProcess) => Math.round(Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${n.proc.pid}/status`, 'utf8'))?.[1]) / 1024);
+    let peakAtVoter: number | undefined;
     const healed = until(
       'the spare board to become a voter holding the whole database',
       async () => {
         const r = await replica(spare, 'db.big');
-        return r && r.voters.length === 3 && !r.voters.includes(victimId) && r.learners.length === 0 && (await checksum(spare)) === expected;
+        const voter = r !== undefined && r.voters.length === 3 && !r.voters.includes(victimId) && r.learners.length === 0;
+        // before the first read: a read starts a reader thread with a copy of its own
+        if (voter) peakAtVoter ??= peakMib(spare);
+        return voter && (await checksum(spare)) === expected;
       },
       180_000,
     );
@@ -132,6 +138,8 @@ describe('a large database (real processes)', () => {
     stop = true;
     await writer;
     console.log(`a 200 MiB database got a new voter ${Date.now() - started} ms after SIGKILL of one; ${acked.length} writes acknowledged meanwhile`);
+    // what receiving and installing the snapshot cost the new voter's process at its peak (it held nothing before)
+    console.log(`the new voter's peak resident memory: ${peakAtVoter} MiB once a voter, ${peakMib(spare)} MiB after reads on it`);
     expect(acked.length).toBeGreaterThan(0);
     const rows = await spare.get(`/db/query?db=big&level=strong&q=${encodeURIComponent("SELECT count(*) FROM w WHERE v LIKE 'during-%'")}`);
     expect(rows.body.results[0].values[0][0]).toBeGreaterThanOrEqual(acked.length);

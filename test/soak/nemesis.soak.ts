@@ -19,7 +19,7 @@ describe('nemesis soak (five namespaces)', () => {
     it(
       `seed ${seed}, ${ROUNDS} rounds: nothing acknowledged lost, no violation`,
       async () => {
-        const dumpTo = path.join(ROOT, 'test-results', `nemesis-seed-${seed}.json`);
+        const dumpTo = path.join(ROOT, 'test-results', 'nemesis', `seed-${seed}.json`);
         const report = await runNemesis({ seed, rounds: ROUNDS, everyKind: true, log: (l) => console.log(l), dumpTo });
         console.log(report.text);
         expect(report.lost, report.text).toEqual([]);

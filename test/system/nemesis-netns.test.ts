@@ -23,7 +23,7 @@ describe('nemesis on real processes (five namespaces)', () => {
   it(
     `seed ${SEED}: every fault kind, then combined faults; nothing acknowledged lost, no violation`,
     async () => {
-      const dumpTo = path.join(ROOT, 'test-results', `nemesis-seed-${SEED}.json`);
+      const dumpTo = path.join(ROOT, 'test-results', 'nemesis', `seed-${SEED}.json`);
       const report = await runNemesis({ seed: SEED, rounds: ROUNDS, everyKind: true, log: (l) => console.log(l), dumpTo });
       console.log(report.text);
       expect(report.lost, report.text).toEqual([]);

@@ -11,7 +11,7 @@
  * go through the checks of ./checks.ts.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { checkKvHistory, type KvOperation } from '../raft-sim/system-sim';
 import { mulberry32 } from '../sim/prng';
@@ -199,6 +199,8 @@ export async function runNemesis(opts: NemesisOptions): Promise<NemesisReport> {
         opts.dumpTo,
         JSON.stringify({ text, faults, windows, ...clients }, (_k, v: unknown) => (v === Infinity ? null : v)),
       );
+      // the boards' own logs beside it, to see what each node did around a violation
+      for (const b of rack.boards) if (existsSync(b.log)) copyFileSync(b.log, opts.dumpTo.replace(/\.json$/, `-${b.id}.log`));
     }
     return { seed: opts.seed, faults, operations, lost: [...lost], violations, unavailability, text };
   } catch (err) {

@@ -100,6 +100,15 @@ describe('cluster mutex over HTTP', () => {
     expect((await call('GET', '/lock/l')).body.waiters).toBe(0);
     const wrong = await call('POST', `/lock/l/release?session=${s2}`);
     expect(wrong.body.code).toBe('not_holder');
+    // a release naming another token than the hold's is refused and leaves the hold
+    const token = (await call('GET', '/lock/l')).body.holder.token as number;
+    const other = await call('POST', `/lock/l/release?session=${s1}&token=${token + 1}`);
+    expect(other.status).toBe(409);
+    expect(other.body.code).toBe('not_holder');
+    expect((await call('GET', '/lock/l')).body.holder.token).toBe(token);
+    expect((await call('POST', `/lock/l/release?session=${s1}&token=x`)).status).toBe(400);
+    expect((await call('POST', `/lock/l/release?session=${s1}&token=${token}`)).status).toBe(200);
+    expect((await call('GET', '/lock/l')).body.held).toBe(false);
     expect((await call('POST', '/lock/bad name/acquire')).body.code).toBe('invalid_request');
     expect((await call('POST', '/lock/l/acquire?session=nosuch')).body.code).toBe('unknown_session');
   });

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SystemState, type SystemResult, type SystemOk } from '../../../src/replication/system-state';
+import { parseCommand } from '../../../src/replication/system-commands';
 import { mulberry32 } from '../../helpers/sim/prng';
 
 const ok = (r: SystemResult): SystemOk => {
@@ -95,6 +96,67 @@ describe('SystemState: locks', () => {
     expect(r.cancelled).toBe(true);
     expect(r.grants).toEqual([{ lock: 'L', session: 'c', node: 'node-c', token: t1 + 1 }]);
     expect(s.session('b')!.locks).toEqual([]);
+  });
+
+  it("a timed-out attempt's cancel, committed after the same session asked again and got the lock, leaves that lock alone", () => {
+    // nemesis (seed 1, a full disk on the system leader): the cancel of b's first attempt was proposed, timed
+    // out, and committed only after b's second attempt had been granted, so a got the lock while b held it
+    const s = withSessions('a', 'b');
+    ok(acquire(s, 'L', 'a', true, 10));
+    const first = ok(acquire(s, 'L', 'b', true, 11));
+    expect(first).toMatchObject({ granted: false, attempt: 11 });
+    const second = ok(acquire(s, 'L', 'b', true, 14));
+    expect(second).toMatchObject({ granted: false, position: 1, attempt: 14 });
+    const handover = ok(s.apply({ op: 'lock-release', name: 'L', session: 'a' }, 15));
+    expect(handover.grants.map((g) => g.session)).toEqual(['b']);
+    ok(acquire(s, 'L', 'a', true, 16));
+    // the stale cancel names the first attempt: nothing changes
+    expect(ok(s.apply({ op: 'lock-cancel', name: 'L', session: 'b', attempt: 11 }, 17))).toMatchObject({ cancelled: false, grants: [] });
+    expect(s.lock('L')!.holder!.session).toBe('b');
+    expect(s.lock('L')!.waiters).toEqual(['a']);
+    // the same after a snapshot (attempts are part of it)
+    const r = SystemState.restore(s.snapshot());
+    expect(ok(r.apply({ op: 'lock-cancel', name: 'L', session: 'b', attempt: 11 }, 17)).cancelled).toBe(false);
+    // the current attempt's cancel does release it (the grant raced its timeout)
+    const own = ok(r.apply({ op: 'lock-cancel', name: 'L', session: 'b', attempt: 14 }, 18));
+    expect(own.cancelled).toBe(true);
+    expect(own.grants.map((g) => g.session)).toEqual(['a']);
+    // a waiter's own cancel leaves the queue; an older one's does not
+    const q = withSessions('a', 'b');
+    ok(acquire(q, 'L', 'a', true, 1));
+    ok(acquire(q, 'L', 'b', true, 2));
+    ok(acquire(q, 'L', 'b', true, 3));
+    expect(ok(q.apply({ op: 'lock-cancel', name: 'L', session: 'b', attempt: 2 }, 4)).cancelled).toBe(false);
+    expect(q.lock('L')!.waiters).toEqual(['b']);
+    expect(ok(q.apply({ op: 'lock-cancel', name: 'L', session: 'b', attempt: 3 }, 5)).cancelled).toBe(true);
+    expect(q.lock('L')!.waiters).toEqual([]);
+    expect(() => parseCommand({ op: 'lock-cancel', name: 'L', session: 'b', attempt: -1 })).toThrow(/attempt/);
+  });
+
+  it('a release naming a token ends only the hold with that token', () => {
+    const s = withSessions('a', 'b');
+    const first = ok(acquire(s, 'L', 'a', true, 1)).token!;
+    ok(s.apply({ op: 'lock-release', name: 'L', session: 'a', token: first }, 2));
+    const second = ok(acquire(s, 'L', 'a', true, 3)).token!;
+    ok(acquire(s, 'L', 'b', true, 4));
+    // the first hold's release once more (arriving late): the second hold stays, b keeps waiting
+    expect(s.apply({ op: 'lock-release', name: 'L', session: 'a', token: first }, 5)).toMatchObject({ ok: false, code: 'not_holder' });
+    expect(s.lock('L')).toMatchObject({ holder: { session: 'a', token: second }, waiters: ['b'] });
+    expect(ok(s.apply({ op: 'lock-release', name: 'L', session: 'a', token: second }, 6)).grants.map((g) => g.session)).toEqual(['b']);
+    expect(() => parseCommand({ op: 'lock-release', name: 'L', session: 'a', token: 0 })).toThrow(/token/);
+  });
+
+  it('a snapshot from before attempts restores (holder and waiters as they were)', () => {
+    const s = withSessions('a', 'b');
+    ok(acquire(s, 'L', 'a', true, 5));
+    ok(acquire(s, 'L', 'b', true, 6));
+    const image = JSON.parse(new TextDecoder().decode(s.snapshot())) as { locks: [string, unknown[] | null, [string, number][], number][] };
+    expect(image.locks).toEqual([['L', ['a', 1, 5, 5], [['b', 6]], 1]]);
+    image.locks = image.locks.map(([n, h, w, t]) => [n, h ? h.slice(0, 3) : null, w.map(([sid]) => sid) as never, t]);
+    const r = SystemState.restore(new TextEncoder().encode(JSON.stringify(image)));
+    expect(r.lock('L')).toMatchObject({ holder: { session: 'a' }, waiters: ['b'] });
+    // a cancel without an attempt (a node before attempts proposed it) cancels whatever the session has
+    expect(ok(r.apply({ op: 'lock-cancel', name: 'L', session: 'b' }, 7)).cancelled).toBe(true);
   });
 
   it('FIFO order survives snapshot/restore', () => {
@@ -552,5 +614,83 @@ describe('SystemState: removed boards', () => {
     const old = JSON.parse(new TextDecoder().decode(new SystemState().snapshot()));
     delete old.removed;
     expect(SystemState.restore(new TextEncoder().encode(JSON.stringify(old))).removed()).toEqual([]);
+  });
+});
+
+describe('SystemState: merging two system groups', () => {
+  const named = (id: string) => {
+    const s = withSessions('s');
+    ok(s.apply({ op: 'cluster-id', id }));
+    return s;
+  };
+
+  it('merge-begin freezes new state but lets sessions end; merge-done closes the group; merge-abort thaws it', () => {
+    const s = named('b~2');
+    ok(acquire(s, 'L', 's'));
+    ok(s.apply({ op: 'kv-put', key: 'k', value: 'v' }));
+    ok(s.apply({ op: 'merge-begin', into: 'a~1' }));
+    for (const cmd of [
+      { op: 'kv-put', key: 'k2', value: 'v' },
+      { op: 'kv-delete', key: 'k' },
+      { op: 'session-open', id: 't', node: 'n', ttlMs: 5000 },
+      { op: 'lock-acquire', name: 'M', session: 's', wait: false },
+      { op: 'db-create', name: 'x', redundancy: 0, voters: ['n'] },
+    ]) {
+      expect(s.apply(cmd)).toMatchObject({ ok: false, code: 'merging' });
+    }
+    expect(s.kvGet('k')?.value).toBe('v');
+    // sessions run down: a close releases its locks
+    ok(s.apply({ op: 'session-close', id: 's', reason: 'expired' }));
+    expect(s.lockList()).toEqual([]);
+    ok(s.apply({ op: 'merge-abort', into: 'a~1' }));
+    ok(s.apply({ op: 'kv-put', key: 'k2', value: 'v' }));
+    ok(s.apply({ op: 'merge-begin', into: 'a~1' }));
+    expect(s.apply({ op: 'merge-begin', into: 'z~9' })).toMatchObject({ ok: false, code: 'merging' });
+    ok(s.apply({ op: 'merge-done', into: 'a~1' }));
+    expect(s.apply({ op: 'session-close', id: 's', reason: 'expired' })).toMatchObject({ ok: false, code: 'merging' });
+    expect(s.mergeState()).toEqual({ into: 'a~1', done: true, from: [] });
+    expect(SystemState.restore(s.snapshot()).mergeState()).toEqual({ into: 'a~1', done: true, from: [] });
+  });
+
+  it('merge-import takes databases, keys and tokens whole, or nothing when a name or key collides; a repeat changes nothing', () => {
+    const a = named('a~1');
+    ok(a.apply({ op: 'kv-put', key: 'same', value: 'x' }));
+    ok(a.apply({ op: 'kv-put', key: 'mine', value: 'a' }));
+    ok(a.apply({ op: 'db-create', name: 'left', redundancy: 0, voters: ['n1'] }));
+    const db = { name: 'right', redundancy: 2, voters: ['n3', 'n4'], founder: 'n3', founded: true };
+    const clash = a.apply({
+      op: 'merge-import',
+      from: 'b~2',
+      databases: [db, { ...db, name: 'left' }],
+      kv: [
+        { key: 'mine', value: 'b' },
+        { key: 'same', value: 'x' },
+      ],
+      token: 50,
+    });
+    expect(clash).toMatchObject({ ok: false, code: 'merge_conflict', collisions: ['db:left', 'kv:mine'] });
+    expect(a.database('right')).toBeUndefined();
+    expect(a.lastTokenIssued()).toBeLessThan(50);
+    const rev = a.revision;
+    const cmd = {
+      op: 'merge-import',
+      from: 'b~2',
+      databases: [db],
+      kv: [
+        { key: 'same', value: 'x' },
+        { key: 'theirs', value: 'b' },
+      ],
+      token: 50,
+    };
+    const done = ok(a.apply(cmd));
+    expect(done.revision).toBe(rev + 1);
+    expect(a.database('right')).toEqual(db);
+    expect(a.kvGet('theirs')).toMatchObject({ value: 'b', createRevision: rev + 1 });
+    expect(a.lastTokenIssued()).toBe(50);
+    expect(ok(a.apply(cmd)).existing).toBe(true);
+    expect(a.revision).toBe(rev + 1);
+    expect(SystemState.restore(a.snapshot()).mergeState().from).toEqual(['b~2']);
+    expect(a.apply({ ...cmd, from: 'a~1' })).toMatchObject({ ok: false, code: 'invalid_command' });
+    expect(a.apply({ ...cmd, databases: [{ ...db, voters: 'n3' }] })).toMatchObject({ ok: false, code: 'invalid_command' });
   });
 });

@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../../src/core/clock';
+import { SimClock } from '../../helpers/sim/sim-clock';
 import { silentLogger } from '../../../src/core/logger';
 import { CHUNK_BYTES, PACE_BYTES, Wire, type MeshPort } from '../../../src/replication/wire';
 
@@ -120,8 +121,11 @@ describe('Wire: large messages', () => {
   });
 });
 
-/** Two wires joined by a link that delivers after 1 ms (its backlog: what is in flight) and can be cut (what was in flight is lost) and restored. */
-function twoWay() {
+/**
+ * Two wires joined by a link that delivers after 1 ms of `clock`'s time (its backlog: what is in
+ * flight) and can be cut (what was in flight is lost) and restored.
+ */
+function twoWay(clock: SimClock) {
   let up = true;
   const handlers = new Map<string, (from: string, body: unknown) => void>();
   const sent = { a: 0, b: 0 };
@@ -134,7 +138,7 @@ function twoWay() {
       sent[self] += bytes;
       inFlight[self] += bytes;
       const epoch = generation;
-      setTimeout(() => {
+      clock.setTimeout(() => {
         inFlight[self] -= bytes;
         if (!up || epoch !== generation) return;
         if (bytes > 0) delivered[peer]++;
@@ -163,29 +167,32 @@ function twoWay() {
 }
 
 describe('Wire: resuming a large message after a dropped link', () => {
-  const until = async (cond: () => boolean, ms = 10_000) => {
-    const deadline = Date.now() + ms;
-    while (!cond() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+  /** Runs `clock` to `ms` later, timer by timer, letting promise continuations (the wire's reports) run between them. */
+  const run = async (clock: SimClock, ms: number, until: () => boolean = () => false) => {
+    const end = clock.monotonic() + ms;
+    while (!until() && clock.fireNext(end)) await Promise.resolve();
+    await Promise.resolve();
   };
 
   it('sends only the chunks the receiver does not hold yet, and delivers the message intact', async () => {
-    const l = twoWay();
-    const sender = new Wire(l.a, silentLogger, systemClock);
+    const clock = new SimClock();
+    const l = twoWay(clock);
+    const sender = new Wire(l.a, silentLogger, clock);
     const receiver = new Wire(l.b, silentLogger);
     const got: unknown[] = [];
     receiver.onMessage((_from, m) => got.push(m));
     const big = Uint8Array.from({ length: 200 * CHUNK_BYTES }, (_, i) => (i * 7) & 0xff);
     const results: boolean[] = [];
     sender.send('b', { snapshot: big }, (ok) => results.push(ok));
-    await until(() => l.sent.a > 120 * CHUNK_BYTES);
+    await run(clock, 10_000, () => l.sent.a > 120 * CHUNK_BYTES);
     l.cut();
     const held = l.delivered.b;
-    await until(() => results.length === 1);
+    await run(clock, 1_000, () => results.length === 1);
     expect(results).toEqual([false]);
     l.restore();
     const before = l.sent.a;
     sender.send('b', { snapshot: big }, (ok) => results.push(ok));
-    await until(() => got.length === 1);
+    await run(clock, 60_000, () => got.length === 1 && results.length === 2);
     expect(got).toHaveLength(1);
     expect(Buffer.from((got[0] as { snapshot: Uint8Array }).snapshot).equals(Buffer.from(big))).toBe(true);
     expect(results).toEqual([false, true]);
@@ -197,8 +204,9 @@ describe('Wire: resuming a large message after a dropped link', () => {
   });
 
   it('never pieces a message together from two that only share the resume key: dropped, then sent afresh', async () => {
-    const l = twoWay();
-    const sender = new Wire(l.a, silentLogger, systemClock);
+    const clock = new SimClock();
+    const l = twoWay(clock);
+    const sender = new Wire(l.a, silentLogger, clock);
     const receiver = new Wire(l.b, silentLogger);
     const got: Uint8Array[] = [];
     receiver.onMessage((_from, m) => got.push((m as { snapshot: Uint8Array }).snapshot));
@@ -206,15 +214,16 @@ describe('Wire: resuming a large message after a dropped link', () => {
     const second = new Uint8Array(100 * CHUNK_BYTES);
     second[10 * CHUNK_BYTES] = 1; // inside what the receiver kept: same length, first and last chunk
     sender.send('b', { snapshot: first });
-    await until(() => l.sent.a > 50 * CHUNK_BYTES);
+    await run(clock, 10_000, () => l.sent.a > 50 * CHUNK_BYTES);
     l.cut();
-    await new Promise((r) => setTimeout(r, 20));
+    await run(clock, 20);
     l.restore();
     sender.send('b', { snapshot: second });
-    await new Promise((r) => setTimeout(r, 200));
+    await run(clock, 10_000);
     expect(got, 'a mixed message is never delivered').toHaveLength(0);
     sender.send('b', { snapshot: second });
-    await until(() => got.length === 1);
+    await run(clock, 60_000, () => got.length === 1);
+    expect(got).toHaveLength(1);
     expect(Buffer.from(got[0]!).equals(Buffer.from(second))).toBe(true);
   });
 });
