@@ -35,6 +35,8 @@ const result = await build({
     __GANDALF_VERSION__: JSON.stringify(pkg.version),
     __GANDALF_COMMIT__: JSON.stringify(commit),
     __SQL_WORKER_SOURCE__: JSON.stringify(sqlWorker),
+    // the worker API's .proto, loaded from memory (src/api/worker-proto.ts)
+    __WORKER_PROTO__: JSON.stringify(readFileSync(`${root}/proto/gandalf/worker/v1/worker.proto`, 'utf8')),
   },
   banner: { js: '#!/usr/bin/env node' },
   legalComments: 'none',

@@ -35,6 +35,11 @@ const ROUTES: Record<string, Permission[] | 'open'> = {
   'GET /kv/*': ['kv'],
   'PUT /kv/*': ['kv'],
   'DELETE /kv/*': ['kv'],
+  'POST /gandalf/command': ['route'],
+  'POST /gandalf/event': ['route'],
+  'GET /gandalf/events': ['route'],
+  'GET /gandalf/connector-types': ['route'],
+  // PUT and DELETE /gandalf/connector-types/*: admin
 };
 
 /** The permissions that allow `route` ("POST /db/execute"); `body`: the parsed request, for /db/request. */

@@ -3,12 +3,13 @@
  * Exit codes: 0 success, 1 runtime failure (node unreachable, request failed),
  * 2 usage or configuration error.
  */
+import { fetchTrace, renderTrace, runCommand, runEvent, watchEvents } from './routing-commands';
 import { appendFileSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import { toJson } from '../core/json';
-import { SETTINGS, envName, loadConfig } from '../config/settings';
+import { SETTINGS, envName, loadConfig, parseDuration } from '../config/settings';
 import { ConfigError } from '../core/errors';
 import { isSingleExecutable } from '../core/sea';
 import { COMMIT, VERSION } from '../core/version';
@@ -87,6 +88,62 @@ left), incarnation, architecture, WebRTC transport and round-trip time.
 Options:
 ${CLIENT_OPTIONS}`,
     run: cmdNodes,
+  },
+  trace: {
+    summary: 'Print the route of one Gandalf message (a command with its receipt and result) from its tenant\u2019s data sink',
+    usage: `Usage: gandalf-node trace UUID [--tenant NAME] [--http-bind HOST:PORT] [--json]
+
+Reads the database gandalf-<tenant> (table messages and hops, see README
+"Gandalf routing") at strong level from any node: the message, the events
+that answer it, and every hop they took with its outcome (received, routed,
+retried, delivered, timed_out, dropped) and reason, in time order.
+
+Options:
+  --tenant NAME          the message's tenant (default default)
+${CLIENT_OPTIONS}`,
+    run: cmdTrace,
+  },
+  command: {
+    summary: 'Send a Gandalf command through the node\u2019s connector and print its result',
+    usage: `Usage: gandalf-node command NAME (--target LOGICAL_NAME | --connector-type TYPE) [--payload JSON] [--timeout 5s] [--http-bind HOST:PORT] [--json]
+
+POST /gandalf/command on a connector node: the command goes to one worker of
+the target connector (or of a connector of that type, chosen by the
+cluster); prints its result, or the error event that ended it (timeout,
+no_target, no_route, invalid_payload …). Exit code 0 only on SUCCESS.
+
+Options:
+  --target NAME          the destination connector's logical name
+  --connector-type TYPE  let the cluster pick a connector of this type
+  --payload JSON         the command's payload (default null)
+  --timeout DURATION     its deadline (default 1s)
+${CLIENT_OPTIONS}`,
+    run: cmdCommand,
+  },
+  event: {
+    summary: 'Publish a Gandalf event to the node\u2019s tenant',
+    usage: `Usage: gandalf-node event TOPIC EVENT [--payload JSON] [--http-bind HOST:PORT]
+
+POST /gandalf/event: every subscribed worker of the tenant gets it once.
+
+Options:
+  --payload JSON         the event's payload (default null)
+${CLIENT_OPTIONS}`,
+    run: cmdEvent,
+  },
+  events: {
+    summary: 'Watch the Gandalf events of some topics',
+    usage: `Usage: gandalf-node events --watch [--topic a,b] [--http-bind HOST:PORT] [--json]
+
+GET /gandalf/events: prints the tenant's events of these topics as they come
+(default every topic), until interrupted; connects again after a dropped
+stream (events meanwhile are in the sink).
+
+Options:
+  --watch                follow the stream (required)
+  --topic LIST           comma-separated topics (default *: all)
+${CLIENT_OPTIONS}`,
+    run: cmdEvents,
   },
   lock: {
     summary: 'Run a command while holding a cluster lock',
@@ -658,6 +715,88 @@ async function reportFailure(io: Io, work: () => Promise<number>): Promise<numbe
     }
     throw err;
   }
+}
+
+async function cmdTrace(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, { ...CLIENT_FLAGS, tenant: { type: 'string' } }, 'trace', true);
+  if (values.help) {
+    io.out(COMMANDS.trace!.usage);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError('trace needs one message uuid; see "gandalf-node trace --help"');
+  return reportFailure(io, async () => {
+    const trace = await fetchTrace(clientBind(values, io.env), positionals[0]!, (values.tenant as string | undefined) ?? 'default');
+    io.out(values.json || !io.isTTY ? toJson(trace, undefined, 2) + '\n' : renderTrace(trace));
+    return 0;
+  });
+}
+
+function jsonOption(raw: string | undefined, what: string): unknown {
+  if (raw === undefined) return undefined;
+  try {
+    return JSON.parse(raw);
+  } catch (err) {
+    throw new UsageError(`${what} is not JSON: ${(err as Error).message}`);
+  }
+}
+
+async function cmdCommand(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    { ...CLIENT_FLAGS, target: { type: 'string' }, 'connector-type': { type: 'string' }, payload: { type: 'string' }, timeout: { type: 'string' } },
+    'command',
+    true,
+  );
+  if (values.help) {
+    io.out(COMMANDS.command!.usage);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError('command needs the command\u2019s name; see "gandalf-node command --help"');
+  const target = values.target as string | undefined;
+  const type = values['connector-type'] as string | undefined;
+  if ((target === undefined) === (type === undefined)) throw new UsageError('give one of --target and --connector-type');
+  const timeout = values.timeout === undefined ? undefined : parseDuration(values.timeout as string);
+  if (values.timeout !== undefined && (timeout === undefined || timeout < 1 || timeout > 3_600_000))
+    throw new UsageError('--timeout must be a duration from 1ms to 1h');
+  const payload = jsonOption(values.payload as string | undefined, '--payload');
+  return reportFailure(io, () =>
+    runCommand(
+      clientBind(values, io.env),
+      {
+        command: positionals[0]!,
+        ...(target !== undefined ? { target } : {}),
+        ...(type !== undefined ? { connector_type: type } : {}),
+        ...(payload !== undefined ? { payload } : {}),
+        ...(timeout !== undefined ? { timeout } : {}),
+      },
+      values.json === true,
+      io,
+    ),
+  );
+}
+
+async function cmdEvent(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, { ...CLIENT_FLAGS, payload: { type: 'string' } }, 'event', true);
+  if (values.help) {
+    io.out(COMMANDS.event!.usage);
+    return 0;
+  }
+  if (positionals.length !== 2) throw new UsageError('event needs a topic and an event; see "gandalf-node event --help"');
+  const payload = jsonOption(values.payload as string | undefined, '--payload');
+  return reportFailure(io, () =>
+    runEvent(clientBind(values, io.env), { topic: positionals[0]!, event: positionals[1]!, ...(payload !== undefined ? { payload } : {}) }, io),
+  );
+}
+
+async function cmdEvents(args: string[], io: Io): Promise<number> {
+  const { values } = parse(args, { ...CLIENT_FLAGS, watch: { type: 'boolean' }, topic: { type: 'string' } }, 'events');
+  if (values.help) {
+    io.out(COMMANDS.events!.usage);
+    return 0;
+  }
+  if (!values.watch) throw new UsageError('events needs --watch (past events are in the sink: gandalf-node trace, or SQL on gandalf-<tenant>)');
+  const topics = ((values.topic as string | undefined) ?? '*').split(',').filter(Boolean);
+  return watchEvents(clientBind(values, io.env), topics, values.json === true, io);
 }
 
 function cmdNodes(args: string[], io: Io): Promise<number> {

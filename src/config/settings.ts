@@ -9,6 +9,7 @@ import { totalmem } from 'node:os';
 import { ConfigError } from '../core/errors';
 import { isNodeId, NODE_ID_RULE } from '../core/node-id';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../core/logger';
+import { isRoutingName, isTenant, parseRoles, ROLES, ROUTING_NAME_RULE, TENANT_RULE, type Role } from '../core/routing-identity';
 
 export interface HostPort {
   host: string;
@@ -59,6 +60,18 @@ export interface NodeConfig {
   /** A write that is not committed within this (ms) fails with no_quorum. */
   writeTimeoutMs: number;
   queryTimeoutMs: number;
+  /** Gandalf routing: the roles this node runs, its tenant and logical name, and (a connector's) type and product. */
+  roles: Role[];
+  tenant: string;
+  logicalName: string;
+  connectorType: string;
+  product: string | undefined;
+  /** The data sink keeps records this long (ms) and each tenant's database to this many bytes. */
+  sinkRetentionMs: number;
+  sinkMaxBytes: number;
+  /** The gRPC worker API: a unix socket (undefined: <data-dir>/worker.sock) and optionally a loopback TCP port. */
+  workerSocket: string | undefined;
+  workerPort: number | undefined;
 }
 
 type Source = 'flag' | 'environment' | 'config file' | 'default';
@@ -127,11 +140,11 @@ function positiveInt(min: number, max: number) {
   };
 }
 
-/** `250ms`, `30s`, `2m`, `1h`, or plain milliseconds. */
+/** `250ms`, `30s`, `2m`, `1h`, `7d`, or plain milliseconds. */
 export function parseDuration(raw: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(raw.trim());
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(raw.trim());
   if (!m) return undefined;
-  const n = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h'];
+  const n = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 'ms') as 'ms' | 's' | 'm' | 'h' | 'd'];
   return Number.isFinite(n) ? Math.round(n) : undefined;
 }
 
@@ -441,6 +454,88 @@ export const SETTINGS = [
     accepted: 'a duration from 10ms to 10m',
     parse: duration(10, 600_000),
   } satisfies SettingSpec<'queryTimeoutMs'>,
+  {
+    key: 'roles',
+    flag: 'roles',
+    description:
+      'Gandalf roles this node runs (comma-separated): cluster members route and trace, aggregators serve a tenant\u2019s connectors, connectors serve workers',
+    defaultText: 'cluster,aggregator,connector',
+    default: () => ROLES.join(','),
+    accepted: `a comma-separated list of ${ROLES.join(', ')}`,
+    parse: parseRoles,
+  } satisfies SettingSpec<'roles'>,
+  {
+    key: 'tenant',
+    flag: 'tenant',
+    description: 'The tenant this node\u2019s aggregator and connector belong to (a cluster member serves every tenant)',
+    defaultText: 'default',
+    default: () => 'default',
+    accepted: TENANT_RULE,
+    parse: (raw) => (isTenant(raw) ? raw : undefined),
+  } satisfies SettingSpec<'tenant'>,
+  {
+    key: 'logicalName',
+    flag: 'logical-name',
+    description: 'Logical name of this node\u2019s aggregator and connector: nodes of one role and one logical name are interchangeable',
+    defaultText: 'default',
+    default: () => 'default',
+    accepted: ROUTING_NAME_RULE,
+    parse: (raw) => (isRoutingName(raw) ? raw : undefined),
+  } satisfies SettingSpec<'logicalName'>,
+  {
+    key: 'connectorType',
+    flag: 'connector-type',
+    description: 'A connector\u2019s type: the command schemas its workers are checked against',
+    defaultText: 'default',
+    default: () => 'default',
+    accepted: ROUTING_NAME_RULE,
+    parse: (raw) => (isRoutingName(raw) ? raw : undefined),
+  } satisfies SettingSpec<'connectorType'>,
+  {
+    key: 'product',
+    flag: 'product',
+    description: 'A connector\u2019s product (the tool its workers drive), beside its type',
+    defaultText: 'none',
+    default: () => undefined,
+    accepted: ROUTING_NAME_RULE,
+    parse: (raw) => (isRoutingName(raw) ? raw : undefined),
+  } satisfies SettingSpec<'product'>,
+  {
+    key: 'sinkRetentionMs',
+    flag: 'sink-retention',
+    description: 'The data sink (every message and hop, per tenant) keeps records this long',
+    defaultText: '7d',
+    default: () => '7d',
+    accepted: 'a duration from 1m to 3650d',
+    parse: duration(60_000, 3650 * 86_400_000),
+  } satisfies SettingSpec<'sinkRetentionMs'>,
+  {
+    key: 'sinkMaxBytes',
+    flag: 'sink-max-bytes',
+    description: 'The data sink prunes its oldest records so that each tenant\u2019s database stays this small',
+    defaultText: '16MiB',
+    default: () => '16MiB',
+    accepted: 'a size from 1MiB to 64GiB (bytes, or with KiB, MiB, GiB)',
+    parse: (raw) => parseSize(raw, 1024 * 1024, 64 * 1024 ** 3),
+  } satisfies SettingSpec<'sinkMaxBytes'>,
+  {
+    key: 'workerSocket',
+    flag: 'worker-socket',
+    description: 'Unix socket of the gRPC worker API (connector nodes)',
+    defaultText: '<data-dir>/worker.sock',
+    default: () => undefined,
+    accepted: 'a file path',
+    parse: (raw) => (raw.trim() ? raw : undefined),
+  } satisfies SettingSpec<'workerSocket'>,
+  {
+    key: 'workerPort',
+    flag: 'worker-port',
+    description: 'Also serve the gRPC worker API on this TCP port of 127.0.0.1',
+    defaultText: 'none',
+    default: () => undefined,
+    accepted: 'a port from 1 to 65535',
+    parse: positiveInt(1, 65535),
+  } satisfies SettingSpec<'workerPort'>,
 ] as const;
 
 export function envName(flag: string): string {

@@ -25,7 +25,8 @@ export const RECONNECT_MAX_MS = 30_000;
 export const LEAVE_FLUSH_MS = 300;
 
 export interface ClusterOptions {
-  self: { id: string; endpoint: string; arch: string };
+  /** `meta`: what the node publishes besides its arch and transport (its routing identity). */
+  self: { id: string; endpoint: string; arch: string; meta?: Record<string, string> };
   mesh: Mesh;
   clock: Clock;
   random: () => number;
@@ -53,7 +54,7 @@ export class Cluster {
   constructor(private readonly options: ClusterOptions) {
     const { self, mesh, clock, random, logger } = options;
     this.swim = new Swim({
-      self: { id: self.id, endpoint: self.endpoint, meta: { arch: self.arch, transport: mesh.implementation } },
+      self: { id: self.id, endpoint: self.endpoint, meta: { ...self.meta, arch: self.arch, transport: mesh.implementation } },
       clock,
       random,
       network: meshNetwork(mesh),

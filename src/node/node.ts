@@ -10,6 +10,9 @@
  *          and finish in-flight requests -> leadership handed over, replicas
  *          closed -> leave the cluster (SWIM "left", links closed) -> unlock
  */
+import { routingRoutes } from '../api/routing-routes';
+import { identityMeta, type RoutingIdentity } from '../core/routing-identity';
+import { startRouting, type RoutingParts } from './routing';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import * as os from 'node:os';
@@ -37,6 +40,7 @@ import { SystemStateMachine } from '../replication/system-machine';
 import { MAX_MESSAGE_BYTES, REPLICATION_TOPIC, Rpc, Wire } from '../replication/wire';
 import type { BackupFormat } from '../replication/database-machine';
 import { nodeDataFs } from '../store/data-fs';
+import { SpoolDir } from '../replication/spool';
 import type { ExecuteCommand, Statement } from '../store/sql-state-machine';
 import type { ReadLevel } from '../replication/replicator';
 import { bundledSqlWorkerSource } from '../replication/sql-worker-source';
@@ -77,6 +81,7 @@ export class GandalfNode {
   /** Files re-read while the node runs (cookie keyring, TLS certificates). */
   private readonly watches: FileWatch[] = [];
   private backups: BackupSchedule | undefined;
+  private routing: RoutingParts | undefined;
   private readonly recentErrors = new RecentErrors();
 
   constructor(private readonly config: NodeConfig) {
@@ -138,6 +143,7 @@ export class GandalfNode {
         ...dbRoutes(dbs),
         ...backupRoutes(backups),
         ...coordinationRoutes(() => ready(this.coordination), systemClock),
+        ...routingRoutes(() => ready(this.routing).service),
         ...clusterViewRoutes(clusterView),
         ...clusterAdminRoutes({
           removeNode: (id, opts) => ready(this.replicator).removeNode(id, opts),
@@ -183,6 +189,17 @@ export class GandalfNode {
 
     await this.startCluster(cookies);
     await this.startReplication(dataDir, sqlWorker);
+    this.routing = await startRouting({
+      self: this.nodeId,
+      identity: this.routingIdentity(),
+      config,
+      dataDir,
+      mesh: this.mesh!,
+      swim: this.cluster!.swim,
+      databases: { ...dbs, exists: (db) => this.replicator?.databases().some((d) => d.name === db) ?? false },
+      coordination: () => ready(this.coordination),
+      logger: logger.child({ part: 'routing' }),
+    });
     this.state = 'serving';
     this.notifier.ready();
     this.notifier.startWatchdog();
@@ -266,6 +283,7 @@ export class GandalfNode {
       },
       logger.child({ part: 'wire' }),
       systemClock,
+      new SpoolDir(path.join(dataDir, 'spool'), nodeDataFs, logger.child({ part: 'spool' })),
     );
     const rpc = new Rpc(wire, systemClock, logger.child({ part: 'rpc' }));
     mesh.onPeerDown((id) => rpc.peerDown(id));
@@ -396,6 +414,7 @@ export class GandalfNode {
             logger: logger.child({ part: 'join' }),
           })
         : undefined;
+    const routingIdentity = this.routingIdentity();
     const mdnsInterfaces = mdnsAddresses(config.mdnsInterface, mgmt);
     if (config.discovery === 'mdns' && mdnsInterfaces.length === 0) {
       logger.warn('mDNS has no interface to use (the mgmt endpoint is loopback-only, or none matched --mdns-interface)');
@@ -404,14 +423,14 @@ export class GandalfNode {
       config.discovery === 'mdns' && mdnsInterfaces.length > 0
         ? new MdnsDiscovery({
             interfaces: mdnsInterfaces,
-            self: { id: this.nodeId, cluster: config.clusterName, port: mgmt.port, arch: process.arch, roles: '' },
+            self: { id: this.nodeId, cluster: config.clusterName, port: mgmt.port, arch: process.arch, roles: routingIdentity.roles.join(',') },
             onDiscovered: (peer) => this.cluster?.discovered(peer),
             logger: logger.child({ part: 'mdns' }),
             clock: systemClock,
           })
         : undefined;
     this.cluster = new Cluster({
-      self: { id: this.nodeId, endpoint, arch: process.arch },
+      self: { id: this.nodeId, endpoint, arch: process.arch, meta: identityMeta(routingIdentity) },
       mesh: this.mesh,
       clock: systemClock,
       random,
@@ -423,6 +442,11 @@ export class GandalfNode {
     logger.info('cluster member', { cluster: config.clusterName, endpoint, webrtc: rtc.name, discovery: config.discovery, join: config.join });
   }
 
+  private routingIdentity(): RoutingIdentity {
+    const { config } = this;
+    return { roles: config.roles, tenant: config.tenant, logicalName: config.logicalName, connectorType: config.connectorType, product: config.product };
+  }
+
   /** Graceful stop; safe to call more than once and from a failed start. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
@@ -432,6 +456,7 @@ export class GandalfNode {
       if (wasServing) this.logger.info('stopping: leaving the cluster, finishing in-flight requests');
       await Promise.all(this.servers.map((s) => s.close()));
       await this.backups?.stop();
+      await this.routing?.close().catch((err: unknown) => this.logger.warn('closing routing failed', { err: err as Error }));
       this.coordination?.close();
       await this.replicator?.close().catch((err: unknown) => this.logger.warn('closing the replicas failed', { err: err as Error }));
       await this.sqlWriters?.close();

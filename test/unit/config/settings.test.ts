@@ -60,6 +60,33 @@ describe('settings', () => {
     }
   });
 
+  it('reads the Gandalf roles, tenant, logical name, connector type and product (all three roles for tenant default by default)', () => {
+    expect(load()).toMatchObject({
+      roles: ['cluster', 'aggregator', 'connector'],
+      tenant: 'default',
+      logicalName: 'default',
+      connectorType: 'default',
+      product: undefined,
+    });
+    files['/r.conf'] = 'roles = connector, cluster\ntenant = acme\nlogical-name = vmware.eu\nconnector-type = vm\nproduct = vsphere\n';
+    expect(load({}, {}, '/r.conf')).toMatchObject({
+      roles: ['cluster', 'connector'],
+      tenant: 'acme',
+      logicalName: 'vmware.eu',
+      connectorType: 'vm',
+      product: 'vsphere',
+    });
+    expect(load({ roles: 'aggregator' }, { GANDALF_ROLES: 'cluster' })).toMatchObject({ roles: ['aggregator'] });
+    expect(() => load({ roles: 'cluster,king' })).toThrow(
+      'invalid value "cluster,king" for --roles: expected a comma-separated list of cluster, aggregator, connector',
+    );
+    expect(() => load({ roles: '' })).toThrow(/for --roles/);
+    expect(() => load({ tenant: 'Acme' })).toThrow(
+      'invalid value "Acme" for --tenant: expected 1-48 characters of a-z 0-9 _ -, starting with a letter or digit',
+    );
+    expect(() => load({ 'logical-name': '-x' })).toThrow(/for --logical-name/);
+  });
+
   it('parses host:port including IPv6 and rejects bad ports', () => {
     expect(parseHostPort('[::1]:80')).toEqual({ host: '::1', port: 80 });
     expect(parseHostPort('0.0.0.0:0')).toEqual({ host: '0.0.0.0', port: 0 });
