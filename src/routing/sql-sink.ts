@@ -177,7 +177,8 @@ export class SqlSink implements Tracer {
     rows.push(row);
     this.count++;
     this.bound();
-    if (this.count >= BATCH) void this.flush();
+    // one write at a time: a full batch waits for the write under way (a sink that cannot write must not start one per record)
+    if (this.count >= BATCH && !this.running) void this.flush();
     else this.schedule();
   }
 
