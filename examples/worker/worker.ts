@@ -10,6 +10,9 @@
  *   node dist/example-worker.cjs send --socket data/worker.sock --target default --command ECHO --payload '{"hi":1}'
  *     sends a command and prints its receipt and result (or error)
  *   node dist/example-worker.cjs publish --socket ... --name echo1 --topic news --event HELLO
+ *
+ * Once tenants exist, each verb takes `--secret gandalf.<tenant>.<id>.<key>`
+ * (a secret of the connector's tenant admitting workers).
  */
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -44,11 +47,29 @@ function call<T>(c: any, method: string, request: unknown): Promise<T> {
   return new Promise((resolve, reject) => c[method](request, (err: Error | null, reply: T) => (err ? reject(err) : resolve(reply))));
 }
 
+/** Register, tried again while the connector answers UNAVAILABLE (it is starting: its tenants are not read yet), for up to 30 s. */
+async function register<T>(c: any, request: unknown): Promise<T> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await call<T>(c, 'Register', request);
+    } catch (err) {
+      if ((err as grpc.ServiceError).code !== grpc.status.UNAVAILABLE || tries >= 150) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
 async function serve(args: Args): Promise<void> {
   const c = client(args);
   const name = args.name ?? 'example';
   const commands = (args.commands ?? 'ECHO,FAIL,SLEEP').split(',').filter(Boolean);
-  const reg = await call<{ worker_id: string; tenant: string; logical_name: string; node: string }>(c, 'Register', { name, major: 1, minor: 0, commands });
+  const reg = await register<{ worker_id: string; tenant: string; logical_name: string; node: string }>(c, {
+    name,
+    major: 1,
+    minor: 0,
+    commands,
+    secret: args.secret ?? '',
+  });
   print({ type: 'registered', ...reg });
   const id = reg.worker_id;
   if (args.subscribe) {
@@ -76,11 +97,16 @@ async function serve(args: Args): Promise<void> {
   stream.on('end', () => process.exit(0));
 }
 
-function send(args: Args): Promise<void> {
+async function send(args: Args): Promise<void> {
   const c = client(args);
+  // with a secret, it sends as a registered worker (an anonymous sender is refused once tenants exist)
+  const worker = args.secret
+    ? (await register<{ worker_id: string }>(c, { name: args.name ?? `sender-${process.pid}`, major: 1, minor: 0, commands: [], secret: args.secret }))
+        .worker_id
+    : (args.name ?? '');
   return new Promise((resolve) => {
     const answers = c.SendCommand({
-      worker_id: args.name ?? '',
+      worker_id: worker,
       command: args.command ?? 'ECHO',
       target: args.target ?? '',
       connector_type: args['connector-type'] ?? '',
@@ -99,7 +125,13 @@ function send(args: Args): Promise<void> {
 
 async function publish(args: Args): Promise<void> {
   const c = client(args);
-  const reg = await call<{ worker_id: string }>(c, 'Register', { name: args.name ?? 'publisher', major: 1, minor: 0, commands: [] });
+  const reg = await register<{ worker_id: string }>(c, {
+    name: args.name ?? 'publisher',
+    major: 1,
+    minor: 0,
+    commands: [],
+    secret: args.secret ?? '',
+  });
   const sent = await call(c, 'SendEvent', {
     worker_id: reg.worker_id,
     topic: args.topic ?? 'news',

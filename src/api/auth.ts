@@ -8,9 +8,10 @@
  * (libuv's thread pool) and a verified pair is remembered, so a board pays
  * scrypt once per client, not per request.
  */
-import { createHash, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError, GandalfError } from '../core/errors';
+import { equalBytes, hashScrypt, isScryptForm, parseScrypt, verifyScrypt, type ScryptHash } from '../core/scrypt-hash';
 
 export const PERMISSIONS = ['all', 'execute', 'query', 'backup', 'load', 'status', 'ready', 'lock', 'kv', 'route', 'admin'] as const;
 export type Permission = (typeof PERMISSIONS)[number];
@@ -18,38 +19,26 @@ export type Permission = (typeof PERMISSIONS)[number];
 interface User {
   username: string;
   /** scrypt: the parameters and hash; clear: the password itself. */
-  password: { kind: 'scrypt'; N: number; r: number; p: number; salt: Buffer; hash: Buffer } | { kind: 'clear'; text: string };
+  password: ({ kind: 'scrypt' } & ScryptHash) | { kind: 'clear'; text: string };
   perms: Set<Permission>;
 }
 
-const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 };
 const MAX_REMEMBERED = 1024;
 
 function isPermission(p: unknown): p is Permission {
   return typeof p === 'string' && (PERMISSIONS as readonly string[]).includes(p);
 }
 
-function scryptAsync(password: string, salt: Buffer, N: number, r: number, p: number, keylen: number): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    scrypt(password, salt, keylen, { N, r, p, maxmem: 128 * N * r * 2 + 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key))),
-  );
-}
-
 /** `scrypt$N$r$p$salt$hash` (salt and hash in base64), for the auth file. */
-export async function hashPassword(password: string): Promise<string> {
-  const salt = randomBytes(16);
-  const hash = await scryptAsync(password, salt, SCRYPT.N, SCRYPT.r, SCRYPT.p, SCRYPT.keylen);
-  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${hash.toString('base64')}`;
+export function hashPassword(password: string): Promise<string> {
+  return hashScrypt(password);
 }
 
 function parsePassword(raw: string, where: string): User['password'] {
-  if (!raw.startsWith('scrypt$')) return { kind: 'clear', text: raw };
-  const m = /^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$/.exec(raw);
-  const [N, r, p] = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [0, 0, 0];
-  if (!m || N < 2 || (N & (N - 1)) !== 0 || N > 2 ** 20 || r < 1 || r > 32 || p < 1 || p > 16) {
-    throw new ConfigError(`${where}: the password looks like an scrypt hash but is not one "gandalf-node hash-password" prints`);
-  }
-  return { kind: 'scrypt', N, r, p, salt: Buffer.from(m[4]!, 'base64'), hash: Buffer.from(m[5]!, 'base64') };
+  if (!isScryptForm(raw)) return { kind: 'clear', text: raw };
+  const h = parseScrypt(raw);
+  if (!h) throw new ConfigError(`${where}: the password looks like an scrypt hash but is not one "gandalf-node hash-password" prints`);
+  return { kind: 'scrypt', ...h };
 }
 
 export interface AuthFile {
@@ -145,19 +134,10 @@ export class Authenticator {
     const user = this.users.get(username);
     if (!user || username === '*') return undefined;
     const ok =
-      user.password.kind === 'clear'
-        ? equal(Buffer.from(password), Buffer.from(user.password.text))
-        : equal(
-            await scryptAsync(password, user.password.salt, user.password.N, user.password.r, user.password.p, user.password.hash.length),
-            user.password.hash,
-          );
+      user.password.kind === 'clear' ? equalBytes(Buffer.from(password), Buffer.from(user.password.text)) : await verifyScrypt(password, user.password);
     if (!ok) return undefined;
     if (this.remembered.size >= MAX_REMEMBERED) this.remembered.delete(this.remembered.keys().next().value!);
     this.remembered.set(key, username);
     return username;
   }
-}
-
-function equal(a: Buffer, b: Buffer): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -9,12 +9,15 @@
  *   GET /kv/KEY, GET /kv/PREFIX?prefix, GET /kv/KEY?watch[&prefix][&from=REV] (server-sent events)
  *   PUT /kv/KEY {"value": "...", "session"?: ID, "prev_revision"?: N}
  *   DELETE /kv/KEY[?prefix][&prev_revision=N]
- * Reads take ?level=none|weak|strong like /db/query.
+ * Reads take ?level=none|weak|strong like /db/query. Keys under `gandalf/` are
+ * the node's own tables: 403 forbidden to write or delete here (a prefix
+ * delete that would reach them too), and the secrets' hashes are never shown.
  */
 import type * as http from 'node:http';
 import { parseDuration } from '../config/settings';
 import { sleep, systemClock, type Clock } from '../core/clock';
 import { GandalfError } from '../core/errors';
+import { isHiddenKey, isReservedKey, prefixReachesReserved, RESERVED_PREFIX } from '../core/reserved-keys';
 import { DEFAULT_SESSION_TTL_MS, WATCH_POLL_MS, type Coordination } from '../replication/coordination';
 import type { KvEntry, KvEvent } from '../replication/system-state';
 import type { RouteRequest, Routes } from './http-server';
@@ -22,6 +25,12 @@ import type { RouteRequest, Routes } from './http-server';
 type Level = 'none' | 'weak' | 'strong';
 export const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
 const MAX_LOCK_TIMEOUT_MS = 3_600_000;
+
+const RESERVED_WRITE = `keys under ${RESERVED_PREFIX} are the node\u2019s own tables (tenants, secrets, connector types): change them with /gandalf/tenants, /gandalf/secrets and /gandalf/connector-types`;
+
+function reserved(message: string): never {
+  throw new GandalfError('forbidden', message);
+}
 
 function invalid(message: string): never {
   throw new GandalfError('invalid_request', message);
@@ -147,16 +156,19 @@ export function coordinationRoutes(coordination: () => Coordination, clock: Cloc
       const c = coordination();
       if (flag(req, 'watch')) return { status: 200, body: null, stream: (res) => watch(c, req, res, clock) };
       if (flag(req, 'prefix')) {
-        const { kvs, revision } = await c.list(req.rest, level(req));
+        const { kvs: all, revision } = await c.list(req.rest, level(req));
+        const kvs = all.filter((kv) => !isHiddenKey(kv.key));
         return { status: 200, body: { kvs: kvs.map(kvJson), count: kvs.length, revision } };
       }
       if (req.rest === '') invalid('name a key: GET /kv/KEY (or list with GET /kv/PREFIX?prefix)');
+      if (isHiddenKey(req.rest)) reserved('the secrets\u2019 hashes are not shown: GET /gandalf/secrets lists them');
       const kv = await c.get(req.rest, level(req));
       if (!kv) throw new GandalfError('key_not_found', `key ${JSON.stringify(req.rest)} does not exist`);
       return { status: 200, body: kvJson(kv) };
     },
     'PUT /kv/*': async (req) => {
       if (req.rest === '') invalid('name a key: PUT /kv/KEY');
+      if (isReservedKey(req.rest)) reserved(RESERVED_WRITE);
       const body = req.body as { value?: unknown; session?: unknown; prev_revision?: unknown } | undefined;
       if (!body || typeof body !== 'object' || typeof body.value !== 'string')
         invalid('body must be JSON {"value": "<string>", "session"?: ID, "prev_revision"?: N}');
@@ -171,6 +183,7 @@ export function coordinationRoutes(coordination: () => Coordination, clock: Cloc
     'DELETE /kv/*': async (req) => {
       const prefix = flag(req, 'prefix');
       if (req.rest === '' && !prefix) invalid('name a key: DELETE /kv/KEY (or DELETE /kv/PREFIX?prefix)');
+      if (prefix ? prefixReachesReserved(req.rest) : isReservedKey(req.rest)) reserved(RESERVED_WRITE);
       const prev = intParam(req.url.searchParams.get('prev_revision'), 'prev_revision');
       const result = await coordination().delete(req.rest, { prefix, ...(prev !== undefined ? { prevRevision: prev } : {}) });
       const r = result as { revision?: number; deleted?: number };
@@ -210,10 +223,11 @@ async function watch(c: Coordination, req: RouteRequest, res: http.ServerRespons
       continue;
     }
     for (const ev of got.events) {
+      from = ev.revision;
+      if (isHiddenKey(ev.key)) continue;
       res.write(
         `id: ${ev.revision}\nevent: ${ev.type}\ndata: ${JSON.stringify({ key: ev.key, value: ev.value ?? null, revision: ev.revision, mod_revision: ev.modRevision })}\n\n`,
       );
-      from = ev.revision;
     }
     if (got.events.length === 0) res.write(': keepalive\n\n');
   }

@@ -16,7 +16,7 @@ import type { WorkerCommand, WorkerSessions } from '../routing/worker-sessions';
 import { workerService } from './worker-proto';
 
 /* Messages as the .proto names them (proto-loader with keepCase and defaults). */
-type RegisterRequest = { name: string; major: number; minor: number; commands: string[] };
+type RegisterRequest = { name: string; major: number; minor: number; commands: string[]; secret: string };
 type CommandsRequest = { worker_id: string; credit: number };
 type GrantRequest = { worker_id: string; credit: number };
 type AckRequest = { worker_id: string; uuid: string };
@@ -39,6 +39,7 @@ const STATUS: Record<string, grpc.status> = {
   invalid_request: grpc.status.INVALID_ARGUMENT,
   not_found: grpc.status.NOT_FOUND,
   conflict: grpc.status.ALREADY_EXISTS,
+  unauthorized: grpc.status.UNAUTHENTICATED,
   starting: grpc.status.UNAVAILABLE,
   stopping: grpc.status.UNAVAILABLE,
 };
@@ -134,10 +135,13 @@ export class WorkerApi {
         }
       };
     this.server.addService(workerService(), {
-      Register: unary((r: RegisterRequest) => {
-        const { id } = this.workers.register({ name: r.name, major: r.major, minor: r.minor, commands: r.commands });
-        return { worker_id: id, ...this.identity() };
-      }),
+      Register: (call: grpc.ServerUnaryCall<RegisterRequest, unknown>, done: grpc.sendUnaryData<unknown>) => {
+        const r = call.request;
+        this.workers
+          .register({ name: r.name, major: r.major, minor: r.minor, commands: r.commands, ...(r.secret ? { secret: r.secret } : {}) })
+          .then(({ id }) => done(null, { worker_id: id, ...this.identity() }))
+          .catch((err: unknown) => done(grpcError(err)));
+      },
       Commands: (call: grpc.ServerWritableStream<CommandsRequest, unknown>) => this.commands(call),
       Grant: unary((r: GrantRequest) => (this.workers.grant(r.worker_id, credit(r.credit)), {})),
       Ack: unary((r: AckRequest) => {
@@ -210,7 +214,12 @@ export class WorkerApi {
   private commands(call: grpc.ServerWritableStream<CommandsRequest, unknown>): void {
     const { worker_id: id } = call.request;
     try {
-      this.workers.takeCommands(id, credit(call.request.credit), (c) => call.write(commandMessage(c)));
+      this.workers.takeCommands(
+        id,
+        credit(call.request.credit),
+        (c) => call.write(commandMessage(c)),
+        (err) => fail(call, err),
+      );
     } catch (err) {
       fail(call, err);
       return;
@@ -228,6 +237,8 @@ export class WorkerApi {
     const r = call.request;
     let sent: { cancel: () => void } | undefined;
     try {
+      if (!r.worker_id && !this.workers.anonymousAllowed())
+        throw new GandalfError('unauthorized', 'tenants exist: register with a secret first and send as that worker (worker_id)');
       sent = this.workers.command(
         r.worker_id || undefined,
         {
@@ -255,7 +266,12 @@ export class WorkerApi {
   private subscribe(call: grpc.ServerWritableStream<SubscribeRequest, unknown>): void {
     const { worker_id: id, topics } = call.request;
     try {
-      this.workers.subscribe(id, topics, (e) => call.write(answerMessage(e)));
+      this.workers.subscribe(
+        id,
+        topics,
+        (e) => call.write(answerMessage(e)),
+        (err) => fail(call, err),
+      );
     } catch (err) {
       fail(call, err);
       return;

@@ -21,6 +21,7 @@ import { clientAuthorization, clientTls } from './credentials';
 import { runHashPassword } from './password-command';
 import { runBackup, runClusterBackup, runClusterRestore, runRestore, shellCommand } from './backup-commands';
 import { runKv, runLocked, type CliIo } from './coordination-commands';
+import { runSecret, runTenant } from './tenant-commands';
 import { CommandFailed, UsageError } from './errors';
 import { renderTable } from './table';
 
@@ -144,6 +145,39 @@ Options:
   --topic LIST           comma-separated topics (default *: all)
 ${CLIENT_OPTIONS}`,
     run: cmdEvents,
+  },
+  tenant: {
+    summary: 'Create, list and delete Gandalf tenants',
+    usage: `Usage: gandalf-node tenant create NAME
+       gandalf-node tenant list
+       gandalf-node tenant delete NAME
+
+Until the first tenant is created the cluster is open: every board routes
+for the tenant it publishes (--tenant). From then on only created tenants
+route, and their aggregators, connectors and workers need a secret
+("gandalf-node secret create"). Deleting a tenant revokes its secrets; its
+data sink (database gandalf-NAME) stays. Permission admin.
+
+Options:
+${CLIENT_OPTIONS}`,
+    run: cmdTenant,
+  },
+  secret: {
+    summary: 'Create, list and revoke the secrets that admit a tenant\u2019s nodes and workers',
+    usage: `Usage: gandalf-node secret create TENANT [--roles aggregator,connector,worker] [--expires-in 90d]
+       gandalf-node secret list [TENANT]
+       gandalf-node secret revoke TENANT ID
+
+create prints the secret once (gandalf.TENANT.ID.KEY); only its scrypt hash
+is kept. Give it to a node (--secret-file, --secret or GANDALF_SECRET) or to a
+worker (its Register call). revoke cuts off what it admitted within seconds.
+Permission admin.
+
+Options:
+  --roles LIST           what it admits (default aggregator,connector,worker)
+  --expires-in DURATION  it expires after this long (default never)
+${CLIENT_OPTIONS}`,
+    run: cmdSecret,
   },
   lock: {
     summary: 'Run a command while holding a cluster lock',
@@ -598,6 +632,26 @@ async function cmdKv(args: string[], io: Io): Promise<number> {
   }
   const [sub, ...rest] = positionals;
   return reportFailure(io, () => runKv(clientBind(values, io.env), sub!, rest, values as Parameters<typeof runKv>[3], io));
+}
+
+async function cmdTenant(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, CLIENT_FLAGS, 'tenant', true);
+  if (values.help || positionals.length === 0) {
+    io.out(COMMANDS.tenant!.usage);
+    return values.help ? 0 : 2;
+  }
+  const [sub, ...rest] = positionals;
+  return reportFailure(io, () => runTenant(clientBind(values, io.env), sub!, rest, { json: values.json === true }, io));
+}
+
+async function cmdSecret(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, { ...CLIENT_FLAGS, roles: { type: 'string' }, 'expires-in': { type: 'string' } }, 'secret', true);
+  if (values.help || positionals.length === 0) {
+    io.out(COMMANDS.secret!.usage);
+    return values.help ? 0 : 2;
+  }
+  const [sub, ...rest] = positionals;
+  return reportFailure(io, () => runSecret(clientBind(values, io.env), sub!, rest, values as Parameters<typeof runSecret>[3], io));
 }
 
 async function cmdRemove(args: string[], io: Io): Promise<number> {

@@ -20,7 +20,7 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
 }
 
-function failure(what: string, reply: ApiReply): CommandFailed {
+export function failure(what: string, reply: ApiReply): CommandFailed {
   const body = reply.body as { code?: string; message?: string } | undefined;
   return new CommandFailed(`${what}: ${reply.status} ${body?.code ?? ''}: ${body?.message ?? JSON.stringify(reply.body)}`);
 }

@@ -9,7 +9,7 @@ import { totalmem } from 'node:os';
 import { ConfigError } from '../core/errors';
 import { isNodeId, NODE_ID_RULE } from '../core/node-id';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../core/logger';
-import { isRoutingName, isTenant, parseRoles, ROLES, ROUTING_NAME_RULE, TENANT_RULE, type Role } from '../core/routing-identity';
+import { isRoutingName, isTenant, parseRoles, parseSecret, ROLES, ROUTING_NAME_RULE, SECRET_RULE, TENANT_RULE, type Role } from '../core/routing-identity';
 
 export interface HostPort {
   host: string;
@@ -72,6 +72,8 @@ export interface NodeConfig {
   /** The gRPC worker API: a unix socket (undefined: <data-dir>/worker.sock) and optionally a loopback TCP port. */
   workerSocket: string | undefined;
   workerPort: number | undefined;
+  secret: string | undefined;
+  secretFile: string | undefined;
 }
 
 type Source = 'flag' | 'environment' | 'config file' | 'default';
@@ -536,6 +538,25 @@ export const SETTINGS = [
     accepted: 'a port from 1 to 65535',
     parse: positiveInt(1, 65535),
   } satisfies SettingSpec<'workerPort'>,
+  {
+    key: 'secret',
+    flag: 'secret',
+    description:
+      'This node’s secret for its tenant, presented by its aggregator and connector once tenants exist ("gandalf-node secret create"). Prefer --secret-file: a flag’s value shows in ps',
+    defaultText: 'none (routes only while no tenant is created)',
+    default: () => undefined,
+    accepted: SECRET_RULE,
+    parse: (raw) => (parseSecret(raw.trim()) ? raw.trim() : undefined),
+  } satisfies SettingSpec<'secret'>,
+  {
+    key: 'secretFile',
+    flag: 'secret-file',
+    description: 'File holding this node’s secret (instead of --secret)',
+    defaultText: 'none',
+    default: () => undefined,
+    accepted: 'a file path',
+    parse: (raw) => (raw.trim() ? raw : undefined),
+  } satisfies SettingSpec<'secretFile'>,
 ] as const;
 
 export function envName(flag: string): string {
@@ -628,5 +649,6 @@ export function loadConfig(inputs: ConfigInputs): NodeConfig {
   if (config.clusterCookie !== undefined && config.clusterCookieFile !== undefined) {
     throw new ConfigError('--cluster-cookie and --cluster-cookie-file exclude each other: set one');
   }
+  if (config.secret !== undefined && config.secretFile !== undefined) throw new ConfigError('--secret and --secret-file exclude each other: set one');
   return config as NodeConfig;
 }

@@ -30,6 +30,15 @@ export function tenantDatabase(tenant: string): string {
   return `gandalf-${tenant}`;
 }
 
+/** A tenant secret as shown once at its creation: `gandalf.<tenant>.<id>.<key>`. */
+export const SECRET_RULE = 'a secret as "gandalf-node secret create" prints it (gandalf.<tenant>.<id>.<key>)';
+const SECRET_RE = /^gandalf\.([a-z0-9][a-z0-9_-]{0,47})\.([0-9a-f]{12})\.([A-Za-z0-9_-]{43})$/;
+
+export function parseSecret(text: string): { tenant: string; id: string; key: string } | undefined {
+  const m = SECRET_RE.exec(text);
+  return m ? { tenant: m[1]!, id: m[2]!, key: m[3]! } : undefined;
+}
+
 export function isRole(v: unknown): v is Role {
   return typeof v === 'string' && (ROLES as readonly string[]).includes(v);
 }

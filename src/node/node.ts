@@ -11,6 +11,7 @@
  *          closed -> leave the cluster (SWIM "left", links closed) -> unlock
  */
 import { routingRoutes } from '../api/routing-routes';
+import { tenantRoutes } from '../api/tenant-routes';
 import { identityMeta, type RoutingIdentity } from '../core/routing-identity';
 import { startRouting, type RoutingParts } from './routing';
 import { randomBytes } from 'node:crypto';
@@ -144,6 +145,7 @@ export class GandalfNode {
         ...backupRoutes(backups),
         ...coordinationRoutes(() => ready(this.coordination), systemClock),
         ...routingRoutes(() => ready(this.routing).service),
+        ...tenantRoutes(() => ready(this.routing).service.tenants),
         ...clusterViewRoutes(clusterView),
         ...clusterAdminRoutes({
           removeNode: (id, opts) => ready(this.replicator).removeNode(id, opts),

@@ -3,11 +3,13 @@
  * and the replicated databases, and (on a connector) the gRPC worker API.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { MAX_SOCKET_PATH, WorkerApi } from '../api/worker-grpc';
 import { systemClock } from '../core/clock';
 import type { Logger } from '../core/logger';
-import type { RoutingIdentity } from '../core/routing-identity';
+import { ConfigError } from '../core/errors';
+import { parseSecret, SECRET_RULE, type RoutingIdentity } from '../core/routing-identity';
 import type { NodeConfig } from '../config/settings';
 import type { ExecuteCommand, ExecuteResult, QueryResult, Statement } from '../store/sql-state-machine';
 import type { ReadLevel } from '../replication/rpc-methods';
@@ -16,6 +18,19 @@ import { RoutingService } from '../routing/routing-service';
 import type { Mesh } from '../transport/mesh';
 import type { Swim } from '../membership/swim';
 import type { Coordination } from '../replication/coordination';
+
+/** The node's secret: --secret, or the first line of --secret-file (read at start). */
+function readSecret(config: NodeConfig): string | undefined {
+  if (config.secretFile === undefined) return config.secret;
+  let text: string;
+  try {
+    text = readFileSync(config.secretFile, 'utf8').split('\n')[0]!.trim();
+  } catch (err) {
+    throw new ConfigError(`--secret-file ${config.secretFile}: ${(err as Error).message}`);
+  }
+  if (!parseSecret(text)) throw new ConfigError(`--secret-file ${config.secretFile}: expected ${SECRET_RULE}`);
+  return text;
+}
 
 export interface RoutingParts {
   service: RoutingService;
@@ -58,10 +73,11 @@ export async function startRouting(o: {
       exists: (db) => databases.exists(db),
     },
     kv: {
-      list: async (prefix) => (await o.coordination().list(prefix, 'none')).kvs.map((k) => ({ key: k.key, value: k.value })),
-      put: async (key, value) => void (await o.coordination().put(key, value)),
-      delete: async (key) => void (await o.coordination().delete(key)),
+      list: async (prefix, fresh) => (await o.coordination().list(prefix, fresh ? 'weak' : 'none')).kvs.map((k) => ({ key: k.key, value: k.value })),
+      put: async (key, value, prevRevision) => void (await o.coordination().put(key, value, prevRevision === undefined ? {} : { prevRevision })),
+      delete: async (key, prefix) => void (await o.coordination().delete(key, { prefix: prefix === true })),
     },
+    secret: readSecret(config),
     sinkRetentionMs: config.sinkRetentionMs,
     sinkMaxBytes: config.sinkMaxBytes,
   });

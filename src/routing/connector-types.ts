@@ -16,6 +16,7 @@ import { GandalfError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import { isRoutingName } from '../core/routing-identity';
 import type { QueuedCommand } from './command-queue';
+import type { KvPort } from './ports';
 
 export const TYPE_PREFIX = 'gandalf/connector-types/';
 const REFRESH_MS = 2000;
@@ -27,12 +28,6 @@ export interface TypeVersion {
   minor: number;
   /** Command name -> JSON Schema of its payload. */
   commands: Record<string, object>;
-}
-
-export interface KvPort {
-  list(prefix: string): Promise<{ key: string; value: string }[]>;
-  put(key: string, value: string): Promise<void>;
-  delete(key: string): Promise<void>;
 }
 
 export type Verdict = { ok: true } | { ok: false; error: string; details?: unknown };
@@ -87,7 +82,7 @@ export class ConnectorTypes {
   async put(type: string, version: string, body: unknown): Promise<TypeVersion> {
     const v = this.parse(type, version, body);
     await this.kv.put(`${TYPE_PREFIX}${type}/${v.major}.${v.minor}`, JSON.stringify({ commands: v.commands }));
-    await this.refresh();
+    await this.refresh(true);
     return v;
   }
 
@@ -95,18 +90,19 @@ export class ConnectorTypes {
     if (!isRoutingName(type)) invalid('type must be a name');
     const { major, minor } = parseVersion(version);
     await this.kv.delete(`${TYPE_PREFIX}${type}/${major}.${minor}`);
-    await this.refresh();
+    await this.refresh(true);
   }
 
   async list(): Promise<TypeVersion[]> {
-    await this.refresh();
+    await this.refresh(true);
     return [...this.versions.values()].flat();
   }
 
-  async refresh(): Promise<void> {
+  /** `fresh`: read at the system leader (the API's calls), else this board's view (the periodic refresh). */
+  async refresh(fresh = false): Promise<void> {
     const next = new Map<string, TypeVersion[]>();
     const seen = new Map<string, { value: string; version: TypeVersion }>();
-    for (const { key, value } of await this.kv.list(TYPE_PREFIX)) {
+    for (const { key, value } of await this.kv.list(TYPE_PREFIX, fresh)) {
       const [type, version] = key.slice(TYPE_PREFIX.length).split('/');
       let v = this.stored.get(key)?.value === value ? this.stored.get(key)!.version : undefined;
       if (!v) {

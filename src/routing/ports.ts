@@ -48,10 +48,27 @@ export interface HopRecord {
   at: number;
 }
 
-/** The data sink: every message once (by uuid) and every hop. Secret values never reach it. */
+/** A node or worker that presented a secret, and what became of it: the secret's id, never its value. */
+export interface AdmissionRecord {
+  tenant: string;
+  /** The node that checked it. */
+  node: string;
+  subject: 'node' | 'worker';
+  /** The node id, or the worker's name. */
+  name: string;
+  roles: string[];
+  secretId: string | undefined;
+  outcome: 'admitted' | 'refused';
+  reason?: string;
+  /** Wall clock ms of this node. */
+  at: number;
+}
+
+/** The data sink: every message once (by uuid), every hop and every admission. Secret values never reach it. */
 export interface Tracer {
   message(env: Envelope, node: string): void;
   hop(record: HopRecord): void;
+  admission(record: AdmissionRecord): void;
 }
 
 /** What a command that reached its connector became: queued for a worker, a repeat, or refused (e.g. its payload fails its schema). */
@@ -76,4 +93,13 @@ export interface SqlPort {
   query(db: string, statements: Statement[]): Promise<QueryResult[]>;
   /** Whether the database exists (a write creates it). */
   exists(db: string): boolean;
+}
+
+/** The replicated key/value container (the system state), where the routing tables live under `gandalf/`. */
+export interface KvPort {
+  /** `fresh`: read at the system leader (a management call), else this board's view (a periodic refresh). */
+  list(prefix: string, fresh: boolean): Promise<{ key: string; value: string }[]>;
+  /** `prevRevision` 0: only if the key does not exist (a GandalfError revision_mismatch otherwise). */
+  put(key: string, value: string, prevRevision?: number): Promise<void>;
+  delete(key: string, prefix?: boolean): Promise<void>;
 }

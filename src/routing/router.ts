@@ -286,13 +286,21 @@ export class Router {
     }
   }
 
+  /** Hands a message to one of `candidates`: only to those this node admits for the message's tenant (a message never goes to a peer whose messages it would refuse). */
   private forward(env: Envelope, from: Role, to: Role, candidates: readonly string[], deadline: number): void {
     if (env.hops + 1 > env.hop_limit) return this.fail(env, from, 'hop_limit', `${env.hops} hops taken, the limit is ${env.hop_limit}`);
+    const admitted = candidates.filter((id) => {
+      const tenant = this.o.admission.tenantOf(id, to);
+      return tenant === '*' || tenant === env.tenant;
+    });
+    if (admitted.length === 0 && candidates.length > 0) {
+      return this.fail(env, from, 'not_admitted', `no ${to} of ${candidates.join(', ')} is admitted for tenant ${env.tenant} here`);
+    }
     this.hops.forward(
       env,
       from,
       to,
-      candidates,
+      admitted,
       deadline,
       (outcome) => this.forwarded(env, from, to, outcome),
       (peer, result, reason) => {

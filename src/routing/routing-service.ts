@@ -5,9 +5,10 @@
  * databases. The composition root (src/node) builds one and hands it to the
  * APIs.
  *
- * Admission: until secrets exist, a peer is admitted by the cluster cookie
- * (the mesh's authentication) for the tenant and roles it publishes in its
- * membership metadata.
+ * Admission (./peer-admission.ts, ./tenant-registry.ts): in an open
+ * cluster a peer is admitted by the cluster cookie (the mesh's
+ * authentication) for the tenant and roles it publishes in its membership
+ * metadata; once a tenant was created, by the secret it presents.
  */
 import type { Clock, TimerHandle } from '../core/clock';
 import type { Logger } from '../core/logger';
@@ -15,8 +16,10 @@ import { identityFromMeta, tenantDatabase, type RoutingIdentity } from '../core/
 import { rendezvous } from '../replication/placement';
 import { clusterMembers, type Directory, type RoutingPeer } from './directory';
 import type { RouteFrame } from './frames';
-import type { Admission, SqlPort } from './ports';
-import { ConnectorTypes, type KvPort } from './connector-types';
+import { isAdmissionFrame, PeerAdmission } from './peer-admission';
+import { TenantRegistry } from './tenant-registry';
+import type { KvPort, SqlPort } from './ports';
+import { ConnectorTypes } from './connector-types';
 import { Router } from './router';
 import { SqlLedger } from './sql-ledger';
 import { SqlSink } from './sql-sink';
@@ -40,6 +43,8 @@ export interface RoutingServiceOptions {
   sql: SqlPort;
   /** The replicated key/value container (connector types live there). */
   kv: KvPort;
+  /** This node's secret for its tenant (--secret). */
+  secret: string | undefined;
   sinkRetentionMs: number;
   sinkMaxBytes: number;
 }
@@ -52,22 +57,29 @@ export class RoutingService {
   readonly ledger: SqlLedger;
   readonly directory: Directory;
   readonly types: ConnectorTypes;
+  readonly tenants: TenantRegistry;
+  readonly admission: PeerAdmission;
   private retainTimer: TimerHandle | undefined;
   private stopped = false;
 
   constructor(private readonly o: RoutingServiceOptions) {
     this.directory = { peers: () => this.peers() };
-    const admission: Admission = {
-      tenantOf: (peer, role) => {
-        const identity = this.directory.peers().find((p) => p.id === peer)?.identity;
-        if (!identity?.roles.includes(role)) return undefined;
-        return role === 'cluster' ? '*' : identity.tenant;
-      },
-    };
     this.types = new ConnectorTypes(o.kv, o.clock, o.logger.child({ part: 'connector-types' }));
+    this.tenants = new TenantRegistry(o.kv, o.clock, o.logger.child({ part: 'tenants' }));
     this.hub = new WorkerHub(o.self, o.clock, (env) => this.types.check(o.identity.connectorType, env, this.workers.versions()));
     this.ledger = new SqlLedger(o.sql, o.clock);
     this.sink = new SqlSink({ sql: o.sql, clock: o.clock, logger: o.logger.child({ part: 'sink' }), retentionMs: o.sinkRetentionMs, maxBytes: o.sinkMaxBytes });
+    this.admission = new PeerAdmission({
+      self: o.self,
+      identity: o.identity,
+      secret: o.secret,
+      registry: this.tenants,
+      directory: this.directory,
+      clock: o.clock,
+      logger: o.logger.child({ part: 'admission' }),
+      send: (to, frame) => o.mesh.send(to, frame),
+      trace: (record) => this.sink.admission(record),
+    });
     this.router = new Router({
       self: o.self,
       identity: o.identity,
@@ -76,7 +88,7 @@ export class RoutingService {
       newUuid: o.newUuid,
       send: (to, frame: RouteFrame) => o.mesh.send(to, frame),
       directory: this.directory,
-      admission,
+      admission: this.admission,
       ledger: this.ledger,
       tracer: this.sink,
       workers: this.hub,
@@ -91,12 +103,16 @@ export class RoutingService {
       clock: o.clock,
       newUuid: o.newUuid,
       types: this.types,
+      tenants: this.tenants,
+      trace: (record) => this.sink.admission(record),
     });
   }
 
   start(): void {
-    this.o.mesh.subscribe((from, body) => this.router.receive(from, body));
+    this.o.mesh.subscribe((from, body) => (isAdmissionFrame(body) ? this.admission.receive(from, body) : this.router.receive(from, body)));
     this.types.start();
+    this.tenants.start();
+    this.admission.start();
     this.scheduleRetain();
   }
 
@@ -105,6 +121,8 @@ export class RoutingService {
     if (this.retainTimer) this.o.clock.clearTimeout(this.retainTimer);
     this.router.stop();
     this.types.stop();
+    this.tenants.stop();
+    this.admission.stop();
     await this.sink.flush().catch(() => undefined);
     this.sink.stop();
   }

@@ -1,6 +1,7 @@
 /**
- * The data sink: every message and every hop, in the tenant's replicated
- * database `gandalf-<tenant>` (tables `messages` and `hops`), written in
+ * The data sink: every message, every hop and every admission, in the
+ * tenant's replicated database `gandalf-<tenant>` (tables `messages`, `hops`
+ * and `admissions`), written in
  * batches: records wait here at most FLUSH_MS (or until BATCH records), then
  * go as one transaction per tenant, one Raft entry. A message is kept once
  * (its uuid is the key). A secret's payload is never stored, only that it
@@ -17,7 +18,7 @@ import type { Logger } from '../core/logger';
 import { tenantDatabase } from '../core/routing-identity';
 import type { SqlValue, Statement } from '../store/sql-state-machine';
 import type { Envelope } from './envelope';
-import type { HopRecord, SqlPort, Tracer } from './ports';
+import type { AdmissionRecord, HopRecord, SqlPort, Tracer } from './ports';
 
 export const SINK_SCHEMA = [
   'CREATE TABLE IF NOT EXISTS messages (uuid TEXT PRIMARY KEY, kind TEXT NOT NULL, at INTEGER NOT NULL, timestamp INTEGER, ' +
@@ -29,6 +30,9 @@ export const SINK_SCHEMA = [
     'role TEXT NOT NULL, outcome TEXT NOT NULL, peer TEXT, reason TEXT)',
   'CREATE INDEX IF NOT EXISTS hops_uuid ON hops(uuid)',
   'CREATE INDEX IF NOT EXISTS hops_at ON hops(at)',
+  'CREATE TABLE IF NOT EXISTS admissions (id INTEGER PRIMARY KEY, at INTEGER NOT NULL, node TEXT NOT NULL, subject TEXT NOT NULL, ' +
+    'name TEXT NOT NULL, roles TEXT NOT NULL, secret_id TEXT, outcome TEXT NOT NULL, reason TEXT)',
+  'CREATE INDEX IF NOT EXISTS admissions_at ON admissions(at)',
 ];
 
 const FLUSH_MS = 250;
@@ -45,7 +49,15 @@ export interface SinkOptions {
   maxBytes: number;
 }
 
-type Row = { table: 'messages' | 'hops'; values: SqlValue[] };
+type Row = { table: 'messages' | 'hops' | 'admissions'; values: SqlValue[] };
+
+const INSERT: Record<Row['table'], string> = {
+  messages:
+    'INSERT OR IGNORE INTO messages (uuid, kind, at, timestamp, source_node, source_role, source_logical_name, source_worker, target, command, ' +
+    'topic, event, reference_uuid, connector_type, major, minor, timeout_ms, attempt, context, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  hops: 'INSERT INTO hops (uuid, kind, at, node, role, outcome, peer, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+  admissions: 'INSERT INTO admissions (at, node, subject, name, roles, secret_id, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+};
 
 export class SqlSink implements Tracer {
   private readonly buffered = new Map<string, Row[]>();
@@ -94,6 +106,10 @@ export class SqlSink implements Tracer {
     this.add(r.tenant, { table: 'hops', values: [r.uuid, r.kind, r.at, r.node, r.role, r.outcome, r.peer ?? null, r.reason ?? null] });
   }
 
+  admission(r: AdmissionRecord): void {
+    this.add(r.tenant, { table: 'admissions', values: [r.at, r.node, r.subject, r.name, r.roles.join(','), r.secretId ?? null, r.outcome, r.reason ?? null] });
+  }
+
   /** Records waiting to be written. */
   get pending(): number {
     return this.count;
@@ -137,6 +153,7 @@ export class SqlSink implements Tracer {
       [
         { sql: 'DELETE FROM hops WHERE at < ?', params: [cutoff] },
         { sql: 'DELETE FROM messages WHERE at < ?', params: [cutoff] },
+        { sql: 'DELETE FROM admissions WHERE at < ?', params: [cutoff] },
       ],
       true,
     );
@@ -227,16 +244,7 @@ export class SqlSink implements Tracer {
 
   private async write(tenant: string, rows: Row[]): Promise<void> {
     await this.ensureSchema(tenant);
-    const statements: Statement[] = rows.map((r) =>
-      r.table === 'messages'
-        ? {
-            sql:
-              'INSERT OR IGNORE INTO messages (uuid, kind, at, timestamp, source_node, source_role, source_logical_name, source_worker, target, command, ' +
-              'topic, event, reference_uuid, connector_type, major, minor, timeout_ms, attempt, context, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-            params: r.values,
-          }
-        : { sql: 'INSERT INTO hops (uuid, kind, at, node, role, outcome, peer, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', params: r.values },
-    );
+    const statements: Statement[] = rows.map((r) => ({ sql: INSERT[r.table], params: r.values }));
     const results = await this.o.sql.execute(tenantDatabase(tenant), statements, true);
     const failed = results.find((r) => 'error' in r);
     if (failed && 'error' in failed) throw new Error(`sink write: ${failed.error}`);

@@ -6,14 +6,25 @@
  * whose receipt and result (or error) come back to it. This is where a
  * worker's messages get their envelope: tenant and source are this
  * connector's, never the worker's say.
+ *
+ * Once admission is required (a tenant was created), a worker registers
+ * only with a secret of this connector's tenant that admits workers
+ * (scrypt-checked off the event loop, remembered by its SHA-256); a refusal
+ * is traced. When that secret is revoked or expires, or its tenant is
+ * deleted, the worker's session ends and its streams close with
+ * `unauthorized`.
  */
 import type { Clock } from '../core/clock';
 import { GandalfError } from '../core/errors';
-import { isRoutingName, type RoutingIdentity } from '../core/routing-identity';
+import { isRoutingName, parseSecret, type RoutingIdentity } from '../core/routing-identity';
+import { verifyScrypt } from '../core/scrypt-hash';
 import { isResult } from './answers';
 import type { QueuedCommand } from './command-queue';
 import { parseEnvelope, type Envelope, type EventMessage } from './envelope';
 import type { ConnectorTypes } from './connector-types';
+import { digest } from './peer-admission';
+import type { AdmissionRecord } from './ports';
+import type { TenantRegistry } from './tenant-registry';
 import type { Router } from './router';
 import type { WorkerHub } from './worker-hub';
 
@@ -23,6 +34,8 @@ export interface Registration {
   minor: number;
   /** The commands it implements (empty: every command). */
   commands: string[];
+  /** A secret of this connector's tenant admitting workers (needed once tenants exist). */
+  secret?: string;
 }
 
 export interface OutgoingCommand {
@@ -55,13 +68,21 @@ interface Session {
   holding: Map<string, QueuedCommand>;
   streaming: boolean;
   subscribed: boolean;
+  /** The secret it was admitted with (its id). */
+  secretId: string | undefined;
+  /** Ends its open streams with an error (its admission ended). */
+  cut: Set<(err: GandalfError) => void>;
 }
+
+const MAX_VERIFIED = 1024;
 
 export class WorkerSessions {
   private readonly sessions = new Map<string, Session>();
   /** Senders waiting for the answers of their commands, by command uuid. */
   private readonly waiters = new Map<string, (answer: EventMessage) => void>();
   private anonymous = 0;
+  /** SHA-256 of worker secrets whose key matched -> the secret's id. */
+  private readonly verified = new Map<string, string>();
 
   constructor(
     private readonly o: {
@@ -73,14 +94,19 @@ export class WorkerSessions {
       newUuid: () => string;
       /** The connector types, when registrations are checked against them. */
       types?: ConnectorTypes;
+      /** Tenants and secrets, when workers are admitted by them. */
+      tenants?: TenantRegistry;
+      trace?: (record: AdmissionRecord) => void;
     },
-  ) {}
+  ) {
+    o.tenants?.onChange(() => this.recheck());
+  }
 
   /**
    * Registers a worker under a name unique on this connector while it is connected (it has a
    * command stream or a subscription open); a registration with neither is replaced.
    */
-  register(r: Registration): { id: string } {
+  async register(r: Registration): Promise<{ id: string }> {
     if (!this.o.identity.roles.includes('connector'))
       throw new GandalfError('invalid_request', 'this node runs no connector: workers register with a connector node');
     if (!isRoutingName(r.name))
@@ -92,16 +118,21 @@ export class WorkerSessions {
     for (const c of r.commands) if (typeof c !== 'string' || c === '') throw new GandalfError('invalid_request', 'commands must be names');
     const refusal = this.o.types?.refusal(this.o.identity.connectorType, r.major, r.minor, r.commands);
     if (refusal) throw new GandalfError('invalid_request', refusal);
-    this.sessions.set(r.name, { id: r.name, registration: r, holding: new Map(), streaming: false, subscribed: false });
+    const secretId = await this.admit(r);
+    const again = this.sessions.get(r.name);
+    if (again && (again.streaming || again.subscribed)) throw new GandalfError('conflict', `a worker named ${r.name} is connected to this connector already`);
+    if (again) this.close(r.name);
+    this.sessions.set(r.name, { id: r.name, registration: r, holding: new Map(), streaming: false, subscribed: false, secretId, cut: new Set() });
     this.o.hub.onAnswers(r.name, (answer) => this.answer(answer));
     return { id: r.name };
   }
 
-  /** The worker's command stream: commands arrive at `deliver` within the credit granted. */
-  takeCommands(id: string, credit: number, deliver: (c: WorkerCommand) => void): void {
+  /** The worker's command stream: commands arrive at `deliver` within the credit granted; `cut` ends it when the worker's admission ends. */
+  takeCommands(id: string, credit: number, deliver: (c: WorkerCommand) => void, cut?: (err: GandalfError) => void): void {
     const s = this.session(id);
     if (s.streaming) throw new GandalfError('conflict', `worker ${id} has a command stream open already`);
     s.streaming = true;
+    if (cut) s.cut.add(cut);
     const serves = s.registration.commands.length > 0 ? s.registration.commands : undefined;
     this.o.hub.queue.attach(
       id,
@@ -189,10 +220,11 @@ export class WorkerSessions {
     return { uuid: env.uuid, cancel };
   }
 
-  subscribe(id: string, topics: string[], listener: (e: EventMessage) => void): void {
+  subscribe(id: string, topics: string[], listener: (e: EventMessage) => void, cut?: (err: GandalfError) => void): void {
     const s = this.session(id);
     if (topics.length === 0) throw new GandalfError('invalid_request', 'subscribe to at least one topic ("*": all)');
     s.subscribed = true;
+    if (cut) s.cut.add(cut);
     this.o.hub.subscribe(id, topics, listener);
   }
 
@@ -244,6 +276,61 @@ export class WorkerSessions {
   /** The versions the registered workers serve. */
   versions(): { major: number; minor: number }[] {
     return [...this.sessions.values()].map((s) => ({ major: s.registration.major, minor: s.registration.minor }));
+  }
+
+  /** Whether an unregistered sender may send (an open cluster; the HTTP API's senders are authenticated by it). */
+  anonymousAllowed(): boolean {
+    const t = this.o.tenants;
+    return !t || (t.loaded && !t.required());
+  }
+
+  /** The secret id a registration is admitted with (undefined in an open cluster), or an `unauthorized` error, traced. */
+  private async admit(r: Registration): Promise<string | undefined> {
+    const { tenants, identity, self, clock } = this.o;
+    if (!tenants) return undefined;
+    if (!tenants.loaded) throw new GandalfError('starting', 'this connector has not read its tenants yet: register again in a moment');
+    if (!tenants.required()) return undefined;
+    let record = tenants.lookup(r.secret, identity.tenant, 'worker');
+    if (typeof record === 'string' && r.secret) {
+      // a secret created a moment ago may not have reached this board's view yet
+      await tenants.refreshForMiss();
+      record = tenants.lookup(r.secret, identity.tenant, 'worker');
+    }
+    const key = r.secret ? digest(r.secret) : '';
+    let refusal = typeof record === 'string' ? record : undefined;
+    if (typeof record !== 'string' && this.verified.get(key) !== record.id) {
+      if (await verifyScrypt(parseSecret(r.secret!)!.key, record.hash)) {
+        if (this.verified.size >= MAX_VERIFIED) this.verified.delete(this.verified.keys().next().value!);
+        this.verified.set(key, record.id);
+      } else refusal = `wrong key for secret ${record.id} of tenant ${record.tenant}`;
+    }
+    const secretId = typeof record === 'string' ? parseSecret(r.secret ?? '')?.id : record.id;
+    this.o.trace?.({
+      tenant: identity.tenant,
+      node: self,
+      subject: 'worker',
+      name: r.name,
+      roles: ['worker'],
+      secretId,
+      outcome: refusal === undefined ? 'admitted' : 'refused',
+      ...(refusal !== undefined ? { reason: refusal } : {}),
+      at: Math.floor(clock.now()),
+    });
+    if (refusal !== undefined) throw new GandalfError('unauthorized', `worker ${r.name} refused: ${refusal}`);
+    return secretId;
+  }
+
+  /** After a registry refresh: workers whose secret is no longer in force are cut off. */
+  private recheck(): void {
+    const { tenants, identity } = this.o;
+    if (!tenants) return;
+    for (const s of [...this.sessions.values()]) {
+      const inForce = s.secretId === undefined ? !tenants.required() : !!tenants.secret(identity.tenant, s.secretId)?.roles.includes('worker');
+      if (inForce) continue;
+      const err = new GandalfError('unauthorized', `worker ${s.id}: its admission ended (its secret was revoked or expired, or admission is now required)`);
+      for (const cut of s.cut) cut(err);
+      this.close(s.id);
+    }
   }
 
   private answer(answer: EventMessage): void {

@@ -258,10 +258,32 @@ describe('Gandalf routing on real processes', () => {
     });
     const valid = await nodes[3]!.post('/gandalf/command', { command: 'ECHO', target: 'alpha', payload: { n: 5 }, timeout: 10_000 });
     expect(valid.body).toMatchObject({ outcome: 'SUCCESS' });
-    const unknownCommand = await nodes[3]!.post('/gandalf/command', { command: 'REBOOT', target: 'alpha', timeout: 5000 });
-    expect(unknownCommand.body).toMatchObject({ code: 'invalid_payload', message: 'REBOOT is not a command of default 1.0 (its commands: ECHO, FAIL, SLEEP)' });
-    const partial = startWorker('serve', socket(2), { name: 'partial', commands: 'ECHO' });
-    expect(await partial.exited).toBe(1);
+    // each alpha connector reads the types every 2 s: until both have, a command it does not know may reach one that lets it through
+    let unknownCommand: { status: number; body: any } | undefined;
+    await until(
+      'both alpha connectors to know default 1.0',
+      async () => {
+        unknownCommand = await nodes[3]!.post('/gandalf/command', { command: 'REBOOT', target: 'alpha', timeout: 2000 });
+        return unknownCommand.status === 400;
+      },
+      20_000,
+    );
+    expect(unknownCommand!.body).toMatchObject({
+      code: 'invalid_payload',
+      message: 'REBOOT is not a command of default 1.0 (its commands: ECHO, FAIL, SLEEP)',
+    });
+    // (n2 may read the types a moment later than the connector that answered above)
+    let tries = 0;
+    const partial = await until(
+      'n2 to refuse an incomplete worker of default 1.0',
+      async () => {
+        const w = startWorker('serve', socket(2), { name: `partial${++tries}`, commands: 'ECHO' });
+        const refused = (await Promise.race([w.exited, new Promise((r) => setTimeout(r, 1000))])) === 1;
+        if (!refused) w.kill();
+        return refused && w;
+      },
+      20_000,
+    );
     expect(partial.of('error')[0]!.message).toMatch(/a worker of default 1.0 must implement FAIL, SLEEP \(missing\)/);
 
     // SIGKILL the connector node running an accepted command: it completes on its brother

@@ -31,6 +31,8 @@ export interface SimNodeSpec {
   connectorType?: string;
   /** Workers on this connector (default 2 when it runs the connector role). */
   workers?: number;
+  /** false: every other node refuses its aggregator and connector (as if its secret were wrong). */
+  admitted?: boolean;
 }
 
 export interface RoutingSimOptions {
@@ -228,6 +230,8 @@ export class RoutingSim {
         else this.sink.messages.set(env.uuid, env);
       },
       hop: (record) => this.sink.hops.push(record),
+      // admission by secrets is simulated in peer-admission.test.ts; here peers are admitted by their published identity
+      admission: () => undefined,
     };
     const ledger: CommandLedger = {
       claim: (tenant, uuid, attempt, node, ttl) => this.claim(tenant, uuid, attempt, node, ttl),
@@ -245,7 +249,8 @@ export class RoutingSim {
         tenantOf: (peer, role) => {
           const p = this.nodes.get(peer);
           if (!p || !p.identity.roles.includes(role)) return undefined;
-          return role === 'cluster' ? '*' : p.identity.tenant;
+          if (role === 'cluster') return '*';
+          return p.spec.admitted === false && peer !== spec.id ? undefined : p.identity.tenant;
         },
       },
       ledger,

@@ -178,3 +178,26 @@ describe('key/value container over HTTP', () => {
     expect(resumed[0]!.event).toBe('delete');
   });
 });
+
+describe('the reserved namespace gandalf/', () => {
+  it('is neither written nor deleted through /kv, a prefix delete reaching it is refused, and secrets never show', async () => {
+    expect((await call('PUT', '/kv/gandalf/tenants/acme', { value: '{}' })).body).toMatchObject({ code: 'forbidden' });
+    expect((await call('PUT', '/kv/gandalf/tenants/acme', { value: '{}' })).status).toBe(403);
+    for (const path of ['/kv/gandalf/admission', '/kv/gan?prefix', '/kv/?prefix', '/kv/gandalf/?prefix']) {
+      expect((await call('DELETE', path)).status, path).toBe(403);
+    }
+    // the node's own tables are written through the coordination layer (the routing tables' port)
+    await store.coordination.put('gandalf/secrets/acme/0123456789ab', '{"hash": "scrypt$..."}');
+    await store.coordination.put('gandalf/tenants/acme', '{}');
+    await call('PUT', '/kv/garden', { value: 'roses' });
+    expect((await call('GET', '/kv/gandalf/secrets/acme/0123456789ab')).status).toBe(403);
+    const listed = await call('GET', '/kv/?prefix');
+    expect(listed.body.kvs.map((k: { key: string }) => k.key)).toEqual(['gandalf/tenants/acme', 'garden']);
+    expect(listed.body.count).toBe(2);
+    expect((await call('DELETE', '/kv/gar?prefix')).status).toBe(200);
+    expect((await store.coordination.get('gandalf/tenants/acme'))?.value).toBe('{}');
+    const events = sse('/kv/g?watch&prefix&from=1', 2);
+    const got = await events;
+    expect(got.map((e) => e.data.key)).toEqual(['gandalf/tenants/acme', 'garden']);
+  });
+});

@@ -5,19 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/core/logger';
-import { ConnectorTypes, TYPE_PREFIX, type KvPort } from '../../../src/routing/connector-types';
+import { ConnectorTypes, TYPE_PREFIX } from '../../../src/routing/connector-types';
+import { memoryKv } from '../../helpers/memory-kv';
 import { parseEnvelope, type CommandMessage } from '../../../src/routing/envelope';
 import { SimClock } from '../../helpers/sim/sim-clock';
-
-function memoryKv(): KvPort & { data: Map<string, string> } {
-  const data = new Map<string, string>();
-  return {
-    data,
-    list: async (prefix) => [...data].filter(([k]) => k.startsWith(prefix)).map(([key, value]) => ({ key, value })),
-    put: async (key, value) => void data.set(key, value),
-    delete: async (key) => void data.delete(key),
-  };
-}
 
 const command = (name: string, payload: unknown, major = 0, minor = 0): CommandMessage => {
   const r = parseEnvelope({

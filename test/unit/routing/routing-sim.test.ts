@@ -214,6 +214,17 @@ describe('Gandalf routing (simulated)', () => {
     expect(reports.length).toBeGreaterThanOrEqual(2);
   });
 
+  it('a node hands messages only to peers it admits: an aggregator whose secret failed never gets one, and commands go around it', async () => {
+    const nodes = rack().map((n) => (n.id === 'a2' ? { ...n, admitted: false } : n));
+    const sim = new RoutingSim({ seed: 11, nodes });
+    await sim.run(100);
+    const sent = Array.from({ length: 20 }, (_, i) => sim.sendCommand(connectors[i % 3]!, 'w0', { command: 'RUN', target: 'alpha', timeout: 2000 })!);
+    await sim.run(3000);
+    for (const s of sent) expect(s.answers.filter((a) => isEnd(a.env)).map((a) => a.env.topic)).toEqual(['result']);
+    expect(sim.sink.hops.filter((h) => h.node === 'a2')).toEqual([]);
+    checkInvariants(sim);
+  });
+
   it('malformed frames and envelopes are refused with the reason, counted, and the node goes on routing', async () => {
     const sim = new RoutingSim({ seed: 8, nodes: rack() });
     await sim.run(100);
