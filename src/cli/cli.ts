@@ -168,8 +168,8 @@ ${CLIENT_OPTIONS}`,
        gandalf-node secret list [TENANT]
        gandalf-node secret revoke TENANT ID
 
-create prints the secret once (gandalf.TENANT.ID.KEY); only its scrypt hash
-is kept. Give it to a node (--secret-file, --secret or GANDALF_SECRET) or to a
+create prints the secret once (gandalf.TENANT.ID.KEY) on stdout, what it is on
+stderr (--json: both as JSON on stdout); only its scrypt hash is kept. Give it to a node (--secret-file, --secret or GANDALF_SECRET) or to a
 worker (its Register call). revoke cuts off what it admitted within seconds.
 Permission admin.
 

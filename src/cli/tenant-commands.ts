@@ -70,7 +70,8 @@ export async function runSecret(
       const r = await request(bind, 'POST', '/gandalf/secrets', body);
       if (r.status !== 201) throw failure(`secret create ${tenant}`, r);
       const s = r.body as { id: string; roles: string[]; expires_at: number | null; secret: string };
-      if (json || !io.isTTY) io.out(`${JSON.stringify(s)}\n`);
+      // the bare secret on stdout (so `> file` makes a --secret-file), the rest on stderr; --json: all as JSON
+      if (json) io.out(`${JSON.stringify(s)}\n`);
       else {
         io.out(`${s.secret}\n`);
         io.err(

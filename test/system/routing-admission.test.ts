@@ -41,7 +41,12 @@ describe('admission by tenant secrets on real processes', () => {
     const twice = await runCli(['tenant', 'create', 'acme', '--http-bind', `127.0.0.1:${n0.httpPort}`]);
     expect(twice.code).toBe(1);
     expect(twice.stderr).toMatch(/409 conflict: tenant acme exists already/);
-    const nodeSecret = await cli('secret', 'create', 'acme', '--roles', 'aggregator,connector');
+    // plain `secret create` prints the bare secret on stdout (`> file` makes a --secret-file)
+    const plain = await runCli(['secret', 'create', 'acme', '--roles', 'aggregator,connector', '--http-bind', `127.0.0.1:${n0.httpPort}`]);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout).toMatch(/^gandalf\.acme\.[0-9a-f]{12}\.[A-Za-z0-9_-]{43}\n$/);
+    expect(plain.stderr).toMatch(/for aggregator, connector: shown once/);
+    const nodeSecret = { secret: plain.stdout.trim(), id: plain.stdout.split('.')[2]! };
     const workerSecret = await cli('secret', 'create', 'acme', '--roles', 'worker');
     const zetaSecret = await cli('secret', 'create', 'zeta', '--roles', 'aggregator,connector');
     expect(nodeSecret.secret).toMatch(/^gandalf\.acme\.[0-9a-f]{12}\./);
@@ -52,7 +57,7 @@ describe('admission by tenant secrets on real processes', () => {
     expect((await fetch(`http://127.0.0.1:${n0.httpPort}/kv/gandalf/tenants/acme`, { method: 'DELETE' })).status).toBe(403);
 
     const secretFile = path.join(dirs[1]!, 'secret');
-    writeFileSync(secretFile, `${nodeSecret.secret}\n`, { mode: 0o600 });
+    writeFileSync(secretFile, plain.stdout, { mode: 0o600 });
     const wrongKey = nodeSecret.secret.slice(0, -4) + (nodeSecret.secret.endsWith('AAAA') ? 'BBBB' : 'AAAA');
     const join = ['--join', `http://127.0.0.1:${n0.mgmtPort}`, '--roles', 'aggregator,connector', '--tenant', 'acme'];
     const nodes: NodeProcess[] = [n0];
