@@ -5,17 +5,20 @@
  *        200 {uuid, outcome: "SUCCESS" | "FAIL", payload, by, receipt}, or the error event's
  *        reason as the status (504 timeout, 404 no_target, 503 no_route, 400 invalid_payload …)
  *   POST /gandalf/event {topic, event, payload?, context?, timeout?}   -> 202 {uuid}
- *   GET  /gandalf/events?topic=a,b   the tenant's events of those topics ("*": all) as server-sent events
+ *   GET  /gandalf/events?topic=a,b[&after=UUID]   the tenant's events of those topics ("*": all) as server-sent events,
+ *        live; with `after` (or Last-Event-ID) first those traced after that event, from the sink
  *   PUT  /gandalf/connector-types/TYPE/MAJOR.MINOR {"commands": {"NAME": JSON Schema}}   (permission admin)
  *   GET  /gandalf/connector-types, DELETE /gandalf/connector-types/TYPE/MAJOR.MINOR
  */
 import type * as http from 'node:http';
+import { sleep, type Clock } from '../core/clock';
 import { GandalfError } from '../core/errors';
 import { ERROR_TOPIC, RECEIPT } from '../routing/answers';
-import type { EventMessage } from '../routing/envelope';
+import { isUuid, type EventMessage } from '../routing/envelope';
+import type { PastEvent, Replay } from '../routing/event-history';
 import type { ConnectorTypes } from '../routing/connector-types';
 import type { OutgoingCommand, WorkerSessions } from '../routing/worker-sessions';
-import type { RouteRequest, Routes } from './http-server';
+import type { Routes } from './http-server';
 
 /** The HTTP status of a command that ended with an error event. */
 const ERROR_STATUS: Record<string, number> = {
@@ -71,7 +74,7 @@ function commandOf(body: unknown): OutgoingCommand {
   return c;
 }
 
-function answerJson(e: EventMessage): Record<string, unknown> {
+function answerJson(e: EventMessage): PastEvent {
   return {
     uuid: e.uuid,
     topic: e.topic,
@@ -83,7 +86,12 @@ function answerJson(e: EventMessage): Record<string, unknown> {
   };
 }
 
-export function routingRoutes(routing: () => { workers: WorkerSessions; types: ConnectorTypes }): Routes {
+/** How long a resuming watch waits before it reads the sink: what was traced just before it came is in the sink by then. */
+const SINK_LAG_MS = 500;
+
+type RoutingPart = { workers: WorkerSessions; types: ConnectorTypes; eventsAfter(topics: readonly string[], uuid: string): Promise<Replay> };
+
+export function routingRoutes(routing: () => RoutingPart, clock: Clock): Routes {
   const workers = () => routing().workers;
   const typePath = (rest: string): [string, string] => {
     const m = /^([^/]+)\/([^/]+)$/.exec(rest);
@@ -166,21 +174,54 @@ export function routingRoutes(routing: () => { workers: WorkerSessions; types: C
         .map((t) => t.trim())
         .filter(Boolean);
       if (topics.length === 0) invalid('topic is required: a comma-separated list, or * for all');
-      return { status: 200, body: null, stream: (res) => watchEvents(workers(), topics, req, res) };
+      const header = req.raw.headers['last-event-id'];
+      const after = req.url.searchParams.get('after') ?? (typeof header === 'string' && header !== '' ? header : undefined);
+      if (after !== undefined && !isUuid(after)) invalid('after (or Last-Event-ID) must be the uuid of an event');
+      return { status: 200, body: null, stream: (res) => watchEvents(routing(), topics, after?.toLowerCase(), res, clock) };
     },
   };
 }
 
-function watchEvents(workers: WorkerSessions, topics: string[], _req: RouteRequest, res: http.ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const id = workers.watch(topics, (e) => {
-      res.write(`id: ${e.uuid}\nevent: ${e.event}\ndata: ${JSON.stringify({ ...answerJson(e), reference_uuid: e.reference_uuid ?? null })}\n\n`);
-    });
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    res.write(`: watching topics ${topics.join(',')}\n\n`);
-    res.on('close', () => {
-      workers.unwatch(id);
-      resolve();
-    });
+/**
+ * Live events as server-sent events; with `after`, first the sink's events traced after that one
+ * (live ones that arrive meanwhile wait, and none is sent twice).
+ */
+async function watchEvents(routing: RoutingPart, topics: string[], after: string | undefined, res: http.ServerResponse, clock: Clock): Promise<void> {
+  const send = (e: PastEvent, reference: string | null = null) =>
+    res.write(`id: ${e.uuid}\nevent: ${e.event}\ndata: ${JSON.stringify({ ...e, reference_uuid: reference })}\n\n`);
+  let waiting: EventMessage[] | undefined = after === undefined ? undefined : [];
+  const id = routing.workers.watch(topics, (e) => {
+    if (waiting) waiting.push(e);
+    else send(answerJson(e), e.reference_uuid ?? null);
   });
+  const closed = new Promise<void>((resolve) =>
+    res.on('close', () => {
+      routing.workers.unwatch(id);
+      resolve();
+    }),
+  );
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  res.write(`: watching topics ${topics.join(',')}${after ? ` after ${after}` : ''}\n\n`);
+  if (after !== undefined) {
+    const replayed = new Set<string>();
+    const error = (code: string, message: string) => res.write(`event: error\ndata: ${JSON.stringify({ code, message })}\n\n`);
+    try {
+      await sleep(clock, SINK_LAG_MS);
+      const r = await routing.eventsAfter(topics, after);
+      if (!r.found) error('unknown_event', `event ${after} is not in the sink (pruned, or not traced yet): live events only`);
+      else {
+        for (const e of r.events) {
+          replayed.add(e.uuid);
+          send(e);
+        }
+        if (r.truncated) error('too_many', `more than ${r.events.length} events came after ${after}: read the rest from the sink with SQL`);
+      }
+    } catch (err) {
+      error('sink_unavailable', `the sink could not be read (${(err as Error).message}): live events only`);
+    }
+    const live = waiting!;
+    waiting = undefined;
+    for (const e of live) if (!replayed.has(e.uuid)) send(answerJson(e), e.reference_uuid ?? null);
+  }
+  await closed;
 }

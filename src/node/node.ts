@@ -144,7 +144,7 @@ export class GandalfNode {
         ...dbRoutes(dbs),
         ...backupRoutes(backups),
         ...coordinationRoutes(() => ready(this.coordination), systemClock),
-        ...routingRoutes(() => ready(this.routing).service),
+        ...routingRoutes(() => ready(this.routing).service, systemClock),
         ...tenantRoutes(() => ready(this.routing).service.tenants),
         ...clusterViewRoutes(clusterView),
         ...clusterAdminRoutes({

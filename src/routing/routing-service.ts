@@ -16,6 +16,7 @@ import { identityFromMeta, tenantDatabase, type RoutingIdentity } from '../core/
 import { rendezvous } from '../replication/placement';
 import { clusterMembers, type Directory, type RoutingPeer } from './directory';
 import type { RouteFrame } from './frames';
+import { eventsAfter, type Replay } from './event-history';
 import { isAdmissionFrame, PeerAdmission } from './peer-admission';
 import { TenantRegistry } from './tenant-registry';
 import type { KvPort, SqlPort } from './ports';
@@ -106,6 +107,11 @@ export class RoutingService {
       tenants: this.tenants,
       trace: (record) => this.sink.admission(record),
     });
+  }
+
+  /** The tenant's broadcast events traced after event `uuid`, from its sink (a watch that resumes). */
+  eventsAfter(topics: readonly string[], uuid: string): Promise<Replay> {
+    return eventsAfter(this.o.sql, this.o.identity.tenant, topics, uuid);
   }
 
   start(): void {

@@ -18,6 +18,7 @@
  * SIGKILL of the connector node running an accepted command: it completes
  * on a brother.
  */
+import * as http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import * as path from 'node:path';
 import { sendCommand, startWorker, type WorkerProcess } from '../helpers/example-worker';
@@ -143,6 +144,45 @@ describe('Gandalf routing on real processes', () => {
     for (const w of ['wa1', 'wa2', 'wb']) expect(got(w), w).toHaveLength(1);
     for (const w of ['wz1', 'wz2']) expect(got(w), w).toHaveLength(0);
     expect(got('wb')[0]).toMatchObject({ topic: 'news', event: 'HELLO', payload: { e: 1 }, source_node: 'n1', source_worker: 'pub' });
+
+    // a watch that resumes after that event gets what came after it from the sink, then live ones
+    const pub2 = startWorker('publish', socket(1), { name: 'pub', topic: 'news', event: 'AGAIN', payload: '{"e":2}' });
+    await pub2.exited;
+    const secondUuid = pub2.of('published')[0]!.uuid;
+    await until(
+      'AGAIN in the sink',
+      async () => {
+        const r = await nodes[0]!.post('/db/query?db=gandalf-acme&level=strong', [`SELECT count(*) FROM messages WHERE uuid = '${secondUuid}'`]);
+        return r.status === 200 && r.body.results[0].values?.[0]?.[0] === 1;
+      },
+      20_000,
+    );
+    const resumed: { id: string; event: string; data: any }[] = [];
+    const stream = http.get(
+      { host: '127.0.0.1', port: nodes[2]!.httpPort, path: '/gandalf/events?topic=news', headers: { 'last-event-id': eventUuid } },
+      (res) => {
+        let buf = '';
+        res.on('data', (c: Buffer) => {
+          buf += c.toString();
+          let cut: number;
+          while ((cut = buf.indexOf('\n\n')) >= 0) {
+            const f = Object.fromEntries(
+              buf
+                .slice(0, cut)
+                .split('\n')
+                .filter((l) => /^(id|event|data):/.test(l))
+                .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]),
+            );
+            buf = buf.slice(cut + 2);
+            if (f.event) resumed.push({ id: f.id, event: f.event, data: JSON.parse(f.data) });
+          }
+        });
+      },
+    );
+    await until('the resumed watch to replay AGAIN', () => resumed.some((e) => e.id === secondUuid), 20_000);
+    stream.destroy();
+    expect(resumed.find((e) => e.id === secondUuid)).toMatchObject({ event: 'AGAIN', data: { topic: 'news', payload: { e: 2 }, node: 'n1', worker: 'pub' } });
+    expect(resumed.some((e) => e.id === eventUuid)).toBe(false);
 
     // the route of the first command, in acme's sink, from any node
     await until(

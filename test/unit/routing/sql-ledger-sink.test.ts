@@ -8,35 +8,11 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/core/logger';
 import { parseEnvelope, type Envelope, type EventMessage } from '../../../src/routing/envelope';
-import type { SqlPort } from '../../../src/routing/ports';
 import { SqlLedger } from '../../../src/routing/sql-ledger';
 import { SqlSink } from '../../../src/routing/sql-sink';
-import { loadSqlEngine } from '../../../src/store/sql-engine';
-import { SqlStateMachine } from '../../../src/store/sql-state-machine';
 import { SimClock } from '../../helpers/sim/sim-clock';
-
-const engine = await loadSqlEngine();
-
-/** SqlPort on one SQL state machine per database, each write one entry. */
-function sqlOn(clock: SimClock): SqlPort & { dbs: Map<string, SqlStateMachine>; writes: number } {
-  const dbs = new Map<string, SqlStateMachine>();
-  const db = (name: string) => {
-    let sm = dbs.get(name);
-    if (!sm) dbs.set(name, (sm = new SqlStateMachine(engine)));
-    return sm;
-  };
-  const port = {
-    dbs,
-    writes: 0,
-    execute: async (name: string, statements: { sql: string; params?: never[] }[], transaction: boolean) => {
-      port.writes++;
-      return db(name).apply({ ts: clock.now(), seed: 1, command: { kind: 'execute', statements, transaction } });
-    },
-    query: async (name: string, statements: { sql: string }[]) => statements.flatMap((s) => db(name).queryAll(s)),
-    exists: (name: string) => dbs.has(name),
-  };
-  return port as unknown as SqlPort & { dbs: Map<string, SqlStateMachine>; writes: number };
-}
+import { sqlOn } from '../../helpers/sql-port';
+import type { SqlPort } from '../../../src/routing/ports';
 
 const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 
