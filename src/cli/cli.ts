@@ -21,6 +21,7 @@ import { clientAuthorization, clientTls } from './credentials';
 import { runHashPassword } from './password-command';
 import { runBackup, runClusterBackup, runClusterRestore, runRestore, shellCommand } from './backup-commands';
 import { runKv, runLocked, type CliIo } from './coordination-commands';
+import { runConnectorType } from './connector-type-commands';
 import { runSecret, runTenant } from './tenant-commands';
 import { CommandFailed, UsageError } from './errors';
 import { renderTable } from './table';
@@ -178,6 +179,23 @@ Options:
   --expires-in DURATION  it expires after this long (default never)
 ${CLIENT_OPTIONS}`,
     run: cmdSecret,
+  },
+  'connector-type': {
+    summary: 'Register, list and delete versions of Gandalf connector types with their commands\u2019 payload schemas',
+    usage: `Usage: gandalf-node connector-type put TYPE MAJOR.MINOR --file COMMANDS.json
+       gandalf-node connector-type list
+       gandalf-node connector-type delete TYPE MAJOR.MINOR
+
+COMMANDS.json is {"commands": {"NAME": JSON Schema of its payload, ...}} (- reads
+stdin). Every connector of TYPE then checks the commands it takes against it
+and registers only workers of a registered version with every command of it;
+a type with no version registered takes anything. put and delete need the
+admin permission.
+
+Options:
+  --file FILE            the version's commands and schemas (put)
+${CLIENT_OPTIONS}`,
+    run: cmdConnectorType,
   },
   lock: {
     summary: 'Run a command while holding a cluster lock',
@@ -652,6 +670,16 @@ async function cmdSecret(args: string[], io: Io): Promise<number> {
   }
   const [sub, ...rest] = positionals;
   return reportFailure(io, () => runSecret(clientBind(values, io.env), sub!, rest, values as Parameters<typeof runSecret>[3], io));
+}
+
+async function cmdConnectorType(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, { ...CLIENT_FLAGS, file: { type: 'string' } }, 'connector-type', true);
+  if (values.help || positionals.length === 0) {
+    io.out(COMMANDS['connector-type']!.usage);
+    return values.help ? 0 : 2;
+  }
+  const [sub, ...rest] = positionals;
+  return reportFailure(io, () => runConnectorType(clientBind(values, io.env), sub!, rest, values as Parameters<typeof runConnectorType>[3], io));
 }
 
 async function cmdRemove(args: string[], io: Io): Promise<number> {

@@ -20,6 +20,7 @@
  */
 import * as http from 'node:http';
 import { describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { sendCommand, startWorker, type WorkerProcess } from '../helpers/example-worker';
 import { spawn } from 'node:child_process';
@@ -270,18 +271,25 @@ describe('Gandalf routing on real processes', () => {
     watcher.kill();
 
     // connector type default 1.0 with its commands' payload schemas: connectors check each command, and each worker's registration
-    const put = await fetch(`${nodes[0]!.url}/gandalf/connector-types/default/1.0`, {
-      method: 'PUT',
-      body: JSON.stringify({
+    const typeFile = path.join(dirs[0]!, 'default-1.0.json');
+    writeFileSync(
+      typeFile,
+      JSON.stringify({
         commands: {
           ECHO: { type: 'object', properties: { n: { type: 'integer' } }, additionalProperties: true },
           FAIL: {},
           SLEEP: { type: 'object', required: ['ms'], properties: { ms: { type: 'integer', maximum: 10_000 } } },
         },
       }),
-    });
-    expect(put.status, await put.clone().text()).toBe(200);
-    expect((await nodes[4]!.get('/gandalf/connector-types')).body.types).toEqual([expect.objectContaining({ type: 'default', version: '1.0' })]);
+    );
+    const put = await runCli(['connector-type', 'put', 'default', '1.0', '--file', typeFile, '--http-bind', `127.0.0.1:${nodes[0]!.httpPort}`]);
+    expect(put.code, put.stderr).toBe(0);
+    expect(JSON.parse(put.stdout)).toEqual({ type: 'default', version: '1.0', commands: ['ECHO', 'FAIL', 'SLEEP'] });
+    const listed = await runCli(['connector-type', 'list', '--http-bind', `127.0.0.1:${nodes[4]!.httpPort}`]);
+    expect(JSON.parse(listed.stdout).types).toEqual([expect.objectContaining({ type: 'default', version: '1.0' })]);
+    const badVersion = await runCli(['connector-type', 'put', 'default', '1', '--file', typeFile, '--http-bind', `127.0.0.1:${nodes[0]!.httpPort}`]);
+    expect(badVersion.code).toBe(1);
+    expect(badVersion.stderr).toMatch(/400 invalid_request: version must be MAJOR.MINOR/);
     let invalidPayload: { status: number; body: any } | undefined;
     await until(
       'alpha connectors to check payloads against default 1.0',
