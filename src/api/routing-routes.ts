@@ -1,6 +1,6 @@
 /**
  * Gandalf messages over HTTP, on a connector node (permission `route`):
- *   POST /gandalf/command {command, target | connector_type, payload?, context?, timeout?, major?, minor?}
+ *   POST /gandalf/command {kind?, command, target | connector_type, payload?, context?, timeout?, major?, minor?}
  *        sends a command from an anonymous sender of this connector and answers with its end:
  *        200 {uuid, outcome: "SUCCESS" | "FAIL", payload, by, receipt}, or the error event's
  *        reason as the status (504 timeout, 404 no_target, 503 no_route, 400 invalid_payload …)
@@ -17,7 +17,7 @@ import { ERROR_TOPIC, RECEIPT } from '../routing/answers';
 import { isUuid, type EventMessage } from '../routing/envelope';
 import type { PastEvent, Replay } from '../routing/event-history';
 import type { ConnectorTypes } from '../routing/connector-types';
-import type { OutgoingCommand, WorkerSessions } from '../routing/worker-sessions';
+import { isCommandKind, type OutgoingCommand, type WorkerSessions } from '../routing/worker-sessions';
 import type { Routes } from './http-server';
 
 /** The HTTP status of a command that ended with an error event. */
@@ -62,7 +62,12 @@ function commandOf(body: unknown): OutgoingCommand {
   const c: OutgoingCommand = { command };
   const target = optionalString(o, 'target');
   const type = optionalString(o, 'connector_type');
-  if (target === undefined && type === undefined) invalid('a command needs a target (a connector logical name) or a connector_type');
+  const kind = o.kind ?? 'command';
+  if (!isCommandKind(kind)) invalid('kind must be command, config, configuration or secret');
+  if (kind !== 'command') c.kind = kind;
+  // a configuration or a secret is the cluster's own business: it goes to no connector
+  if (target === undefined && type === undefined && (kind === 'command' || kind === 'config'))
+    invalid('a command needs a target (a connector logical name) or a connector_type');
   if (target !== undefined) c.target = target;
   if (type !== undefined) c.connector_type = type;
   if (o.payload !== undefined) c.payload = o.payload;

@@ -12,7 +12,7 @@ import type { Clock } from '../core/clock';
 import { GandalfError } from '../core/errors';
 import { RECEIPT } from '../routing/answers';
 import type { EventMessage } from '../routing/envelope';
-import type { WorkerCommand, WorkerSessions } from '../routing/worker-sessions';
+import { isCommandKind, type CommandKind, type WorkerCommand, type WorkerSessions } from '../routing/worker-sessions';
 import { workerService } from './worker-proto';
 
 /* Messages as the .proto names them (proto-loader with keepCase and defaults). */
@@ -32,6 +32,7 @@ type CommandRequest = {
   timeout_ms: number;
   major: number;
   minor: number;
+  kind: string;
 };
 type SubscribeRequest = { worker_id: string; topics: string[] };
 
@@ -58,6 +59,11 @@ function grpcError(err: unknown): grpc.ServiceError {
 /** Ends a server stream with the error's status (grpc-js sends the status of an emitted error). */
 function fail(call: grpc.ServerWritableStream<unknown, unknown>, err: unknown): void {
   call.emit('error', grpcError(err));
+}
+
+function commandKind(kind: string): CommandKind {
+  if (!isCommandKind(kind)) throw new GandalfError('invalid_request', `kind must be command, config, configuration or secret, not ${kind}`);
+  return kind;
 }
 
 function json(text: string, what: string): unknown {
@@ -250,6 +256,7 @@ export class WorkerApi {
           ...(r.timeout_ms ? { timeout: r.timeout_ms } : {}),
           major: r.major,
           minor: r.minor,
+          ...(r.kind ? { kind: commandKind(r.kind) } : {}),
         },
         (answer) => {
           call.write(answerMessage(answer));

@@ -103,3 +103,17 @@ export interface KvPort {
   put(key: string, value: string, prevRevision?: number): Promise<void>;
   delete(key: string, prefix?: boolean): Promise<void>;
 }
+
+/** A logical configuration as the cluster keeps it: one per tenant and logical name, versioned. */
+export interface StoredConfiguration {
+  logical_name: string;
+  configuration: unknown;
+  version: number;
+  updated_at: number;
+}
+
+/** Where the cluster keeps logical configurations (the replicated system state). */
+export interface Configurations {
+  save(tenant: string, logicalName: string, configuration: unknown): Promise<StoredConfiguration>;
+  load(tenant: string, logicalName: string): Promise<StoredConfiguration | undefined>;
+}

@@ -27,7 +27,7 @@ import { aggregatorsOf, clusterMembers, connectorsOf, homeAggregator, identityOf
 import { parseEnvelope, type CommandMessage, type ConfigMessage, type Envelope, type EventMessage, type Source } from './envelope';
 import { parseFrame, type RouteFrame } from './frames';
 import { HopSender, type HopOutcome } from './hop-sender';
-import type { Admission, CommandLedger, HopOutcomeName, LocalWorkers, TargetResolver, Tracer } from './ports';
+import type { Admission, CommandLedger, Configurations, HopOutcomeName, LocalWorkers, TargetResolver, Tracer } from './ports';
 import { SeenSet } from './seen-set';
 
 /** A uuid is remembered this much longer than its message lives. */
@@ -52,6 +52,8 @@ export interface RouterOptions {
   tracer: Tracer;
   workers: LocalWorkers;
   resolver: TargetResolver;
+  /** Where a cluster member keeps logical configurations (none: it answers FAIL). */
+  configurations?: Configurations;
   logger: Logger;
 }
 
@@ -203,6 +205,8 @@ export class Router {
       for (const aggregator of aggregators) if (aggregator !== from) this.forward(env, 'cluster', 'aggregator', [aggregator], deadline);
       return;
     }
+    if (env.kind === 'configuration') return this.configuration(env);
+    if (env.kind === 'secret') return this.secretCheck(env);
     let routed = env;
     if (routed.target !== undefined && connectorsOf(directory, env.tenant, routed.target).length === 0) {
       return this.fail(env, 'cluster', 'no_target', `no connector named ${routed.target} in tenant ${env.tenant}`);
@@ -413,6 +417,45 @@ export class Router {
     if (at === 'cluster') this.atClusterAnswer(env, deadline);
     else if (at === 'aggregator') this.aggregatorDown(env, deadline);
     else this.up(env, deadline);
+  }
+
+  /**
+   * A logical configuration, kept by the cluster (the documents' "save and update its logical
+   * configuration"): `SAVE` stores the payload as the configuration of the sender's logical name,
+   * `GET` gives the stored one back; either way the answer is a SUCCESS result with it, or FAIL.
+   */
+  private configuration(env: ConfigMessage): void {
+    const { configurations } = this.o;
+    const name = env.source.logical_name;
+    const answer = (event: 'SUCCESS' | 'FAIL', payload: unknown) => this.answer(env, 'result', event, payload, 'cluster');
+    if (!configurations) return answer('FAIL', { error: 'this cluster member keeps no configurations' });
+    if (env.command !== 'SAVE' && env.command !== 'GET') return answer('FAIL', { error: `a configuration's command is SAVE or GET, not ${env.command}` });
+    const done = env.command === 'SAVE' ? configurations.save(env.tenant, name, env.payload ?? null) : configurations.load(env.tenant, name);
+    void done.then(
+      (stored) => answer('SUCCESS', stored ?? { logical_name: name, configuration: null, version: 0, updated_at: null }),
+      (err: unknown) => answer('FAIL', { error: `the configuration could not be ${env.command === 'SAVE' ? 'saved' : 'read'}: ${(err as Error).message}` }),
+    );
+  }
+
+  /**
+   * A secret message asks the cluster to confirm its sender's admission (the documents' "validate
+   * its secret"); the secret itself never travels in a message: the connector presented it over
+   * the mesh. SUCCESS {admitted: true} when this cluster member admits the sending connector for
+   * the message's tenant, else FAIL with the reason.
+   */
+  private secretCheck(env: ConfigMessage): void {
+    const node = env.source.node;
+    const tenant = this.o.admission.tenantOf(node, 'connector');
+    const admitted = tenant === env.tenant || tenant === '*';
+    this.answer(
+      env,
+      'result',
+      admitted ? 'SUCCESS' : 'FAIL',
+      admitted
+        ? { admitted: true, tenant: env.tenant, node }
+        : { admitted: false, tenant: env.tenant, node, reason: `${node} is not admitted as a connector of ${env.tenant} here` },
+      'cluster',
+    );
   }
 
   private atClusterAnswer(env: EventMessage, deadline: number): void {

@@ -17,6 +17,7 @@ import { rendezvous } from '../replication/placement';
 import { clusterMembers, type Directory, type RoutingPeer } from './directory';
 import type { RouteFrame } from './frames';
 import { eventsAfter, type Replay } from './event-history';
+import { kvConfigurations } from './kv-configurations';
 import { isAdmissionFrame, PeerAdmission } from './peer-admission';
 import { TenantRegistry } from './tenant-registry';
 import type { KvPort, SqlPort } from './ports';
@@ -94,6 +95,7 @@ export class RoutingService {
       tracer: this.sink,
       workers: this.hub,
       resolver: directoryResolver(this.directory),
+      configurations: kvConfigurations(o.kv, o.clock),
       logger: o.logger,
     });
     this.workers = new WorkerSessions({

@@ -38,7 +38,17 @@ export interface Registration {
   secret?: string;
 }
 
+/** What a worker may send and wait for the result of (events go by `event`). */
+export const COMMAND_KINDS = ['command', 'config', 'configuration', 'secret'] as const;
+export type CommandKind = (typeof COMMAND_KINDS)[number];
+
+export function isCommandKind(v: unknown): v is CommandKind {
+  return typeof v === 'string' && (COMMAND_KINDS as readonly string[]).includes(v);
+}
+
 export interface OutgoingCommand {
+  /** Default `command`. */
+  kind?: CommandKind;
   command: string;
   target?: string;
   connector_type?: string;

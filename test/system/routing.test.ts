@@ -238,6 +238,15 @@ describe('Gandalf routing on real processes', () => {
     const notConnector = await nodes[0]!.post('/gandalf/command', { command: 'ECHO', target: 'alpha' });
     expect(notConnector.status).toBe(400);
     expect(notConnector.body.message).toMatch(/this node runs no connector/);
+    // the cluster keeps a logical configuration per logical name (n1 saves alpha's, its brother n2 reads it) and confirms admissions
+    const saved = await nodes[1]!.post('/gandalf/command', { kind: 'configuration', command: 'SAVE', payload: { vms: 3 }, timeout: 10_000 });
+    expect(saved.status, JSON.stringify(saved.body)).toBe(200);
+    expect(saved.body).toMatchObject({ outcome: 'SUCCESS', payload: { logical_name: 'alpha', configuration: { vms: 3 }, version: 1 }, by: { node: 'n0' } });
+    const readBack = await nodes[2]!.post('/gandalf/command', { kind: 'configuration', command: 'GET', timeout: 10_000 });
+    expect(readBack.body).toMatchObject({ outcome: 'SUCCESS', payload: { configuration: { vms: 3 }, version: 1 } });
+    const validated = await nodes[3]!.post('/gandalf/command', { kind: 'secret', command: 'VALIDATE', timeout: 10_000 });
+    expect(validated.body).toMatchObject({ outcome: 'SUCCESS', payload: { admitted: true, tenant: 'acme', node: 'n3' } });
+    expect((await nodes[0]!.post('/gandalf/command', { kind: 'nonsense', command: 'X' })).status).toBe(400);
     const cliCommand = await runCli([
       'command',
       'ECHO',

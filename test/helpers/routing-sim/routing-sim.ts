@@ -17,7 +17,7 @@ import { type Directory, type RoutingPeer } from '../../../src/routing/directory
 import { directoryResolver } from '../../../src/routing/target-resolver';
 import { parseEnvelope, type CommandMessage, type Envelope, type EventMessage } from '../../../src/routing/envelope';
 import type { RouteFrame } from '../../../src/routing/frames';
-import type { Claim, CommandLedger, HopRecord, Tracer } from '../../../src/routing/ports';
+import type { Claim, CommandLedger, HopRecord, StoredConfiguration, Tracer } from '../../../src/routing/ports';
 import { Router } from '../../../src/routing/router';
 import { WorkerHub } from '../../../src/routing/worker-hub';
 import { mulberry32 } from '../sim/prng';
@@ -94,6 +94,8 @@ export class RoutingSim {
   readonly random: () => number;
   readonly nodes = new Map<string, SimNode>();
   readonly sent = new Map<string, SentCommand>();
+  /** The logical configurations the cluster keeps (one store shared by the cluster members, as the replicated state is). */
+  readonly configurations = new Map<string, StoredConfiguration>();
   readonly published = new Map<string, { env: EventMessage; node: string; worker: string }>();
   readonly executions: Execution[] = [];
   /** Broadcast events as workers got them (`life`: the node's, its workers are new processes after a restart). */
@@ -160,9 +162,18 @@ export class RoutingSim {
 
   /** Worker `worker` of connector `node` sends a command (target or connector type). */
   sendCommand(node: string, worker: string, command: Partial<CommandMessage> & { timeout: number }): SentCommand | undefined {
+    return this.sendMessage(node, worker, { kind: 'command', command: 'RUN', ...command });
+  }
+
+  /** A configuration or secret message (the cluster answers it itself). */
+  sendConfig(node: string, worker: string, kind: 'configuration' | 'secret', command: string, payload: unknown, timeout = 2000): SentCommand | undefined {
+    return this.sendMessage(node, worker, { kind, command, payload, timeout });
+  }
+
+  private sendMessage(node: string, worker: string, fields: Record<string, unknown>): SentCommand | undefined {
     const n = this.nodes.get(node)!;
     if (n.crashed) return undefined;
-    const env = this.envelope(n, worker, { kind: 'command', command: 'RUN', ...command }) as CommandMessage;
+    const env = this.envelope(n, worker, fields) as CommandMessage;
     const record: SentCommand = {
       env,
       node,
@@ -257,6 +268,19 @@ export class RoutingSim {
       tracer,
       workers: hub,
       resolver: directoryResolver(directory),
+      configurations: {
+        save: async (tenant, name, configuration) => {
+          const stored = {
+            logical_name: name,
+            configuration,
+            version: (this.configurations.get(`${tenant}/${name}`)?.version ?? 0) + 1,
+            updated_at: this.clock.now(),
+          };
+          this.configurations.set(`${tenant}/${name}`, stored);
+          return stored;
+        },
+        load: async (tenant, name) => this.configurations.get(`${tenant}/${name}`),
+      },
       logger: silentLogger,
     });
     const node: SimNode = { spec, identity, router, hub, workers: [], crashed: false, life };

@@ -225,6 +225,37 @@ describe('Gandalf routing (simulated)', () => {
     checkInvariants(sim);
   });
 
+  it('the cluster keeps a connector\u2019s logical configuration (SAVE, GET) and confirms its admission (secret VALIDATE), each answered by a result', async () => {
+    const sim = new RoutingSim({ seed: 13, nodes: rack() });
+    await sim.run(100);
+    const result = (s: ReturnType<typeof sim.sendConfig>) => {
+      const ends = s!.answers.filter((a) => isEnd(a.env));
+      expect(ends).toHaveLength(1);
+      return { event: ends[0]!.env.event, payload: ends[0]!.env.payload as Record<string, unknown> };
+    };
+    const saved = sim.sendConfig('c1', 'w0', 'configuration', 'SAVE', { vms: 3 });
+    await sim.run(1000);
+    expect(result(saved)).toMatchObject({ event: 'SUCCESS', payload: { logical_name: 'alpha', configuration: { vms: 3 }, version: 1 } });
+    // its brother (same logical name) reads it back; another logical name has none
+    const read = sim.sendConfig('c2', 'w1', 'configuration', 'GET', null);
+    const other = sim.sendConfig('c3', 'w0', 'configuration', 'GET', null);
+    await sim.run(1000);
+    expect(result(read)).toMatchObject({ event: 'SUCCESS', payload: { configuration: { vms: 3 }, version: 1 } });
+    expect(result(other)).toMatchObject({ event: 'SUCCESS', payload: { logical_name: 'beta', configuration: null, version: 0 } });
+    const again = sim.sendConfig('c2', 'w0', 'configuration', 'SAVE', { vms: 4 });
+    await sim.run(1000);
+    expect(result(again).payload).toMatchObject({ configuration: { vms: 4 }, version: 2 });
+    expect(sim.configurations.get('zeta/alpha')).toBeUndefined();
+    const bad = sim.sendConfig('c1', 'w0', 'configuration', 'DROP', null);
+    const secret = sim.sendConfig('y1', 'w0', 'secret', 'VALIDATE', null);
+    await sim.run(1000);
+    expect(result(bad)).toMatchObject({ event: 'FAIL', payload: { error: "a configuration's command is SAVE or GET, not DROP" } });
+    expect(result(secret)).toMatchObject({ event: 'SUCCESS', payload: { admitted: true, tenant: 'zeta', node: 'y1' } });
+    // no worker ran any of them: the cluster answered them itself
+    expect(sim.executions).toHaveLength(0);
+    checkInvariants(sim);
+  });
+
   it('malformed frames and envelopes are refused with the reason, counted, and the node goes on routing', async () => {
     const sim = new RoutingSim({ seed: 8, nodes: rack() });
     await sim.run(100);
