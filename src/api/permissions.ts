@@ -39,6 +39,7 @@ const ROUTES: Record<string, Permission[] | 'open'> = {
   'POST /gandalf/event': ['route'],
   'GET /gandalf/events': ['route'],
   'GET /gandalf/connector-types': ['route'],
+  'GET /gandalf/admission': ['route', 'status'],
   // PUT and DELETE /gandalf/connector-types/*: admin
 };
 

@@ -7,9 +7,11 @@
  *          (the secret's text is in this answer only)
  *   GET    /gandalf/secrets[?tenant=NAME]                       -> {secrets: [{tenant, id, roles, created_at, expires_at}]}
  *   DELETE /gandalf/secrets/TENANT/ID                           -> {tenant, id, revoked: true}
+ *   GET    /gandalf/admission   this node's standing: {required, tenant, secret, peers: {ID: {state, reason?}}}
  */
 import { parseDuration } from '../config/settings';
 import { GandalfError } from '../core/errors';
+import type { PeerAdmission } from '../routing/peer-admission';
 import { isSecretRole, SECRET_ROLES, type SecretRole, type TenantRegistry } from '../routing/tenant-registry';
 import type { Routes } from './http-server';
 
@@ -38,8 +40,16 @@ function expiryOf(v: unknown): number | undefined {
   return ms;
 }
 
-export function tenantRoutes(tenants: () => TenantRegistry): Routes {
+export function tenantRoutes(routing: () => { tenants: TenantRegistry; admission: PeerAdmission }): Routes {
+  const tenants = () => routing().tenants;
   return {
+    'GET /gandalf/admission': () => {
+      const { admission } = routing();
+      return {
+        status: 200,
+        body: { required: tenants().required(), tenant: admission.tenant, secret: admission.hasSecret, peers: admission.standing() },
+      };
+    },
     'POST /gandalf/tenants': async (req) => {
       const o = object(req.body);
       if (typeof o.tenant !== 'string') invalid('the body must be {"tenant": NAME}');

@@ -145,7 +145,7 @@ export class GandalfNode {
         ...backupRoutes(backups),
         ...coordinationRoutes(() => ready(this.coordination), systemClock),
         ...routingRoutes(() => ready(this.routing).service, systemClock),
-        ...tenantRoutes(() => ready(this.routing).service.tenants),
+        ...tenantRoutes(() => ready(this.routing).service),
         ...clusterViewRoutes(clusterView),
         ...clusterAdminRoutes({
           removeNode: (id, opts) => ready(this.replicator).removeNode(id, opts),

@@ -140,9 +140,19 @@ export class PeerAdmission implements Admission {
     return undefined;
   }
 
-  /** How this node stands with each peer it presented its secret to (for /status). */
-  standing(): Record<string, Presented> {
-    return Object.fromEntries(this.presented);
+  /** How this node stands with each peer it presented its secret to (GET /gandalf/admission). */
+  standing(): Record<string, { state: Presented['state']; reason?: string }> {
+    return Object.fromEntries(
+      [...this.presented].map(([peer, p]) => [peer, p.reason === undefined ? { state: p.state } : { state: p.state, reason: p.reason }]),
+    );
+  }
+
+  get tenant(): string {
+    return this.o.identity.tenant;
+  }
+
+  get hasSecret(): boolean {
+    return this.o.secret !== undefined;
   }
 
   receive(from: string, body: unknown): void {

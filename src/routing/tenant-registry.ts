@@ -164,10 +164,6 @@ export class TenantRegistry {
     return this.isRequired;
   }
 
-  hasTenant(tenant: string): boolean {
-    return this.tenantSet.has(tenant);
-  }
-
   /** A secret that is in force now: created, not revoked, not expired, its tenant not deleted. */
   secret(tenant: string, id: string): SecretRecord | undefined {
     const s = this.secretMap.get(`${SECRET_PREFIX}${tenant}/${id}`);

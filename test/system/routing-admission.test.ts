@@ -115,6 +115,15 @@ describe('admission by tenant secrets on real processes', () => {
       expect(w1.of('command').some((c) => c.payload?.from === i)).toBe(false);
     }
 
+    // each board says how it stands with its peers
+    await until('n2 to know n0 refused it', async () => (await nodes[2]!.get('/gandalf/admission')).body.peers?.n0?.state === 'refused', 20_000);
+    expect((await nodes[2]!.get('/gandalf/admission')).body).toMatchObject({
+      required: true,
+      tenant: 'acme',
+      secret: true,
+      peers: { n0: { state: 'refused', reason: `wrong key for secret ${nodeSecret.id} of tenant acme` } },
+    });
+    expect((await nodes[1]!.get('/gandalf/admission')).body.peers.n0).toEqual({ state: 'admitted' });
     // every admission and refusal is in acme's sink, by the node that checked it, without a secret's value
     const admissions = async () => {
       const r = await n0.post('/db/query?db=gandalf-acme&level=strong', ['SELECT node, subject, name, outcome, secret_id, reason FROM admissions ORDER BY id']);
