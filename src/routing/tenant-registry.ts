@@ -17,7 +17,7 @@
  * every aggregator, connector and worker presents a secret of its tenant.
  */
 import { randomBytes } from 'node:crypto';
-import type { Clock, TimerHandle } from '../core/clock';
+import { sleep, type Clock, type TimerHandle } from '../core/clock';
 import { GandalfError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import { RESERVED_PREFIX } from '../core/reserved-keys';
@@ -82,6 +82,7 @@ export class TenantRegistry {
   private timer: TimerHandle | undefined;
   private stopped = false;
   private freshAt = -Infinity;
+  private nextFresh: Promise<void> | undefined;
   private readonly listeners: (() => void)[] = [];
   /** Whether a refresh succeeded once (until then nothing is known). */
   loaded = false;
@@ -150,13 +151,20 @@ export class TenantRegistry {
 
   /**
    * A fresh read (at the system leader) for a secret this board has not seen yet: one created a
-   * moment ago admits at once. At most one per FRESH_EVERY_MS, so unknown secrets cannot flood the leader.
+   * moment ago admits at once. At most one per FRESH_EVERY_MS, so unknown secrets cannot flood the
+   * leader: a miss within that time waits for the next read (started after it), shared by every
+   * miss until it starts.
    */
-  async refreshForMiss(): Promise<void> {
-    const now = this.clock.monotonic();
-    if (now - this.freshAt < FRESH_EVERY_MS) return;
-    this.freshAt = now;
-    await this.refresh(true).catch((err: unknown) => this.logger.debug('tenants: could not refresh', { err: err as Error }));
+  refreshForMiss(): Promise<void> {
+    if (!this.nextFresh) {
+      const wait = Math.max(0, this.freshAt + FRESH_EVERY_MS - this.clock.monotonic());
+      this.nextFresh = (wait === 0 ? Promise.resolve() : sleep(this.clock, wait)).then(() => {
+        this.nextFresh = undefined;
+        this.freshAt = this.clock.monotonic();
+        return this.refresh(true).catch((err: unknown) => this.logger.debug('tenants: could not refresh', { err: err as Error }));
+      });
+    }
+    return this.nextFresh;
   }
 
   /** Whether admission is required (a tenant was created once). */

@@ -94,4 +94,26 @@ describe('tenant registry', () => {
     expect(calls).toBeGreaterThanOrEqual(2);
     expect(reg.secret('acme', '0123456789ab')).toBeUndefined();
   });
+
+  it('reads at the leader on a miss at most once a second, and a miss in between waits for the next read instead of going unread', async () => {
+    const { reg, kv, clock } = registry();
+    let fresh = 0;
+    const list = kv.list;
+    kv.list = (prefix, isFresh) => {
+      if (isFresh) fresh++;
+      return list(prefix, isFresh);
+    };
+    await reg.refreshForMiss();
+    expect(fresh).toBe(1);
+    const second = reg.refreshForMiss();
+    const third = reg.refreshForMiss();
+    // a tenant created meanwhile (by another board) is seen by the read they share
+    kv.data.set('gandalf/tenants/late', '{}');
+    await Promise.resolve();
+    expect(fresh).toBe(1);
+    clock.advance(1000);
+    await Promise.all([second, third]);
+    expect(fresh).toBe(2);
+    expect(reg.tenants()).toEqual(['late']);
+  });
 });
