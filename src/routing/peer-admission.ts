@@ -172,7 +172,9 @@ export class PeerAdmission implements Admission {
   private async check(from: string, secret: string): Promise<void> {
     const identity = from === this.o.self ? this.o.identity : identityOf(this.o.directory, from);
     const answer = (frame: AdmissionFrame) => (from === this.o.self ? this.receive(from, frame) : void this.o.send(from, frame));
-    if (!identity || secretRoles(identity).length === 0) return answer({ t: 'refused', reason: 'only aggregators and connectors present secrets' });
+    // a peer membership does not know yet: no answer, it presents again shortly (RETRY_MS)
+    if (!identity) return;
+    if (secretRoles(identity).length === 0) return answer({ t: 'refused', reason: 'only aggregators and connectors present secrets' });
     const key = digest(secret);
     if (this.verifying.has(from)) return;
     this.verifying.add(from);

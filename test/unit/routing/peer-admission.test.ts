@@ -25,7 +25,9 @@ function rack(specs: Spec[]) {
   const frames: { from: string; to: string; frame: AdmissionFrame; at: number }[] = [];
   const traces: AdmissionRecord[] = [];
   const identity = (s: Spec): RoutingIdentity => ({ roles: s.roles, tenant: s.tenant, logicalName: s.id, connectorType: 'default', product: undefined });
-  const directory: Directory = { peers: () => specs.map((s) => ({ id: s.id, identity: identity(s) })) };
+  /** Nodes membership does not know yet (nobody's directory lists them). */
+  const unknown = new Set<string>();
+  const directory: Directory = { peers: () => specs.filter((s) => !unknown.has(s.id)).map((s) => ({ id: s.id, identity: identity(s) })) };
   const nodes = new Map<string, { admission: PeerAdmission; registry: TenantRegistry }>();
   const boot = (s: Spec) => {
     const registry = new TenantRegistry(kv, clock, silentLogger);
@@ -58,7 +60,7 @@ function rack(specs: Spec[]) {
     }
   };
   const admin = new TenantRegistry(kv, clock, silentLogger);
-  return { clock, kv, frames, traces, nodes, boot, run, admin, at: (id: string) => nodes.get(id)!.admission };
+  return { clock, kv, frames, traces, nodes, boot, run, admin, unknown, at: (id: string) => nodes.get(id)!.admission };
 }
 
 const cluster: Spec = { id: 'c1', roles: ['cluster'], tenant: 'default' };
@@ -168,5 +170,24 @@ describe('peer admission', () => {
     const again = r.frames.find((f) => f.from === 'a1' && f.frame.t === 'admit' && f.at >= asked);
     expect(again!.at - asked).toBeLessThanOrEqual(1100);
     expect(r.frames.some((f) => f.from === 'c1' && f.frame.t === 'admit_needed')).toBe(true);
+  });
+
+  it('a presentation from a peer membership does not know yet is not refused: it is admitted soon after membership knows it', async () => {
+    const specs: Spec[] = [cluster, { id: 'a1', roles: ['aggregator'], tenant: 'acme' }];
+    const r = rack(specs);
+    await r.admin.createTenant('acme');
+    specs[1]!.secret = (await r.admin.createSecret('acme', ['aggregator'], undefined)).secret;
+    r.unknown.add('a1');
+    for (const x of specs) r.boot(x);
+    await r.run(2000);
+    expect(r.frames.some((f) => f.from === 'a1' && f.frame.t === 'admit')).toBe(true);
+    expect(r.frames.some((f) => f.from === 'c1' && f.frame.t === 'refused')).toBe(false);
+    r.unknown.delete('a1');
+    const known = r.clock.monotonic();
+    await r.run(30_000, () => r.at('c1').tenantOf('a1', 'aggregator') === 'acme');
+    expect(r.at('c1').tenantOf('a1', 'aggregator')).toBe('acme');
+    // its next presentation came after RETRY_MS (3 s), not after a refusal's 10 s
+    const next = r.frames.find((f) => f.from === 'a1' && f.to === 'c1' && f.frame.t === 'admit' && f.at >= known);
+    expect(next!.at - known).toBeLessThanOrEqual(3100);
   });
 });
