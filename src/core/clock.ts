@@ -30,3 +30,29 @@ export const systemClock: Clock = {
 export function sleep(clock: Clock, ms: number): Promise<void> {
   return new Promise((resolve) => clock.setTimeout(resolve, Math.max(0, ms)).unref?.());
 }
+
+/**
+ * Runs `work` now and again `everyMs` after each run ends (a slow run delays the next, never
+ * overlaps it), until stopped. A failed run goes to `onError`; the next one still comes.
+ */
+export function repeatAfter(clock: Clock, everyMs: number, work: () => Promise<void>, onError: (err: unknown) => void): { stop(): void } {
+  let stopped = false;
+  let timer: TimerHandle | undefined;
+  const tick = () => {
+    if (stopped) return;
+    void work()
+      .catch(onError)
+      .finally(() => {
+        if (stopped) return;
+        timer = clock.setTimeout(tick, everyMs);
+        timer.unref?.();
+      });
+  };
+  tick();
+  return {
+    stop: () => {
+      stopped = true;
+      if (timer) clock.clearTimeout(timer);
+    },
+  };
+}

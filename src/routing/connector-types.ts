@@ -11,7 +11,7 @@
  * registered is open: anything goes (a zero-configuration rack).
  */
 import Ajv, { type ValidateFunction } from 'ajv';
-import type { Clock, TimerHandle } from '../core/clock';
+import { repeatAfter, type Clock } from '../core/clock';
 import { GandalfError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import { isRoutingName } from '../core/routing-identity';
@@ -50,8 +50,7 @@ export class ConnectorTypes {
   /** What the container held at the last refresh, by key: unchanged entries are not parsed again. */
   private stored = new Map<string, { value: string; version: TypeVersion }>();
   private readonly validators = new Map<string, ValidateFunction>();
-  private timer: TimerHandle | undefined;
-  private stopped = false;
+  private refresher: { stop(): void } | undefined;
 
   constructor(
     private readonly kv: KvPort,
@@ -60,22 +59,16 @@ export class ConnectorTypes {
   ) {}
 
   start(): void {
-    const tick = () => {
-      if (this.stopped) return;
-      void this.refresh()
-        .catch((err: unknown) => this.logger.debug('connector types: could not refresh', { err: err as Error }))
-        .finally(() => {
-          if (this.stopped) return;
-          this.timer = this.clock.setTimeout(tick, REFRESH_MS);
-          this.timer.unref?.();
-        });
-    };
-    tick();
+    this.refresher = repeatAfter(
+      this.clock,
+      REFRESH_MS,
+      () => this.refresh(),
+      (err: unknown) => this.logger.debug('connector types: could not refresh', { err: err as Error }),
+    );
   }
 
   stop(): void {
-    this.stopped = true;
-    if (this.timer) this.clock.clearTimeout(this.timer);
+    this.refresher?.stop();
   }
 
   /** Checks a type version as given by an operator (every schema must compile) and stores it. */

@@ -192,18 +192,7 @@ export class PeerAdmission implements Admission {
     }
     const before = this.admitted.get(from);
     this.admitted.set(from, { tenant: identity.tenant, id: id!, digest: key });
-    if (before?.digest !== key) {
-      this.o.trace({
-        tenant: identity.tenant,
-        node: this.o.self,
-        subject: 'node',
-        name: from,
-        roles: secretRoles(identity),
-        secretId: id,
-        outcome: 'admitted',
-        at: Math.floor(this.o.clock.now()),
-      });
-    }
+    if (before?.digest !== key) this.traceNode(from, identity, 'admitted', id);
     answer({ t: 'admitted', tenant: identity.tenant });
   }
 
@@ -275,6 +264,10 @@ export class PeerAdmission implements Admission {
     if (now - (this.refusalTracedAt.get(from) ?? -Infinity) < REFUSAL_TRACE_MS) return;
     this.refusalTracedAt.set(from, now);
     this.o.logger.warn('refused a peer\u2019s secret', { peer: from, tenant: identity.tenant, reason });
+    this.traceNode(from, identity, 'refused', secretId, reason);
+  }
+
+  private traceNode(from: string, identity: RoutingIdentity, outcome: 'admitted' | 'refused', secretId: string | undefined, reason?: string): void {
     this.o.trace({
       tenant: identity.tenant,
       node: this.o.self,
@@ -282,8 +275,8 @@ export class PeerAdmission implements Admission {
       name: from,
       roles: secretRoles(identity),
       secretId,
-      outcome: 'refused',
-      reason,
+      outcome,
+      ...(reason !== undefined ? { reason } : {}),
       at: Math.floor(this.o.clock.now()),
     });
   }

@@ -17,7 +17,7 @@
  * every aggregator, connector and worker presents a secret of its tenant.
  */
 import { randomBytes } from 'node:crypto';
-import { sleep, type Clock, type TimerHandle } from '../core/clock';
+import { repeatAfter, sleep, type Clock } from '../core/clock';
 import { GandalfError } from '../core/errors';
 import type { Logger } from '../core/logger';
 import { RESERVED_PREFIX } from '../core/reserved-keys';
@@ -79,8 +79,7 @@ export class TenantRegistry {
   private secretMap = new Map<string, SecretRecord>();
   /** What the container held at the last refresh: unchanged secrets are not parsed again. */
   private stored = new Map<string, string>();
-  private timer: TimerHandle | undefined;
-  private stopped = false;
+  private refresher: { stop(): void } | undefined;
   private freshAt = -Infinity;
   private nextFresh: Promise<void> | undefined;
   private readonly listeners: (() => void)[] = [];
@@ -94,22 +93,16 @@ export class TenantRegistry {
   ) {}
 
   start(): void {
-    const tick = () => {
-      if (this.stopped) return;
-      void this.refresh()
-        .catch((err: unknown) => this.logger.debug('tenants: could not refresh', { err: err as Error }))
-        .finally(() => {
-          if (this.stopped) return;
-          this.timer = this.clock.setTimeout(tick, REFRESH_MS);
-          this.timer.unref?.();
-        });
-    };
-    tick();
+    this.refresher = repeatAfter(
+      this.clock,
+      REFRESH_MS,
+      () => this.refresh(),
+      (err: unknown) => this.logger.debug('tenants: could not refresh', { err: err as Error }),
+    );
   }
 
   stop(): void {
-    this.stopped = true;
-    if (this.timer) this.clock.clearTimeout(this.timer);
+    this.refresher?.stop();
   }
 
   /** Called after each refresh (revocations take effect there). */
